@@ -1,0 +1,25 @@
+# Both targets set themselves up: they create .venv and install the project into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STUDY ?= studies/digits.toml
+
+.PHONY: tune test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+tune: $(VENV)/.installed
+	$(PY) -m model.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadfile
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_mlp.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,7 @@
+"""A multilayer perceptron written with NumPy alone, behind scikit-learn estimators."""
+
+from .estimators import MLPClassifier, MLPRegressor
+from .serialization import load, save
+from .training import DivergenceError, EpochCallback
+
+__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "EpochCallback", "load", "save"]

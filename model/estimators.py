@@ -1,0 +1,437 @@
+"""scikit-learn estimators over the NumPy network: MLPClassifier and MLPRegressor."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .activations import get_activation
+from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, OutputLoss, SquaredError
+from .network import Network
+from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
+from .schedules import make_schedule
+from .training import EpochCallback, StoppingRules, TrainingState, train
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class BaseMLP(BaseEstimator):
+    """Shared fitting logic; subclasses define how targets become network outputs."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Sequence[int] = (64,),
+        activation: str = "relu",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        lr_schedule: str = "constant",
+        batch_size: int = 32,
+        max_epochs: int = 200,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        l2: float = 1e-4,
+        dropout: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        random_state: int | np.random.RandomState | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.l2 = l2
+        self.dropout = dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.dtype = dtype
+
+    # --- subclass hooks -------------------------------------------------------------------
+    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def _output_loss(self) -> OutputLoss:
+        raise NotImplementedError
+
+    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    _monitor = ""
+
+    # --- fitted attributes -----------------------------------------------------------------
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices W_l of shape (n_in, n_out), live views of the trained parameters."""
+        return self._network.coefs
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors b_l of shape (n_out,)."""
+        return self._network.intercepts
+
+    @property
+    def n_params_(self) -> int:
+        return self._network.n_params
+
+    # --- validation ------------------------------------------------------------------------
+    def _check_hyperparameters(self) -> np.dtype:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (sizes,)
+        sizes = list(sizes)
+        if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
+            )
+        get_activation(self.activation)
+        check_optimizer_name(self.optimizer)
+        make_schedule(self.lr_schedule, 1.0, 1)
+        checks = {
+            "learning_rate": (self.learning_rate, 0.0, math.inf, False),
+            "batch_size": (self.batch_size, 1, math.inf, True),
+            "max_epochs": (self.max_epochs, 1, math.inf, True),
+            "n_iter_no_change": (self.n_iter_no_change, 1, math.inf, True),
+            "patience": (self.patience, 1, math.inf, True),
+            "tol": (self.tol, 0.0, math.inf, True),
+            "l2": (self.l2, 0.0, math.inf, True),
+            "dropout": (self.dropout, 0.0, 1.0, "left"),
+            "validation_fraction": (self.validation_fraction, 0.0, 1.0, False),
+        }
+        for name, (value, low, high, closed) in checks.items():
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if ok:
+                ok = (value >= low if closed in (True, "left") else value > low) and value < high
+                ok = ok or (closed is True and value == high)
+            if not ok:
+                raise ValueError(f"{name} must be a number in range ({low}, {high}); got {value!r}")
+        if str(self.dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        self._layer_sizes = sizes
+        return np.dtype(DTYPES[str(self.dtype)])
+
+    def _seed_rng(self) -> np.random.Generator:
+        if isinstance(self.random_state, numbers.Integral):
+            return np.random.default_rng(int(self.random_state))
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        return np.random.default_rng(seed)
+
+    # --- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        X,
+        y,
+        X_val=None,
+        y_val=None,
+        callbacks: Sequence[EpochCallback] | None = None,
+    ):
+        """Train from scratch for up to ``max_epochs`` epochs.
+
+        Validation data (``X_val``, ``y_val``), when given, is scored after every epoch and passed
+        to ``callbacks``; with ``early_stopping`` it decides when to stop (otherwise a
+        ``validation_fraction`` of the training data is held out for it).
+        """
+        return self._fit(X, y, X_val, y_val, callbacks or (), incremental=False)
+
+    def _fit(self, X, y, X_val, y_val, callbacks, incremental: bool, classes=None):
+        dtype = self._check_hyperparameters()
+        first = not (incremental and hasattr(self, "_network"))
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True
+        )
+        if X.shape[0] == 0:
+            raise ValueError("cannot fit on empty data: X has 0 samples")
+        y = self._prepare_y(y)
+        if first:
+            self._rng = self._seed_rng()
+        if first and classes is not None:
+            self._set_classes(classes)
+        Y = self._encode_targets(y, fitting=first and classes is None)
+        if X_val is not None:
+            if y_val is None:
+                raise ValueError("X_val was given without y_val")
+            X_val = validate_data(self, X_val, reset=False, dtype=(np.float64, np.float32))
+            y_val = self._prepare_y(np.asarray(y_val))
+        elif self.early_stopping and not incremental:
+            X, X_val, Y, y_val = self._split_validation(X, y, Y)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        if first:
+            self._network = Network(
+                [X.shape[1], *self._layer_sizes, Y.shape[1]],
+                self.activation,
+                self._output_loss(),
+                dtype=dtype,
+                dropout=self.dropout,
+            )
+            self._network.initialize(self._rng)
+            self._optimizer = self._make_optimizer()
+            self._schedule = make_schedule(
+                self.lr_schedule,
+                self.learning_rate,
+                self.max_epochs,
+                patience=max(1, self.n_iter_no_change // 2),
+                tol=self.tol,
+            )
+            self._state = TrainingState()
+        elif self._network.layer_sizes[-1] != Y.shape[1]:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs but the model was fitted with "
+                f"{self._network.layer_sizes[-1]}"
+            )
+        state = self._state
+        if not incremental:
+            state.epochs_without_improvement = 0
+        evaluate = None
+        if X_val is not None:
+            Xv, yv = X_val, y_val
+
+            def evaluate() -> dict[str, float]:
+                return self._validation_metrics(Xv, yv)
+
+        train(
+            self._network,
+            self._optimizer,
+            self._schedule,
+            X,
+            Y,
+            batch_size=self.batch_size,
+            l2=self.l2,
+            rules=StoppingRules(
+                max_epochs=1 if incremental else self.max_epochs,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                early_stopping=bool(self.early_stopping) and X_val is not None,
+                patience=self.patience,
+            ),
+            rng=self._rng,
+            state=state,
+            evaluate=evaluate,
+            monitor=self._monitor,
+            callbacks=callbacks,
+        )
+        self.loss_curve_ = list(state.loss_curve)
+        self.validation_scores_ = list(state.validation_scores)
+        self.n_iter_ = state.epoch
+        self.t_ = state.steps
+        self.best_loss_ = state.best_loss
+        self.best_epoch_ = state.best_epoch
+        self.stop_reason_ = state.stop_reason
+        if not incremental and state.stop_reason == "max_epochs":
+            warnings.warn(
+                f"{type(self).__name__}: reached max_epochs={self.max_epochs} before the "
+                "loss converged",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _prepare_y(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+    def _make_optimizer(self):
+        params = self._network.params
+        if self.optimizer == "adamw":
+            mask = np.zeros_like(params)
+            mask[: self._network.n_weights] = 1.0
+            return AdamW(params, weight_decay=self.l2, decay_mask=mask)
+        return OPTIMIZERS[self.optimizer](params)
+
+    def _split_validation(self, X, y, Y):
+        stratify = self._stratify_labels(y)
+        seed = int(self._rng.integers(np.iinfo(np.int32).max))
+        n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
+        if X.shape[0] - n_val < 1:
+            raise ValueError(
+                f"early_stopping needs at least 2 samples; got {X.shape[0]} "
+                f"with validation_fraction={self.validation_fraction}"
+            )
+        try:
+            X_tr, X_val, Y_tr, _, _, y_val = train_test_split(
+                X, Y, y, test_size=n_val, random_state=seed, stratify=stratify
+            )
+        except ValueError:
+            X_tr, X_val, Y_tr, _, _, y_val = train_test_split(
+                X, Y, y, test_size=n_val, random_state=seed
+            )
+        return X_tr, X_val, Y_tr, y_val
+
+    def _stratify_labels(self, y):
+        return None
+
+    # --- prediction ------------------------------------------------------------------------
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "_network")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return self._network.predict_output(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+    def save(self, path) -> None:
+        """Write the fitted estimator to ``path`` (NumPy arrays + JSON, no pickle)."""
+        from .serialization import save
+
+        save(self, path)
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    """Multilayer perceptron classifier: binary (one sigmoid), multiclass (softmax) and
+    multi-label (one sigmoid per label, y as an indicator matrix)."""
+
+    _monitor = "val_accuracy"
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y); ``classes`` lists every label on the first call."""
+        if not hasattr(self, "_network") and classes is None:
+            if type_of_target(y) != "multilabel-indicator":
+                raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, None, None, (), incremental=True, classes=classes)
+
+    def _prepare_y(self, y: np.ndarray) -> np.ndarray:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return y
+
+    def _set_classes(self, classes) -> None:
+        self.classes_ = np.unique(np.asarray(classes))
+        self._multilabel = False
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"the classifier needs at least 2 classes; got 1 class: {self.classes_[0]!r}"
+            )
+
+    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        check_classification_targets(y)
+        if fitting:
+            if type_of_target(y) == "multilabel-indicator":
+                self._multilabel = True
+                self.classes_ = np.arange(y.shape[1])
+            else:
+                self._set_classes(y)
+        if self._multilabel:
+            return np.asarray(y, dtype=np.float64)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen in classes: {unknown.tolist()}")
+        index = np.searchsorted(self.classes_, y)
+        if len(self.classes_) == 2:
+            return (index == 1).astype(np.float64)[:, None]
+        return np.eye(len(self.classes_))[index]
+
+    def _output_loss(self) -> OutputLoss:
+        if self._multilabel or len(self.classes_) == 2:
+            return BinaryCrossEntropy()
+        return CategoricalCrossEntropy()
+
+    def _stratify_labels(self, y):
+        return None if self._multilabel else y
+
+    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
+        proba = self._proba(self._network.predict_output(X_val))
+        Y = self._encode_targets(y_val, fitting=False)
+        eps = 1e-15
+        if self._multilabel:
+            loss = -np.mean(
+                np.sum(Y * np.log(np.clip(proba, eps, 1)) + (1 - Y) * np.log(np.clip(1 - proba, eps, 1)), axis=1)
+            )
+            accuracy = float(np.mean(np.all((proba > 0.5) == (Y > 0.5), axis=1)))
+        else:
+            if Y.shape[1] == 1:
+                Y = np.hstack([1 - Y, Y])
+            loss = -np.mean(np.sum(Y * np.log(np.clip(proba, eps, 1)), axis=1))
+            accuracy = float(np.mean(proba.argmax(axis=1) == Y.argmax(axis=1)))
+        return {"val_loss": float(loss), "val_accuracy": accuracy}
+
+    def _proba(self, output: np.ndarray) -> np.ndarray:
+        if not self._multilabel and output.shape[1] == 1:
+            return np.hstack([1.0 - output, output])
+        return output
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        return self._proba(self._forward(X))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(int)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMLP):
+    """Multilayer perceptron regressor (identity output, squared error), single or multi-output.
+
+    Targets are standardised internally, so raw targets in the hundreds train as well as
+    unit-scale ones; predictions are returned in the original units.
+    """
+
+    _monitor = "val_r2"
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, None, None, (), incremental=True)
+
+    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        Y = y[:, None] if y.ndim == 1 else y
+        if fitting:
+            self._y_mean = Y.mean(axis=0)
+            scale = Y.std(axis=0)
+            self._y_scale = np.where(scale > 0, scale, 1.0)
+        return (Y - self._y_mean) / self._y_scale
+
+    def _output_loss(self) -> OutputLoss:
+        return SquaredError()
+
+    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
+        pred = self._decode(self._network.predict_output(X_val))
+        y = np.asarray(y_val, dtype=np.float64).reshape(pred.shape)
+        return {
+            "val_rmse": math.sqrt(mean_squared_error(y, pred)),
+            "val_mae": float(mean_absolute_error(y, pred)),
+            "val_r2": float(r2_score(y, pred)),
+        }
+
+    def _decode(self, output: np.ndarray) -> np.ndarray:
+        pred = output * self._y_scale + self._y_mean
+        return pred.ravel() if pred.shape[1] == 1 else pred
+
+    def predict(self, X) -> np.ndarray:
+        return self._decode(self._forward(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

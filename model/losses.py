@@ -1,0 +1,103 @@
+"""Output layers paired with their loss: sigmoid + binary cross-entropy, softmax + categorical
+cross-entropy, identity + squared error.
+
+Each pair is evaluated on the logits z of the last layer. For all three, dJ/dz = (y_hat - y) / m,
+and the loss is computed from z with log-sum-exp so that no probability is ever 0 inside a log.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class OutputLoss:
+    """The output activation and its loss, J = (1/m) * sum over samples of L(y_hat, y)."""
+
+    name: str = ""
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Output activation y_hat = f(z); returns a new array."""
+        raise NotImplementedError
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        """Mean loss over the rows of z (logits) against targets y."""
+        raise NotImplementedError
+
+    def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean loss and dJ/dz, overwriting ``z`` with the gradient."""
+        m = z.shape[0]
+        value = self.loss(z, y)
+        delta = self._to_output(z)
+        delta -= y
+        delta *= 1.0 / m
+        return value, delta
+
+    def _to_output(self, z: np.ndarray) -> np.ndarray:
+        """Output activation computed in place in ``z``."""
+        raise NotImplementedError
+
+
+class BinaryCrossEntropy(OutputLoss):
+    """One sigmoid unit per label; L = -sum_k [y log y_hat + (1 - y) log(1 - y_hat)].
+
+    With y_hat = sigmoid(z), -log y_hat = log(1 + e^-z), so L = sum_k log(1 + e^z) - y z,
+    evaluated as ``logaddexp(0, z) - y * z``.
+    """
+
+    name = "binary_cross_entropy"
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        return self._to_output(np.array(z, copy=True))
+
+    def _to_output(self, z: np.ndarray) -> np.ndarray:
+        z *= 0.5
+        np.tanh(z, out=z)
+        z += 1.0
+        z *= 0.5
+        return z
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        per_element = np.logaddexp(0.0, z) - y * z
+        return float(per_element.sum() / z.shape[0])
+
+
+class CategoricalCrossEntropy(OutputLoss):
+    """Softmax over classes; L = -sum_k y_k log softmax(z)_k with a log-sum-exp."""
+
+    name = "categorical_cross_entropy"
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        return self._to_output(np.array(z, copy=True))
+
+    def _to_output(self, z: np.ndarray) -> np.ndarray:
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        picked = (shifted * y).sum(axis=1)
+        return float((log_norm * y.sum(axis=1) - picked).sum() / z.shape[0])
+
+
+class SquaredError(OutputLoss):
+    """Identity output; L = 1/2 * ||y_hat - y||^2 (the 1/2 makes dL/dz = y_hat - y)."""
+
+    name = "squared_error"
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        return np.array(z, copy=True)
+
+    def _to_output(self, z: np.ndarray) -> np.ndarray:
+        return z
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        diff = z - y
+        return float(0.5 * np.einsum("ij,ij->", diff, diff) / z.shape[0])
+
+
+OUTPUT_LOSSES: dict[str, type[OutputLoss]] = {
+    cls.name: cls for cls in (BinaryCrossEntropy, CategoricalCrossEntropy, SquaredError)
+}

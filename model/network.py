@@ -1,0 +1,204 @@
+"""The network: dense layers over one packed parameter vector.
+
+Layers follow the CS231n pattern: ``forward`` keeps a cache, ``backward`` consumes it.
+All weights come first in the packed vector, then all biases, so L2 (and AdamW's decay) touch
+one contiguous slice, and an optimizer updates every parameter with a few NumPy calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .activations import Activation, Identity, get_activation
+from .losses import OutputLoss
+
+
+class Dense:
+    """A = g(X W + b), with inverted dropout on the output when training."""
+
+    def __init__(
+        self,
+        W: np.ndarray,
+        b: np.ndarray,
+        dW: np.ndarray,
+        db: np.ndarray,
+        activation: Activation,
+        dropout: float = 0.0,
+    ) -> None:
+        self.W, self.b, self.dW, self.db = W, b, dW, db
+        self.activation = activation
+        self.dropout = dropout
+        self._rows = 0
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+
+    def _buffers(self, n: int) -> None:
+        if n > self._rows:
+            dtype, (n_in, n_out) = self.W.dtype, self.W.shape
+            self._z = np.empty((n, n_out), dtype)
+            self._dx = np.empty((n, n_in), dtype)
+            if self.dropout:
+                self._mask = np.empty((n, n_out), dtype)
+                self._dropped = np.empty((n, n_out), dtype)
+            self._rows = n
+
+    def forward(self, X: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
+        """Activations of this layer for the batch X; the result is a buffer reused next call."""
+        n = X.shape[0]
+        self._buffers(n)
+        a = np.matmul(X, self.W, out=self._z[:n])
+        a += self.b
+        self.activation.forward(a)
+        mask = None
+        if training and self.dropout:
+            mask = self._mask[:n]
+            rng.random(dtype=mask.dtype, out=mask)
+            keep = 1.0 - self.dropout
+            np.greater_equal(mask, self.dropout, out=mask, casting="unsafe")
+            mask *= 1.0 / keep
+            out = np.multiply(a, mask, out=self._dropped[:n])
+        else:
+            out = a
+        self._cache = (X, a, mask)
+        return out
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """Fill dW, db from dJ/dA (overwritten) and return dJ/dX when asked."""
+        X, a, mask = self._cache
+        if mask is not None:
+            grad *= mask
+        dz = self.activation.backward(a, grad)
+        np.matmul(X.T, dz, out=self.dW)
+        np.sum(dz, axis=0, out=self.db)
+        if not need_input_grad:
+            return None
+        return np.matmul(dz, self.W.T, out=self._dx[: X.shape[0]])
+
+
+class Network:
+    """A multilayer perceptron: hidden Dense layers, a linear output layer and an output loss."""
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        activation: str,
+        output: OutputLoss,
+        dtype: np.dtype | str = np.float32,
+        dropout: float = 0.0,
+    ) -> None:
+        self.layer_sizes = [int(s) for s in layer_sizes]
+        self.activation_name = activation
+        self.output = output
+        self.dtype = np.dtype(dtype)
+        self.dropout = float(dropout)
+        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        n_weights = sum(i * o for i, o in shapes)
+        n_biases = sum(o for _, o in shapes)
+        self.n_weights = n_weights
+        self.params = np.zeros(n_weights + n_biases, self.dtype)
+        self.grads = np.zeros_like(self.params)
+        self._bind_layers()
+
+    @property
+    def weights(self) -> np.ndarray:
+        """All weights as one contiguous slice of the packed parameters (what L2 penalises)."""
+        return self.params[: self.n_weights]
+
+    def _bind_layers(self) -> None:
+        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        self.layers: list[Dense] = []
+        w_at, b_at = 0, self.n_weights
+        for k, (n_in, n_out) in enumerate(shapes):
+            last = k == len(shapes) - 1
+            views = []
+            for flat in (self.params, self.grads):
+                views.append(flat[w_at : w_at + n_in * n_out].reshape(n_in, n_out))
+                views.append(flat[b_at : b_at + n_out])
+            W, b, dW, db = views
+            act = Identity() if last else get_activation(self.activation_name)
+            self.layers.append(Dense(W, b, dW, db, act, 0.0 if last else self.dropout))
+            w_at += n_in * n_out
+            b_at += n_out
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["layers"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_layers()
+
+    @property
+    def coefs(self) -> list[np.ndarray]:
+        return [layer.W for layer in self.layers]
+
+    @property
+    def intercepts(self) -> list[np.ndarray]:
+        return [layer.b for layer in self.layers]
+
+    @property
+    def n_params(self) -> int:
+        return int(self.params.size)
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        """He initialisation for relu-like hidden layers, Glorot for the others; zero biases."""
+        self.params[:] = 0.0
+        for layer in self.layers:
+            n_in, n_out = layer.W.shape
+            if layer.activation.init == "he":
+                layer.W[:] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+            else:
+                bound = np.sqrt(6.0 / (n_in + n_out))
+                layer.W[:] = rng.uniform(-bound, bound, size=(n_in, n_out))
+
+    def set_params(self, coefs: Sequence[np.ndarray], intercepts: Sequence[np.ndarray]) -> None:
+        for layer, W, b in zip(self.layers, coefs, intercepts, strict=True):
+            layer.W[:] = W
+            layer.b[:] = b
+
+    def forward(
+        self, X: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Logits of the output layer (a reused buffer) in the network's dtype."""
+        a = X
+        for layer in self.layers:
+            a = layer.forward(a, training, rng)
+        return a
+
+    def loss_and_gradients(
+        self, X: np.ndarray, Y: np.ndarray, l2: float = 0.0, rng: np.random.Generator | None = None
+    ) -> float:
+        """J = (1/m) sum L + (l2 / 2m) sum ||W||^2 on the batch; gradients land in ``self.grads``.
+
+        Dropout is active when ``rng`` is given (training); the biases are not penalised.
+        """
+        m = X.shape[0]
+        z = self.forward(X, training=rng is not None, rng=rng)
+        loss, grad = self.output.loss_and_delta(z, Y)
+        for k in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[k].backward(grad, need_input_grad=k > 0)
+        if l2:
+            w = self.weights
+            loss += 0.5 * l2 / m * float(np.dot(w, w))
+            self.grads[: self.n_weights] += (l2 / m) * w
+        return loss
+
+    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits computed in float64 with fresh arrays.
+
+        float32 matmuls are not bitwise stable across batch shapes with OpenBLAS; in float64 a row
+        gives the same answer alone or inside any batch, which scikit-learn's checks require.
+        """
+        a = np.asarray(X, dtype=np.float64)
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
+            a = a @ layer.W.astype(np.float64) + layer.b.astype(np.float64)
+            if k < last:
+                a = layer.activation.forward(a)
+        return a
+
+    def predict_output(self, X: np.ndarray) -> np.ndarray:
+        """Network output (probabilities or values) in float64."""
+        return self.output.predict(self.predict_logits(X))

@@ -1,0 +1,160 @@
+"""Optimizers as small classes with one update rule, applied to the packed parameter vector.
+
+All parameters of a network live in one flat array (weights and biases are views into it), so
+one update touches every parameter with a handful of NumPy calls whatever the depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    """Updates ``params`` in place from ``grads``, both flat arrays of the same shape and dtype."""
+
+    name: str = ""
+
+    def __init__(self, params: np.ndarray) -> None:
+        self.params = params
+        self._buffer = np.zeros_like(params)
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> np.ndarray:
+        return np.zeros_like(self.params)
+
+
+class SGD(Optimizer):
+    """theta <- theta - lr * g"""
+
+    name = "sgd"
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        np.multiply(grads, -learning_rate, out=self._buffer)
+        self.params += self._buffer
+
+
+class Momentum(Optimizer):
+    """v <- mu v - lr g; theta <- theta + v"""
+
+    name = "momentum"
+
+    def __init__(self, params: np.ndarray, momentum: float = 0.9) -> None:
+        super().__init__(params)
+        self.momentum = momentum
+        self.velocity = self._state()
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        self.velocity *= self.momentum
+        np.multiply(grads, learning_rate, out=self._buffer)
+        self.velocity -= self._buffer
+        self.params += self.velocity
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum in the form used by scikit-learn: theta <- theta + mu v - lr g."""
+
+    name = "nesterov"
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        np.multiply(grads, learning_rate, out=self._buffer)
+        self.velocity *= self.momentum
+        self.velocity -= self._buffer
+        self.params -= self._buffer
+        self.params += self.momentum * self.velocity
+
+
+class RMSprop(Optimizer):
+    """s <- rho s + (1 - rho) g^2; theta <- theta - lr g / (sqrt(s) + eps)"""
+
+    name = "rmsprop"
+
+    def __init__(self, params: np.ndarray, rho: float = 0.9, epsilon: float = 1e-8) -> None:
+        super().__init__(params)
+        self.rho, self.epsilon = rho, epsilon
+        self.square_avg = self._state()
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        self.square_avg *= self.rho
+        np.multiply(grads, grads, out=self._buffer)
+        self._buffer *= 1.0 - self.rho
+        self.square_avg += self._buffer
+        np.sqrt(self.square_avg, out=self._buffer)
+        self._buffer += self.epsilon
+        np.divide(grads, self._buffer, out=self._buffer)
+        self._buffer *= -learning_rate
+        self.params += self._buffer
+
+
+class Adam(Optimizer):
+    """Adaptive moment estimation with bias correction (Kingma & Ba, 2015)."""
+
+    name = "adam"
+
+    def __init__(
+        self,
+        params: np.ndarray,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+    ) -> None:
+        super().__init__(params)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.t = 0
+        self.m = self._state()
+        self.v = self._state()
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        self.m *= b1
+        np.multiply(grads, 1.0 - b1, out=self._buffer)
+        self.m += self._buffer
+        self.v *= b2
+        np.multiply(grads, grads, out=self._buffer)
+        self._buffer *= 1.0 - b2
+        self.v += self._buffer
+        step = learning_rate * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        np.sqrt(self.v, out=self._buffer)
+        self._buffer += self.epsilon
+        np.divide(self.m, self._buffer, out=self._buffer)
+        self._buffer *= -step
+        self.params += self._buffer
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    The decay is not part of the gradient: each step shrinks the weights (never the biases)
+    by ``lr * weight_decay``. ``decay_mask`` is 1 on weights and 0 on biases.
+    """
+
+    name = "adamw"
+
+    def __init__(
+        self, params: np.ndarray, weight_decay: float = 0.01, decay_mask: np.ndarray | None = None
+    ) -> None:
+        super().__init__(params)
+        self.weight_decay = weight_decay
+        self.decay_mask = np.ones_like(params) if decay_mask is None else decay_mask
+
+    def step(self, grads: np.ndarray, learning_rate: float) -> None:
+        if self.weight_decay:
+            np.multiply(self.params, self.decay_mask, out=self._buffer)
+            self._buffer *= -learning_rate * self.weight_decay
+            self.params += self._buffer
+        super().step(grads, learning_rate)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSprop, Adam, AdamW)
+}
+
+
+def check_optimizer_name(name: str) -> str:
+    """Return ``name`` if it is a known optimizer, else raise a ValueError listing them."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        allowed = ", ".join(OPTIMIZERS)
+        raise ValueError(f"unknown optimizer {name!r}; expected one of: {allowed}")
+    return name

@@ -1,0 +1,112 @@
+"""Learning-rate schedules: the rate for each epoch, decreasing over training.
+
+Decaying schedules are laid out over ``max_epochs`` so that one name means the same shape of
+decay whatever the budget: the rate ends near 1/100 of its start (step: halved four times).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Schedule:
+    """Learning rate as a function of the epoch (0-based); ``observe`` sees each epoch's loss."""
+
+    name: str = ""
+
+    def __init__(self, initial_rate: float, max_epochs: int, patience: int = 5, tol: float = 1e-4):
+        self.initial_rate = initial_rate
+        self.max_epochs = max(1, max_epochs)
+
+    def rate(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, loss: float) -> None:
+        """Called after each epoch with its training loss (used by reduce-on-plateau)."""
+
+
+class Constant(Schedule):
+    name = "constant"
+
+    def rate(self, epoch: int) -> float:
+        return self.initial_rate
+
+
+class Step(Schedule):
+    """Halve the rate every quarter of the epoch budget."""
+
+    name = "step"
+
+    def rate(self, epoch: int) -> float:
+        period = max(1, self.max_epochs // 4)
+        return self.initial_rate * 0.5 ** (epoch // period)
+
+
+class Exponential(Schedule):
+    """lr_0 * gamma^epoch, with gamma such that the rate reaches lr_0 / 100 at max_epochs."""
+
+    name = "exponential"
+
+    def rate(self, epoch: int) -> float:
+        return self.initial_rate * 0.01 ** (epoch / self.max_epochs)
+
+
+class InverseTime(Schedule):
+    """lr_0 / (1 + k * epoch), with k such that the rate reaches lr_0 / 100 at max_epochs."""
+
+    name = "inverse_time"
+
+    def rate(self, epoch: int) -> float:
+        return self.initial_rate / (1.0 + 99.0 * epoch / self.max_epochs)
+
+
+class Cosine(Schedule):
+    """Cosine annealing from lr_0 down to lr_0 / 100 at max_epochs."""
+
+    name = "cosine"
+
+    def rate(self, epoch: int) -> float:
+        floor = self.initial_rate * 0.01
+        progress = min(epoch / self.max_epochs, 1.0)
+        return floor + (self.initial_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class ReduceOnPlateau(Schedule):
+    """Halve the rate when the training loss has not improved by ``tol`` for ``patience`` epochs."""
+
+    name = "plateau"
+
+    def __init__(self, initial_rate: float, max_epochs: int, patience: int = 5, tol: float = 1e-4):
+        super().__init__(initial_rate, max_epochs)
+        self.patience, self.tol = max(1, patience), tol
+        self.current = initial_rate
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def rate(self, epoch: int) -> float:
+        return self.current
+
+    def observe(self, loss: float) -> None:
+        if loss < self.best - self.tol:
+            self.best, self.bad_epochs = loss, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.current *= 0.5
+            self.bad_epochs = 0
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    cls.name: cls
+    for cls in (Constant, Step, Exponential, InverseTime, Cosine, ReduceOnPlateau)
+}
+
+
+def make_schedule(
+    name: str, initial_rate: float, max_epochs: int, patience: int = 5, tol: float = 1e-4
+) -> Schedule:
+    """The schedule called ``name``; a clear ValueError for an unknown one."""
+    if not isinstance(name, str) or name not in SCHEDULES:
+        allowed = ", ".join(SCHEDULES)
+        raise ValueError(f"unknown lr_schedule {name!r}; expected one of: {allowed}")
+    return SCHEDULES[name](initial_rate, max_epochs, patience=patience, tol=tol)

@@ -1,0 +1,149 @@
+"""The mini-batch training loop: epochs, shuffling, schedules, stopping rules and callbacks.
+
+It knows nothing of what it trains for: the estimator passes an ``evaluate`` function that
+returns the validation metrics, and the name of the one that early stopping watches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import Network
+from .optimizers import Optimizer
+from .schedules import Schedule
+
+#: ``callback(epoch, logs)`` after each epoch (1-based); returning True stops training.
+EpochCallback = Callable[[int, dict[str, float]], "bool | None"]
+
+
+class DivergenceError(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class StoppingRules:
+    """When to stop: the epoch budget, convergence of the loss, or early stopping."""
+
+    max_epochs: int
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    early_stopping: bool = False
+    patience: int = 10
+
+
+@dataclass
+class TrainingState:
+    """What the loop carries across ``fit``/``partial_fit`` calls."""
+
+    epoch: int = 0
+    steps: int = 0
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+    stop_reason: str = ""
+
+
+def train(
+    network: Network,
+    optimizer: Optimizer,
+    schedule: Schedule,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    batch_size: int,
+    l2: float,
+    rules: StoppingRules,
+    rng: np.random.Generator,
+    state: TrainingState,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    monitor: str | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+) -> TrainingState:
+    """Run up to ``rules.max_epochs`` epochs of shuffled mini-batch descent on (X, Y).
+
+    With ``rules.early_stopping`` the weights of the epoch with the best ``monitor`` value
+    (higher is better) are restored at the end.
+    """
+    n = X.shape[0]
+    batch_size = min(max(1, batch_size), n)
+    Xs, Ys = np.empty_like(X), np.empty_like(Y)
+    best_params = network.params.copy() if rules.early_stopping else None
+    penalty = 0.0 if optimizer.name == "adamw" else l2
+    state.stop_reason = "max_epochs"
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(rules.max_epochs):
+            lr = schedule.rate(state.epoch)
+            perm = rng.permutation(n)
+            np.take(X, perm, axis=0, out=Xs)
+            np.take(Y, perm, axis=0, out=Ys)
+            total = 0.0
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                loss = network.loss_and_gradients(Xs[start:stop], Ys[start:stop], penalty, rng)
+                if not math.isfinite(loss):
+                    state.stop_reason = "diverged"
+                    raise DivergenceError(
+                        f"training diverged at epoch {state.epoch + 1}: the loss is {loss}; "
+                        "lower the learning rate or scale the features"
+                    )
+                optimizer.step(network.grads, lr)
+                total += loss * (stop - start)
+            state.epoch += 1
+            state.steps += math.ceil(n / batch_size)
+            epoch_loss = total / n
+            state.loss_curve.append(epoch_loss)
+            schedule.observe(epoch_loss)
+            logs = {"loss": epoch_loss, "lr": lr}
+            if evaluate is not None:
+                logs.update(evaluate())
+            stop = _should_stop(state, rules, logs, monitor, network, best_params)
+            if any([bool(cb(state.epoch, dict(logs))) for cb in callbacks]):
+                state.stop_reason, stop = "callback", True
+            if stop:
+                break
+    if best_params is not None and state.validation_scores:
+        np.copyto(network.params, best_params)
+    return state
+
+
+def _should_stop(
+    state: TrainingState,
+    rules: StoppingRules,
+    logs: dict[str, float],
+    monitor: str | None,
+    network: Network,
+    best_params: np.ndarray | None,
+) -> bool:
+    """Track the best epoch; True when the loss converged or validation stopped improving."""
+    if monitor is not None and monitor in logs:
+        score = logs[monitor]
+        state.validation_scores.append(score)
+        if rules.early_stopping:
+            if score > state.best_score + rules.tol:
+                state.best_score, state.best_epoch = score, state.epoch
+                state.epochs_without_improvement = 0
+                np.copyto(best_params, network.params)
+            else:
+                state.epochs_without_improvement += 1
+            if state.epochs_without_improvement >= rules.patience:
+                state.stop_reason = "early_stopping"
+                return True
+            return False
+    loss = state.loss_curve[-1]
+    if loss < state.best_loss - rules.tol:
+        state.epochs_without_improvement = 0
+    else:
+        state.epochs_without_improvement += 1
+    if loss < state.best_loss:
+        state.best_loss, state.best_epoch = loss, state.epoch
+    if state.epochs_without_improvement >= rules.n_iter_no_change:
+        state.stop_reason = "converged"
+        return True
+    return False

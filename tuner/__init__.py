@@ -1,0 +1,1 @@
+"""Hyperparameter tuning of the NumPy MLP with Optuna, tracked in MLflow."""
