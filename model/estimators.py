@@ -183,15 +183,7 @@ class BaseMLP(BaseEstimator):
                 dropout=self.dropout,
             )
             self._network.initialize(self._rng)
-            self._optimizer = self._make_optimizer()
-            self._schedule = make_schedule(
-                self.lr_schedule,
-                self.learning_rate,
-                self.max_epochs,
-                patience=max(1, self.n_iter_no_change // 2),
-                tol=self.tol,
-            )
-            self._state = TrainingState()
+            self._init_solver(TrainingState())
         elif self._network.layer_sizes[-1] != Y.shape[1]:
             raise ValueError(
                 f"y has {Y.shape[1]} outputs but the model was fitted with "
@@ -243,6 +235,18 @@ class BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    def _init_solver(self, state: TrainingState) -> None:
+        """Fresh optimizer and schedule for the current network, continuing from ``state``."""
+        self._optimizer = self._make_optimizer()
+        self._schedule = make_schedule(
+            self.lr_schedule,
+            self.learning_rate,
+            self.max_epochs,
+            patience=max(1, self.n_iter_no_change // 2),
+            tol=self.tol,
+        )
+        self._state = state
 
     def _prepare_y(self, y: np.ndarray) -> np.ndarray:
         return y

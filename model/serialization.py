@@ -81,6 +81,7 @@ def _estimator_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def _restore_estimator(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
     from .estimators import MLPClassifier, MLPRegressor
     from .network import Network
+    from .training import TrainingState
 
     classes = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
     cls = classes[meta["class"]]
@@ -109,6 +110,13 @@ def _restore_estimator(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
     est.validation_scores_ = meta["validation_scores"]
     est.n_iter_ = meta["n_iter"]
     est.best_epoch_ = meta["best_epoch"]
+    est._rng = est._seed_rng()
+    est._init_solver(
+        TrainingState(
+            epoch=est.n_iter_, loss_curve=list(est.loss_curve_),
+            validation_scores=list(est.validation_scores_), best_epoch=est.best_epoch_,
+        )
+    )
     return est
 
 

@@ -1,0 +1,80 @@
+"""Analytic gradients against central finite differences, for every activation x output x L2."""
+
+import numpy as np
+import pytest
+
+from model.activations import HIDDEN_ACTIVATIONS
+from model.losses import BinaryCrossEntropy, CategoricalCrossEntropy, SquaredError
+from model.network import Network
+
+
+def _targets(kind: str, rng: np.random.Generator, m: int) -> tuple[object, np.ndarray]:
+    if kind == "binary":
+        return BinaryCrossEntropy(), rng.integers(0, 2, size=(m, 1)).astype(float)
+    if kind == "multiclass":
+        return CategoricalCrossEntropy(), np.eye(4)[rng.integers(0, 4, size=m)]
+    if kind == "multilabel":
+        return BinaryCrossEntropy(), rng.integers(0, 2, size=(m, 3)).astype(float)
+    if kind == "regression":
+        return SquaredError(), rng.normal(size=(m, 1))
+    return SquaredError(), rng.normal(size=(m, 2))  # multi-output regression
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression", "multioutput"])
+@pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
+def test_gradients_match_finite_differences(activation, kind, l2):
+    rng = np.random.default_rng(42)
+    m = 7
+    output, Y = _targets(kind, rng, m)
+    X = rng.normal(size=(m, 5))
+    net = Network([5, 6, 4, Y.shape[1]], activation, output, dtype=np.float64)
+    net.initialize(rng)
+    net.params[net.n_weights :] = rng.normal(scale=0.1, size=net.params.size - net.n_weights)
+
+    net.loss_and_gradients(X, Y, l2)
+    analytic = net.grads.copy()
+    numeric = np.empty_like(analytic)
+    eps = 1e-6
+    for i in range(net.params.size):
+        saved = net.params[i]
+        net.params[i] = saved + eps
+        plus = net.loss_and_gradients(X, Y, l2)
+        net.params[i] = saved - eps
+        minus = net.loss_and_gradients(X, Y, l2)
+        net.params[i] = saved
+        numeric[i] = (plus - minus) / (2 * eps)
+
+    relative = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-12)
+    assert relative < 1e-6, relative
+    assert np.linalg.norm(analytic) > 1e-4  # a zero gradient would pass trivially
+
+
+def test_l2_penalty_matches_formula():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+    net = Network([3, 4, 1], "tanh", SquaredError(), dtype=np.float64)
+    net.initialize(rng)
+    net.params[net.n_weights :] = 1.0  # biases must not be penalised
+    plain = net.loss_and_gradients(X, Y, 0.0)
+    penalised = net.loss_and_gradients(X, Y, 0.5)
+    expected = 0.5 / (2 * 8) * sum(float((W**2).sum()) for W in net.coefs)
+    assert penalised - plain == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
+def test_activations_are_stable_for_large_inputs(activation):
+    from model.activations import get_activation
+
+    z = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        a = get_activation(activation).forward(z.copy())
+    assert np.all(np.isfinite(a))
+
+
+def test_losses_are_stable_for_extreme_logits():
+    z = np.array([[1e4, -1e4, 0.0]])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        assert np.isfinite(CategoricalCrossEntropy().loss(z, np.array([[0.0, 1.0, 0.0]])))
+        assert np.isfinite(BinaryCrossEntropy().loss(z, np.array([[0.0, 1.0, 1.0]])))
+    assert CategoricalCrossEntropy().loss(z, np.array([[0.0, 1.0, 0.0]])) == pytest.approx(2e4)
