@@ -1,0 +1,226 @@
+"""Tabular preprocessing: standardise numeric columns, one-hot encode categorical ones, impute missing values.
+
+The fitted state is plain numbers and strings, so it round-trips through JSON (`to_dict`/`from_dict`)
+without pickle and transforms bit-identically afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+FORMAT = "tabular-preprocessor"
+VERSION = 1
+MISSING_POLICIES = ("impute", "error")
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(repr(c) for c in columns)
+
+
+class TabularPreprocessor(TransformerMixin, BaseEstimator):
+    """Numeric columns -> (x - mean) / std; categorical columns -> one-hot; missing -> median / most frequent.
+
+    Categorical columns are those of object, string, category or bool dtype. Categories unseen at
+    fit time encode as all zeros. With missing="error", missing values raise ValueError instead.
+    """
+
+    def __init__(self, missing: str = "impute") -> None:
+        self.missing = missing
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Any = None) -> TabularPreprocessor:
+        """Learn the column kinds, statistics and categories from X."""
+        if self.missing not in MISSING_POLICIES:
+            raise ValueError(f"missing must be one of {', '.join(MISSING_POLICIES)} (got {self.missing!r})")
+        frame, is_frame = _as_frame(X, None)
+        if frame.shape[0] == 0:
+            raise ValueError("cannot fit on zero rows")
+        if self.missing == "error":
+            self._refuse_missing(frame)
+        columns: list[dict[str, Any]] = []
+        for name in frame.columns:
+            series = frame[name]
+            if _is_numeric(series):
+                columns.append(_fit_numeric(name, series))
+            elif _is_categorical(series):
+                columns.append(_fit_categorical(name, series))
+            else:
+                raise ValueError(f"column {name!r} has unsupported dtype {series.dtype} (numeric or categorical)")
+        self._set_state(columns, is_frame)
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Encode X (a DataFrame with the fitted columns in any order, or an array in fitted order)."""
+        check_is_fitted(self, "columns_")
+        frame, _ = _as_frame(X, self.columns_)
+        absent = [c["name"] for c in self.columns_state_ if c["name"] not in frame.columns]
+        if absent:
+            raise ValueError(f"missing column(s): {_names(absent)}")
+        if self.missing == "error":
+            self._refuse_missing(frame[self.columns_])
+        blocks = []
+        for state in self.columns_state_:
+            series = frame[state["name"]]
+            if state["kind"] == "numeric":
+                blocks.append(_transform_numeric(state, series)[:, None])
+            else:
+                blocks.append(_transform_categorical(state, series))
+        if not blocks:
+            return np.empty((frame.shape[0], 0), dtype=np.float64)
+        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output column names: numeric columns keep their name, one-hot columns are '<column>_<category>'."""
+        check_is_fitted(self, "columns_")
+        names: list[str] = []
+        for state in self.columns_state_:
+            if state["kind"] == "numeric":
+                names.append(state["name"])
+            else:
+                names.extend(f"{state['name']}_{cat}" for cat in state["categories"])
+        return np.asarray(names, dtype=object)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON-safe plain data (lists, floats, strings; no NaN)."""
+        check_is_fitted(self, "columns_")
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "missing": self.missing,
+            "input_was_frame": self.input_was_frame_,
+            "columns": [dict(state) for state in self.columns_state_],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TabularPreprocessor:
+        """Rebuild a fitted preprocessor from `to_dict()` output."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        if d.get("version") != VERSION:
+            raise ValueError(f"unsupported {FORMAT} version {d.get('version')!r} (this code reads {VERSION})")
+        pre = cls(missing=d["missing"])
+        columns = []
+        for state in d["columns"]:
+            if state.get("kind") == "numeric":
+                columns.append({k: (str(v) if k in ("name", "kind") else float(v)) for k, v in state.items()})
+            elif state.get("kind") == "categorical":
+                columns.append({
+                    "name": str(state["name"]),
+                    "kind": "categorical",
+                    "categories": [str(c) for c in state["categories"]],
+                    "most_frequent": str(state["most_frequent"]),
+                })
+            else:
+                raise ValueError(f"column {state.get('name')!r} has unknown kind {state.get('kind')!r}")
+        pre._set_state(columns, bool(d.get("input_was_frame", True)))
+        return pre
+
+    def _set_state(self, columns: list[dict[str, Any]], is_frame: bool) -> None:
+        self.columns_state_ = columns
+        self.columns_ = [c["name"] for c in columns]
+        self.n_features_in_ = len(columns)
+        self.input_was_frame_ = is_frame
+        self.numeric_columns_ = [c["name"] for c in columns if c["kind"] == "numeric"]
+        self.categorical_columns_ = [c["name"] for c in columns if c["kind"] == "categorical"]
+        self.categories_ = {c["name"]: list(c["categories"]) for c in columns if c["kind"] == "categorical"}
+        if is_frame:
+            self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
+
+    def _refuse_missing(self, frame: pd.DataFrame) -> None:
+        with_missing = [name for name in frame.columns if frame[name].isna().any()]
+        if with_missing:
+            raise ValueError(
+                f"missing values in column(s) {_names(with_missing)} (missing='error'; missing='impute' fills them)"
+            )
+
+
+def _as_frame(X: Any, columns: list[str] | None) -> tuple[pd.DataFrame, bool]:
+    """X as a DataFrame with string column names; arrays get x0.. (at fit) or the fitted names."""
+    if isinstance(X, pd.DataFrame):
+        frame = X.copy(deep=False)
+        frame.columns = [str(c) for c in frame.columns]
+        if frame.columns.duplicated().any():
+            raise ValueError(f"duplicate column name(s): {_names(list(frame.columns[frame.columns.duplicated()]))}")
+        return frame, True
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D array or a DataFrame (got {array.ndim} dimension(s))")
+    if columns is None:
+        names = [f"x{i}" for i in range(array.shape[1])]
+    elif array.shape[1] != len(columns):
+        raise ValueError(f"expected {len(columns)} columns (got {array.shape[1]})")
+    else:
+        names = list(columns)
+    return pd.DataFrame(array, columns=names), False
+
+
+def _numeric_values(name: str, series: pd.Series) -> np.ndarray:
+    if not _is_numeric(series) and not pd.api.types.is_bool_dtype(series.dtype):
+        try:
+            series = pd.to_numeric(series, errors="raise")
+        except (ValueError, TypeError):
+            bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
+            example = bad.iloc[0] if len(bad) else None
+            raise ValueError(f"column {name!r} should be numeric but holds {example!r}") from None
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(values).any():
+        raise ValueError(f"column {name!r} holds infinite values")
+    return values
+
+
+def _category_strings(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object, na_value=None)
+    return np.asarray([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values],
+                      dtype=object)
+
+
+def _fit_numeric(name: str, series: pd.Series) -> dict[str, Any]:
+    values = _numeric_values(name, series)
+    present = values[~np.isnan(values)]
+    median = float(np.median(present)) if present.size else 0.0
+    filled = np.where(np.isnan(values), median, values)
+    mean = float(filled.mean())
+    std = float(filled.std())
+    if not np.isfinite(std) or std == 0.0:
+        std = 1.0
+    return {"name": name, "kind": "numeric", "median": median, "mean": mean, "std": std}
+
+
+def _fit_categorical(name: str, series: pd.Series) -> dict[str, Any]:
+    values = _category_strings(series)
+    counts = Counter(v for v in values if v is not None)
+    most_frequent = min(counts, key=lambda c: (-counts[c], c)) if counts else "missing"
+    categories = sorted(set(counts) | {most_frequent})
+    return {"name": name, "kind": "categorical", "categories": categories, "most_frequent": most_frequent}
+
+
+def _transform_numeric(state: dict[str, Any], series: pd.Series) -> np.ndarray:
+    values = _numeric_values(state["name"], series)
+    values = np.where(np.isnan(values), state["median"], values)
+    return (values - state["mean"]) / state["std"]
+
+
+def _transform_categorical(state: dict[str, Any], series: pd.Series) -> np.ndarray:
+    values = _category_strings(series)
+    values = np.where(values == None, state["most_frequent"], values)  # noqa: E711 (elementwise)
+    categories = np.asarray(state["categories"], dtype=object)
+    return (values[:, None] == categories[None, :]).astype(np.float64)

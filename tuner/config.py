@@ -1,0 +1,376 @@
+"""The study file: a TOML document validated by pydantic into a StudyConfig.
+
+The schema, with defaults, is documented at the top of studies/digits.toml. Every problem is reported
+as a ConfigError whose message has one line per problem: "<file>: <key>: <what is wrong and what is allowed>".
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from . import metrics
+from .errors import ConfigError
+from .space import Choices, Fixed, Range, SpaceConfig
+
+SKLEARN_DATASETS = {
+    "digits": "classification",
+    "breast_cancer": "classification",
+    "wine": "classification",
+    "iris": "classification",
+    "diabetes": "regression",
+}
+SAMPLER_OPTIONS = {
+    "tpe": ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar"),
+    "random": (),
+    "cmaes": ("n_startup_trials", "sigma0", "popsize", "use_separable_cma", "with_margin", "lr_adapt"),
+    "qmc": ("qmc_type", "scramble"),
+    "grid": ("n_points",),
+}
+PRUNER_OPTIONS = {
+    "median": ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
+    "percentile": ("percentile", "n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
+    "successive_halving": ("min_resource", "reduction_factor", "min_early_stopping_rate", "bootstrap_count"),
+    "hyperband": ("min_resource", "reduction_factor", "bootstrap_count"),
+    "none": (),
+}
+
+
+class KeyedError(ValueError):
+    """A validation problem that names its own key (used by cross-field checks)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """[data]: where the data comes from and how it is split."""
+
+    source: str
+    target: str | None = None
+    task: Literal["classification", "regression"] | None = None
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    missing: Literal["impute", "error"] = "impute"
+
+    @property
+    def is_sklearn(self) -> bool:
+        return self.source.startswith("sklearn:")
+
+    @property
+    def sklearn_name(self) -> str:
+        return self.source.removeprefix("sklearn:")
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, source: str, info: ValidationInfo) -> str:
+        if source.startswith("sklearn:"):
+            name = source.removeprefix("sklearn:")
+            if name not in SKLEARN_DATASETS:
+                allowed = ", ".join(f"sklearn:{n}" for n in SKLEARN_DATASETS)
+                raise ValueError(f"unknown dataset {source!r} (allowed: {allowed}, or a .csv/.parquet path)")
+            return source
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = (base / source).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"file not found: {path} (relative paths resolve against the study file's folder)")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise KeyedError(
+                "data.test_fraction",
+                f"validation_fraction + test_fraction must leave at least 10% for training "
+                f"(got {self.validation_fraction} + {self.test_fraction})",
+            )
+        if self.is_sklearn:
+            inferred = SKLEARN_DATASETS[self.sklearn_name]
+            if self.target is not None:
+                raise KeyedError("data.target", f"{self.source} has its target built in; remove data.target")
+            if self.task not in (None, inferred):
+                raise KeyedError(
+                    "data.task", f"{self.source} is a {inferred} dataset (got task = {self.task!r})"
+                )
+            self.task = inferred
+        else:
+            if self.target is None:
+                raise KeyedError("data.target", "required for file sources: the name of the target column")
+            if self.task is None:
+                raise KeyedError(
+                    "data.task", "required for file sources (allowed: classification, regression)"
+                )
+        return self
+
+
+class ObjectiveConfig(_Section):
+    """[objective]: the validation metric to optimise (default: accuracy or rmse, by task)."""
+
+    metric: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, metric: str | None) -> str | None:
+        if metric is not None and metric not in metrics.METRICS:
+            raise ValueError(f"unknown metric {metric!r} (allowed: {', '.join(metrics.METRICS)})")
+        return metric
+
+
+class BudgetConfig(_Section):
+    """[budget]: how many trials, how long, and how many epochs per trial."""
+
+    n_trials: int = Field(40, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    max_epochs: int = Field(50, ge=1)
+
+
+class SamplerConfig(_Section):
+    """[sampler]: the Optuna sampler and its options (checked per sampler name)."""
+
+    name: Literal["tpe", "random", "cmaes", "qmc", "grid"] = "tpe"
+    n_startup_trials: int | None = Field(None, ge=0)
+    n_ei_candidates: int | None = Field(None, ge=1)
+    multivariate: bool | None = None
+    group: bool | None = None
+    constant_liar: bool | None = None
+    sigma0: float | None = Field(None, gt=0)
+    popsize: int | None = Field(None, ge=1)
+    use_separable_cma: bool | None = None
+    with_margin: bool | None = None
+    lr_adapt: bool | None = None
+    qmc_type: Literal["sobol", "halton"] | None = None
+    scramble: bool | None = None
+    n_points: int | None = Field(None, ge=2)
+
+    def options(self) -> dict[str, Any]:
+        """The options given in the file (not None), without the name."""
+        return {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
+
+    @model_validator(mode="after")
+    def _check(self) -> SamplerConfig:
+        _check_options("sampler", self.name, self.options(), SAMPLER_OPTIONS)
+        return self
+
+
+class PrunerConfig(_Section):
+    """[pruner]: the Optuna pruner and its options (checked per pruner name)."""
+
+    name: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    n_startup_trials: int | None = Field(None, ge=0)
+    n_warmup_steps: int | None = Field(None, ge=0)
+    interval_steps: int | None = Field(None, ge=1)
+    n_min_trials: int | None = Field(None, ge=1)
+    percentile: float | None = Field(None, ge=0, le=100)
+    min_resource: int | None = Field(None, ge=1)
+    reduction_factor: int | None = Field(None, ge=2)
+    min_early_stopping_rate: int | None = Field(None, ge=0)
+    bootstrap_count: int | None = Field(None, ge=0)
+
+    def options(self) -> dict[str, Any]:
+        """The options given in the file (not None), without the name."""
+        return {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
+
+    @model_validator(mode="after")
+    def _check(self) -> PrunerConfig:
+        _check_options("pruner", self.name, self.options(), PRUNER_OPTIONS)
+        return self
+
+
+def _check_options(section: str, name: str, given: dict[str, Any], table: dict[str, tuple[str, ...]]) -> None:
+    for key in given:
+        if key not in table[name]:
+            allowed = ", ".join(table[name]) or "none"
+            raise KeyedError(f"{section}.{key}", f"not an option of the {name!r} {section} (options: {allowed})")
+
+
+class StudyConfig(_Section):
+    """A whole study file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    seed: int = Field(0, ge=0, lt=2**32)
+    data: DataConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+
+    _path: str = PrivateAttr(default="<study>")
+
+    @property
+    def task(self) -> str:
+        """'classification' or 'regression' (inferred for sklearn: sources)."""
+        assert self.data.task is not None
+        return self.data.task
+
+    @property
+    def metric(self) -> str:
+        """The metric optimised (the task's default when the file names none)."""
+        assert self.objective.metric is not None
+        return self.objective.metric
+
+    @property
+    def direction(self) -> str:
+        """'maximize' or 'minimize', derived from the metric."""
+        return metrics.direction(self.metric)
+
+    @property
+    def path(self) -> str:
+        """The study file this config was loaded from (for messages)."""
+        return self._path
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        task = self.data.task
+        assert task is not None
+        if self.objective.metric is None:
+            self.objective.metric = metrics.DEFAULT_METRIC[task]
+        allowed = metrics.metrics_for_task(task)
+        if self.objective.metric not in allowed:
+            raise KeyedError(
+                "objective.metric",
+                f"{self.objective.metric!r} does not fit a {task} task (allowed: {', '.join(allowed)})",
+            )
+        return self
+
+    def with_overrides(
+        self,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        seed: int | None = None,
+        max_epochs: int | None = None,
+    ) -> StudyConfig:
+        """A copy with budget/seed values replaced by the ones given (None keeps the file's value)."""
+        budget = {"n_trials": n_trials, "timeout": timeout, "max_epochs": max_epochs}
+        budget = self.budget.model_dump() | {k: v for k, v in budget.items() if v is not None}
+        raw = self.model_dump() | {"budget": budget}
+        if seed is not None:
+            raw["seed"] = seed
+        return _validate(raw, self._path, base_dir=None)
+
+    def flat_settings(self) -> dict[str, str | int | float | bool]:
+        """Dotted keys to scalar values (None left out), e.g. for MLflow params."""
+        flat: dict[str, Any] = {"name": self.name, "seed": self.seed, "task": self.task, "direction": self.direction}
+        for section in ("data", "objective", "budget"):
+            for key, value in getattr(self, section).model_dump().items():
+                if value is not None:
+                    flat[f"{section}.{key}"] = value
+        for section in ("sampler", "pruner"):
+            part = getattr(self, section)
+            flat[f"{section}.name"] = part.name
+            flat.update({f"{section}.{k}": v for k, v in part.options().items()})
+        flat.update({f"space.{k}": v for k, v in self.space.describe().items()})
+        return flat
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study file; ConfigError with one line per problem otherwise."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: study file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a study file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read study file: {exc.strerror or exc}") from None
+    return _validate(raw, str(path), base_dir=path.resolve().parent)
+
+
+def _validate(raw: dict[str, Any], path: str, base_dir: Path | None) -> StudyConfig:
+    context = {"base_dir": base_dir} if base_dir is not None else {}
+    try:
+        config = StudyConfig.model_validate(raw, context=context)
+    except ValidationError as exc:
+        lines = [f"{path}: {problem}" for problem in _problems(exc)]
+        raise ConfigError("\n".join(lines)) from None
+    config._path = path
+    return config
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
+        key = cause.key if isinstance(cause, KeyedError) else ".".join(loc)
+        problems.append(f"{key}: {_describe(err, loc)}")
+    return list(dict.fromkeys(problems))
+
+
+def _describe(err: Any, loc: list[str]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"unknown key (allowed: {', '.join(allowed)})" if allowed else "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"]))
+    if kind == "literal_error":
+        return f"{err['input']!r} is not allowed (allowed: {ctx.get('expected')})"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} must start with a letter or digit and use only letters, digits, '_', '.', '-'"
+    if kind == "model_type" or kind == "dict_type":
+        return f"must be a table (got {err['input']!r})"
+    msg = err["msg"][0].lower() + err["msg"][1:]
+    return f"{msg} (got {err['input']!r})"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: Any = StudyConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        model = field.annotation if field else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields)
+
+
+def batch_size_values(config: StudyConfig) -> list[int]:
+    """The batch sizes a study can draw (the top of a range), for checks against the data."""
+    spec = config.space.batch_size
+    if isinstance(spec, Range):
+        return [int(spec.high)]
+    if isinstance(spec, Choices):
+        return [int(v) for v in spec.values]
+    if isinstance(spec, Fixed):
+        return [int(spec.value)]
+    return []
+
+
+def check_against_data(config: StudyConfig, n_train: int, n_classes: int | None = None) -> None:
+    """Checks that need the data: batch sizes within the training set, binary-only metrics."""
+    too_big = [v for v in batch_size_values(config) if v > n_train]
+    if too_big:
+        raise ConfigError(
+            f"{config.path}: space.batch_size: {', '.join(map(str, too_big))} exceed(s) the training set "
+            f"({n_train} rows); use values from 1 to {n_train}"
+        )
+    if config.task == "classification" and n_classes is not None:
+        allowed = metrics.metrics_for_task(config.task, n_classes)
+        if config.metric not in allowed:
+            raise ConfigError(
+                f"{config.path}: objective.metric: {config.metric!r} needs a binary target but this one has "
+                f"{n_classes} classes (allowed: {', '.join(allowed)})"
+            )
