@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 tune: $(VENV)/.installed
-	$(PY) -m model.demo
+	$(VENV)/bin/tuner run $(STUDY)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile

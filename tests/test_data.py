@@ -32,7 +32,7 @@ def test_splits_are_disjoint_and_sized(digits):
     assert len(idx[2]) == pytest.approx(0.2 * 1797, abs=2) and len(idx[1]) == pytest.approx(0.2 * 1797, abs=2)
     assert digits.Xt_train.shape == (len(digits.y_train), 64) and digits.Xt_val.dtype == np.float64
     assert digits.task == "classification" and digits.n_classes == 10
-    assert digits.classes == tuple(str(i) for i in range(10))
+    assert digits.classes == tuple(range(10))  # the original labels, not codes
     assert len(digits.feature_names) == 64
 
 
@@ -134,7 +134,7 @@ def test_too_few_rows_and_rare_classes(tmp_path):
     rare = frame_rows()
     rare.loc[:1, "y"] = 7
     rare.loc[2:, "y"] = rare.loc[2:, "y"].clip(0, 1)
-    with pytest.raises(DataError, match="class\\(es\\) '7' have fewer than 3 rows"):
+    with pytest.raises(DataError, match="class\\(es\\) 7 have fewer than 3 rows"):
         load_splits(file_config(write_csv(tmp_path, rare)))
 
 

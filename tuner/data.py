@@ -77,7 +77,11 @@ def load_frame(source: str, target: str | None) -> tuple[pd.DataFrame, pd.Series
 
 
 def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """Targets as int64 class codes 0..k-1 (with the class labels) or float64 values."""
+    """Class labels as they are in the data (with the sorted classes) or float64 values.
+
+    The model is trained on the original labels, so what it predicts (and exports) is a label
+    a user recognises, not a code.
+    """
     name = y.name
     if y.isna().any():
         raise DataError(f"target column {name!r} has {int(y.isna().sum())} missing value(s)")
@@ -91,10 +95,13 @@ def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, tuple[str, ...] 
     if pd.api.types.is_float_dtype(y.dtype) and not np.all(np.mod(y.to_numpy(dtype=np.float64), 1) == 0):
         raise DataError(f"target column {name!r} holds non-integer numbers; use task = \"regression\"")
     codes, uniques = pd.factorize(y, sort=True)
-    classes = tuple(str(c) for c in uniques)
+    labels = np.asarray(uniques.to_numpy())
+    if labels.dtype.kind in "OUT":
+        labels = labels.astype(str).astype(object)
+    classes = tuple(labels.tolist())
     if len(classes) < 2:
         raise DataError(f"target column {name!r} has a single class ({classes[0]!r}); classification needs two or more")
-    return codes.astype(np.int64), classes
+    return labels[codes], classes
 
 
 def fingerprint(X: pd.DataFrame, y: np.ndarray) -> str:
@@ -135,7 +142,7 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
         raise DataError(f"{config.data.source}: too few rows ({len(X)}); need at least {MIN_ROWS}")
     y, classes = encode_target(y_raw, task)
     if classes is not None:
-        counts = np.bincount(y)
+        counts = np.array([np.sum(y == c) for c in classes])
         rare = [classes[i] for i in np.flatnonzero(counts < MIN_PER_CLASS)]
         if rare:
             raise DataError(

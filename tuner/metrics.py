@@ -90,9 +90,16 @@ def score(
     y_true: np.ndarray,
     y_pred: np.ndarray | None = None,
     proba: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> float:
-    """Score predictions with metric `name`: labels/values in `y_pred`, or class probabilities in `proba`."""
+    """Score predictions with metric `name`: labels/values in `y_pred`, or class probabilities in `proba`.
+
+    ``labels`` are the (sorted) classes that the columns of ``proba`` stand for, e.g. a model's
+    ``classes_``; without them the classes must already be coded 0..k-1.
+    """
     metric = get_metric(name)
+    if metric.needs_proba and labels is not None:
+        y_true = np.searchsorted(np.asarray(labels), np.asarray(y_true))
     values = proba if metric.needs_proba else y_pred
     if values is None:
         wanted = "proba" if metric.needs_proba else "y_pred"

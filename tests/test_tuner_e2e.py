@@ -1,0 +1,201 @@
+"""The whole flow through the CLI: a small study, read back from Optuna and from MLflow."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from tuner.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_STUDY = """
+name = "{name}"
+seed = 3
+
+[data]
+source = "sklearn:digits"
+
+[budget]
+n_trials = {n_trials}
+max_epochs = 12
+
+[pruner]
+name = "median"
+n_startup_trials = 2
+n_warmup_steps = 1
+
+[space]
+n_layers = {{low = 1, high = 2}}
+units = {{low = 8, high = 64, log = true}}
+batch_size = [32, 64, 128]
+learning_rate = {{low = 1e-4, high = 0.05, log = true}}
+"""
+
+
+def write_study(folder: Path, name: str = "small", n_trials: int = 8) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(SMALL_STUDY.format(name=name, n_trials=n_trials))
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    """One small study run through `tuner run`, then continued by running it again."""
+    folder = tmp_path_factory.mktemp("study")
+    study_file = write_study(folder)
+    storage = f"sqlite:///{folder}/optuna.db"
+    tracking = f"sqlite:///{folder}/mlflow.db"
+    first = invoke("run", str(study_file), "--storage", storage, "--tracking-uri", tracking)
+    assert first.exit_code == 0, first.output
+    after_first = len(optuna.load_study(study_name="small", storage=storage).trials)
+    second = invoke("run", str(study_file), "--trials", "11", "--storage", storage, "--tracking-uri", tracking)
+    assert second.exit_code == 0, second.output
+    study = optuna.load_study(study_name="small", storage=storage)
+    return {"study": study, "tracking": tracking, "first": first.output, "second": second.output,
+            "after_first": after_first, "storage": storage}
+
+
+def _child_runs(client: MlflowClient, study_name: str):
+    experiment = client.get_experiment_by_name(study_name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def test_running_again_continues_the_same_study(finished_study):
+    assert finished_study["after_first"] == 8
+    assert len(finished_study["study"].trials) == 11
+    assert "best trial" in finished_study["first"] and "test split" in finished_study["first"]
+
+
+def test_one_child_run_per_trial_with_params_curves_and_state(finished_study):
+    study = finished_study["study"]
+    client = MlflowClient(finished_study["tracking"])
+    parents, children = _child_runs(client, "small")
+    assert len(parents) == 2  # one parent run per `tuner run`
+    assert len(children) == len(study.trials)
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.info.run_name == f"trial-{trial.number}"
+        assert run.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents}
+        assert run.data.tags["optuna.study_name"] == "small"
+        assert run.info.status == status[trial.state.name]
+        assert run.data.tags["optuna.state"] == trial.state.name
+        for key, value in trial.params.items():
+            assert run.data.params[key] == str(value)
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == sorted(trial.intermediate_values)
+        assert [m.value for m in history] == pytest.approx([trial.intermediate_values[s] for s in sorted(trial.intermediate_values)])
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
+        assert run.data.metrics["n_params"] > 0 and run.data.metrics["train_seconds"] > 0
+
+
+def test_pruned_trials_exist_and_stopped_early(finished_study):
+    study = finished_study["study"]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "the median pruner should stop some trials of this study"
+    client = MlflowClient(finished_study["tracking"])
+    for trial in pruned:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert max(trial.intermediate_values) < 12
+        assert run.data.metrics["pruned_epoch"] == max(trial.intermediate_values)
+        assert "pruned" in run.data.tags["optuna.reason"]
+
+
+def test_parent_run_holds_summary_and_artifacts(finished_study):
+    study = finished_study["study"]
+    client = MlflowClient(finished_study["tracking"])
+    parents, _ = _child_runs(client, "small")
+    last = max(parents, key=lambda r: r.info.start_time)
+    assert last.info.status == "FINISHED"
+    assert last.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert 0.5 < last.data.metrics["test_accuracy"] <= 1.0
+    names = {a.path for a in client.list_artifacts(last.info.run_id)}
+    assert {"optimization_history.png", "parallel_coordinate.png", "learning_curves.png", "trials.csv"} <= names
+
+
+def test_status_lists_studies_and_trials(finished_study):
+    listing = invoke("status", "--storage", finished_study["storage"])
+    assert listing.exit_code == 0 and "small" in listing.output
+    one = invoke("status", "small", "--storage", finished_study["storage"])
+    assert one.exit_code == 0 and "complete" in one.output
+    missing = invoke("status", "nope", "--storage", finished_study["storage"])
+    assert missing.exit_code == 1 and "no study named 'nope'" in missing.output
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('name = "x"\n[data]\nsource = "sklearn:digits"\ncolour = "red"\n', "data.colour"),
+        ('name = "x"\n[data]\nsource = "sklearn:digits"\n[space]\nlearning_rate = {low = 0.1, high = 0.01, log = true}\n', "space.learning_rate"),
+        ('name = "x"\n[data]\nsource = "sklearn:digits"\n[objective]\nmetric = "rmse"\n', "objective.metric"),
+        ('name = "x"\n[data]\nsource = "nowhere.csv"\ntarget = "y"\ntask = "classification"\n', "nowhere.csv"),
+        ('name = "x"\n[data]\nsource = "sklearn:iris"\n[space]\nbatch_size = [32, 512]\n', "space.batch_size"),
+    ],
+    ids=["unknown-key", "low-above-high", "metric-task", "missing-data", "batch-too-large"],
+)
+def test_bad_study_files_get_one_clear_line(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "run", str(path), "--storage", f"sqlite:///{tmp_path}/o.db",
+         "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "o.db").exists() or optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/o.db") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_study_logs_to_an_mlflow_server_over_http(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        import urllib.request
+
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        study_file = write_study(tmp_path, name="overhttp", n_trials=3)
+        result = invoke("run", str(study_file), "--storage", f"sqlite:///{tmp_path}/o.db", "--tracking-uri", uri)
+        assert result.exit_code == 0, result.output
+        parents, children = _child_runs(MlflowClient(uri), "overhttp")
+        assert len(parents) == 1 and len(children) == 3
+        assert all(len(MlflowClient(uri).get_metric_history(r.info.run_id, "val_accuracy")) >= 1 for r in children)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

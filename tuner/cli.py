@@ -1,0 +1,234 @@
+"""The ``tuner`` command. Heavy imports (optuna, mlflow, the model) happen inside commands so
+that ``tuner --help`` answers at once."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Tune NumPy MLPs with Optuna; track every trial in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[
+    Optional[str],
+    typer.Option("--storage", help="Optuna storage URL (default: $TUNER_STORAGE or sqlite:///optuna.db)."),
+]
+TrackingOpt = Annotated[
+    Optional[str],
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or MLflow's own)."),
+]
+
+
+def user_errors(command):
+    """Print errors a user can cause as one line on stderr and exit 1, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .errors import TunerError
+
+        try:
+            return command(*args, **kwargs)
+        except TunerError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: the current trial was recorded as failed; run the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@app.command()
+@user_errors
+def run(
+    study_file: Annotated[Path, typer.Argument(help="Study file (TOML), e.g. studies/digits.toml.")],
+    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Total number of trials of the study.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=1, help="Stop starting trials after S seconds.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes sharing the storage.")] = 1,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the study's seed.")] = None,
+) -> None:
+    """Create or resume a study and run it to its total budget of trials."""
+    _quiet_libraries()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .config import load_config
+    from .runner import run_study
+
+    config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout, seed=seed)
+    if jobs > 1:
+        err_console.print("error: --jobs > 1 is not available yet; run several `tuner run` commands on a shared --storage")
+        raise typer.Exit(2)
+    progress = Progress(
+        TextColumn("[bold]{task.fields[study]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task_id = progress.add_task("trials", total=config.budget.n_trials, study=config.name, best="")
+
+    def on_trial_end(study, trial) -> None:
+        from .runner import finished_count
+
+        best = ""
+        try:
+            best = f"best {config.objective.metric} {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            pass
+        progress.update(task_id, completed=finished_count(study), best=best)
+
+    with progress:
+        result = run_study(config, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end])
+        on_trial_end(result.study, None)
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    import optuna
+
+    study, config = result.study, result.config
+    _print_trials(study, config.objective.metric, limit=10)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        console.print("[yellow]no trial completed[/]")
+        return
+    best = study.best_trial
+    console.print(f"\n[bold]best trial[/] {best.number}: validation {config.objective.metric} = {best.value:.4f}")
+    for key, value in best.params.items():
+        console.print(f"  {key} = {value}")
+    if result.test_scores:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
+        console.print(f"[bold]test split[/] (scored once, best trial only): {scores}")
+    if result.tracker is not None:
+        console.print(f"MLflow: experiment {config.name!r} at {result.tracker.tracking_uri}; browse it with `tuner ui`")
+
+
+def _print_trials(study, metric: str, limit: int = 10) -> None:
+    import optuna
+
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    console.print(f"study {study.study_name!r}: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    top = sorted(complete, key=lambda t: t.value, reverse=reverse)[:limit]
+    if not top:
+        return
+    table = Table(title=f"top {len(top)} trials by validation {metric}")
+    table.add_column("trial", justify="right")
+    table.add_column(metric, justify="right")
+    table.add_column("layers")
+    for name in ("activation", "optimizer", "learning_rate", "batch_size"):
+        table.add_column(name)
+    for t in top:
+        p = t.params
+        layers = "-".join(str(p[f"units_l{i}"]) for i in range(p.get("n_layers", 0)) if f"units_l{i}" in p)
+        lr = p.get("learning_rate")
+        table.add_row(
+            str(t.number), f"{t.value:.4f}", layers or "-",
+            str(p.get("activation", "-")), str(p.get("optimizer", "-")),
+            f"{lr:.2e}" if isinstance(lr, float) else "-", str(p.get("batch_size", "-")),
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def status(
+    study_name: Annotated[Optional[str], typer.Argument(help="A study name or study file; omit to list the studies.")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """List the studies in a storage, or show one study's trials."""
+    _quiet_libraries()
+    import optuna
+
+    from .storage import load_existing_study, open_storage, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    store = open_storage(url)
+    if study_name is None:
+        summaries = optuna.get_all_study_summaries(storage=store)
+        if not summaries:
+            console.print(f"no studies in {url}")
+            return
+        table = Table(title=f"studies in {url}")
+        for col in ("study", "trials", "best value", "started"):
+            table.add_column(col)
+        for s in summaries:
+            best = f"{s.best_trial.value:.4f}" if s.best_trial is not None else "-"
+            started = s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-"
+            table.add_row(s.study_name, str(s.n_trials), best, started)
+        console.print(table)
+        return
+    name = study_name
+    if name.endswith(".toml"):
+        from .config import load_config
+
+        name = load_config(name).name
+    study = load_existing_study(name, store, url)
+    metric = study.user_attrs.get("metric", "value")
+    _print_trials(study, metric)
+    try:
+        best = study.best_trial
+        console.print(f"best trial {best.number}: {best.value:.4f}")
+    except ValueError:
+        console.print("no completed trial yet")
+
+
+@app.command()
+@user_errors
+def ui(
+    tracking_uri: TrackingOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the tracking store in use, on 127.0.0.1."""
+    import os
+    import subprocess
+
+    from .tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("http"):
+        console.print(f"the tracking store is a server already: open {uri}")
+        return
+    console.print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (runs table: http://127.0.0.1:{port}/#/experiments)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,176 @@
+"""The Optuna objective: one trial trains one MLP, reports every epoch, and may be pruned.
+
+Data flows in one way: the config and the data splits are fixed for the study, the trial
+suggests the parameters, the model trains with a per-epoch callback that reports to Optuna,
+and what happened is handed to the tracker as one :class:`~tuner.tracking.TrialRecord`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import optuna
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import Pipeline
+
+from model import DivergenceError, MLPClassifier, MLPRegressor
+
+from . import metrics
+from .config import StudyConfig
+from .data import Splits
+from .space import suggest_params
+from .tracking import StudyTracker, TrialRecord
+
+#: The metrics the training loop already computes on the validation split, by metric name.
+LOGGED_METRICS = {
+    "accuracy": "val_accuracy",
+    "log_loss": "val_loss",
+    "rmse": "val_rmse",
+    "mae": "val_mae",
+    "r2": "val_r2",
+}
+
+
+def build_estimator(task: str, params: dict[str, Any], seed: int) -> MLPClassifier | MLPRegressor:
+    """The estimator for ``task`` with the trial's parameters and a per-trial seed."""
+    params = dict(params)
+    if "patience" in params:
+        params["early_stopping"] = True
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    return cls(random_state=seed, **params)
+
+
+def validation_score(metric: str, estimator, X, y) -> float:
+    """The study's metric for ``estimator`` on (X, y)."""
+    if metrics.needs_proba(metric):
+        return metrics.score(metric, y, proba=estimator.predict_proba(X), labels=estimator.classes_)
+    return metrics.score(metric, y, y_pred=estimator.predict(X))
+
+
+class Objective:
+    """Callable objective for ``study.optimize``; trains on the training split only and scores
+    on the validation split. The test split is not touched here."""
+
+    def __init__(self, config: StudyConfig, splits: Splits, tracker: StudyTracker | None) -> None:
+        self.config = config
+        self.splits = splits
+        self.tracker = tracker
+        self.metric = config.objective.metric
+        #: The best completed trial's model and curves from this process, by trial number.
+        self.best_pipelines: dict[int, Pipeline] = {}
+        self.histories: dict[int, dict[str, list[float]]] = {}
+        self._best_value: float | None = None
+
+    def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
+        key = LOGGED_METRICS.get(self.metric)
+        if key is not None and key in logs:
+            return float(logs[key])
+        return validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        started = time.time()
+        params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
+        run_id = self.tracker.start_trial(trial.number) if self.tracker else None
+        if run_id:
+            trial.set_user_attr("mlflow_run_id", run_id)
+        estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number)
+        history: dict[str, list[float]] = defaultdict(list)
+        pruned_at: list[int] = []
+
+        def report(epoch: int, logs: dict[str, float]) -> bool:
+            for name, v in logs.items():
+                history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
+            value = self._epoch_value(estimator, logs)
+            if self.metric not in LOGGED_METRICS:
+                history[f"val_{self.metric}"].append(value)
+            if not math.isfinite(value):
+                raise DivergenceError(f"validation {self.metric} is {value} at epoch {epoch}")
+            trial.report(value, epoch)
+            if trial.should_prune():
+                pruned_at.append(epoch)
+                return True
+            return False
+
+        state, reason, value = "FAIL", None, None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                estimator.fit(
+                    self.splits.Xt_train, self.splits.y_train,
+                    X_val=self.splits.Xt_val, y_val=self.splits.y_val, callbacks=[report],
+                )
+            if pruned_at:
+                state = "PRUNED"
+                reason = f"pruned by {type(trial.study.pruner).__name__} at epoch {pruned_at[0]}"
+                trial.set_user_attr("pruned_epoch", pruned_at[0])
+                raise optuna.TrialPruned(reason)
+            value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+            if not math.isfinite(value):
+                raise DivergenceError(f"final validation {self.metric} is {value}")
+            state = "COMPLETE"
+            self._keep_if_best(trial.number, value, estimator, history)
+            return value
+        except optuna.TrialPruned:
+            raise
+        except DivergenceError as exc:
+            reason = f"diverged: {exc}"
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            trial.set_user_attr("fail_reason", reason)
+            raise
+        finally:
+            if run_id:
+                self._track(trial, run_id, params, estimator, history, state, reason, value,
+                            pruned_at, started)
+
+    def _pipeline(self, estimator) -> Pipeline:
+        """The trial's model with the study's fitted preprocessing: it takes raw rows."""
+        return Pipeline([("preprocess", self.splits.preprocessor), ("mlp", estimator)])
+
+    def _keep_if_best(self, number: int, value: float, estimator, history) -> None:
+        better = self._best_value is None or (
+            value > self._best_value if self.config.direction == "maximize" else value < self._best_value
+        )
+        if better:
+            self._best_value = value
+            self.best_pipelines = {number: self._pipeline(estimator)}
+            self.histories = {number: dict(history)}
+
+    def _track(self, trial, run_id, params, estimator, history, state, reason, value, pruned_at,
+               started) -> None:
+        ended = time.time()
+        summary: dict[str, float] = {
+            "train_seconds": ended - started,
+            "n_params": float(getattr(estimator, "n_params_", 0)),
+            "epochs": float(getattr(estimator, "n_iter_", 0)),
+        }
+        if value is not None:
+            summary[f"val_{self.metric}"] = value
+        if pruned_at:
+            summary["pruned_epoch"] = float(pruned_at[0])
+        record = TrialRecord(
+            number=trial.number,
+            params=dict(trial.params) | _flatten(params),
+            history=dict(history),
+            metrics=summary,
+            state=state,
+            reason=reason,
+            start_time=started,
+            end_time=ended,
+        )
+        if state == "COMPLETE":
+            self.tracker.log_model(run_id, trial.number, self._pipeline(estimator))
+        self.tracker.end_trial(run_id, record)
+
+
+def _flatten(params: dict[str, Any]) -> dict[str, Any]:
+    out = dict(params)
+    if "hidden_layer_sizes" in out:
+        out["hidden_layer_sizes"] = "-".join(str(u) for u in out["hidden_layer_sizes"])
+    return out
