@@ -50,7 +50,7 @@ def user_errors(command):
     return wrapper
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     import logging
     import warnings
 
@@ -75,16 +75,13 @@ def run(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override the study's seed.")] = None,
 ) -> None:
     """Create or resume a study and run it to its total budget of trials."""
-    _quiet_libraries()
+    quiet_libraries()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .config import load_config
     from .runner import run_study
 
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout, seed=seed)
-    if jobs > 1:
-        err_console.print("error: --jobs > 1 is not available yet; run several `tuner run` commands on a shared --storage")
-        raise typer.Exit(2)
     progress = Progress(
         TextColumn("[bold]{task.fields[study]}"),
         BarColumn(),
@@ -107,7 +104,9 @@ def run(
         progress.update(task_id, completed=finished_count(study), best=best)
 
     with progress:
-        result = run_study(config, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end])
+        result = run_study(
+            config, jobs=jobs, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end]
+        )
         on_trial_end(result.study, None)
     _print_summary(result)
 
@@ -164,12 +163,37 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
 
 @app.command()
 @user_errors
+def worker(
+    study_file: Annotated[Path, typer.Argument(help="Study file (TOML) of the shared study.")],
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Total number of trials of the study.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=1, help="Stop starting trials after S seconds.")] = None,
+) -> None:
+    """Join (or create) a shared study and run trials until its total budget is reached."""
+    quiet_libraries()
+    from .config import load_config
+    from .runner import finished_count, run_worker
+    from .storage import open_storage, resolve_storage_url
+
+    config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
+    url = resolve_storage_url(storage)
+    console.print(f"worker joining study {config.name!r} on {url}")
+    run_worker(config, url, tracking_uri)
+    import optuna
+
+    study = optuna.load_study(study_name=config.name, storage=open_storage(url))
+    console.print(f"study {config.name!r}: {finished_count(study)} of {config.budget.n_trials} trials finished")
+
+
+@app.command()
+@user_errors
 def status(
     study_name: Annotated[Optional[str], typer.Argument(help="A study name or study file; omit to list the studies.")] = None,
     storage: StorageOpt = None,
 ) -> None:
     """List the studies in a storage, or show one study's trials."""
-    _quiet_libraries()
+    quiet_libraries()
     import optuna
 
     from .storage import load_existing_study, open_storage, resolve_storage_url
@@ -224,6 +248,40 @@ def ui(
     console.print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (runs table: http://127.0.0.1:{port}/#/experiments)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+@app.command()
+@user_errors
+def export(
+    study: Annotated[str, typer.Argument(help="Study name or study file (.toml); the study's data is needed.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Model folder to write (default: exports/<study>).")] = None,
+    refit: Annotated[bool, typer.Option("--refit", help="Retrain the trial's parameters on training + validation rows for the epochs the trial used.")] = False,
+    register: Annotated[Optional[str], typer.Option("--register", help="Also create a version of this registered model, alias 'champion'.")] = None,
+    trial: Annotated[Optional[int], typer.Option("--trial", min=0, help="Trial number to export (default: the best trial).")] = None,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Export a trial's model as an MLflow pyfunc model (no pickle), logged to the study's MLflow run."""
+    quiet_libraries()
+    from .export import export_study
+
+    result = export_study(
+        study, out=out, refit=refit, register_as=register, trial_number=trial,
+        storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False),
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    what = {"trial": "the model trial {n} trained", "retrained": "trial {n}'s model, trained again",
+            "refit": "trial {n}'s parameters refitted on training + validation rows"}[result.source]
+    console.print(f"exported {what.format(n=result.trial_number)} of study {result.study_name!r} to {result.path}")
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
+    console.print(f"validation {result.metadata['objective']['metric']} {result.validation_score:.4f} (trial); test split: {scores}")
+    if result.model_id:
+        console.print(f"logged to MLflow run {result.run_id} as {result.model_uri}")
+    if result.registered_name:
+        console.print(f"registered {result.registered_name!r} version {result.registered_version}, "
+                      f"alias champion: models:/{result.registered_name}@champion")
+    console.print(f"serve it: mlflow models serve -m {result.path} --env-manager local --host 127.0.0.1 --port 5001")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

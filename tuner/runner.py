@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from . import metrics
 from .config import StudyConfig, load_config
 from .data import Splits, load_splits
+from .errors import TunerError
 from .objective import Objective, build_estimator
 from .sampling import make_pruner, make_sampler
 from .storage import open_storage, resolve_storage_url
@@ -43,10 +44,16 @@ def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     )
 
 
+FINISHED_STATES = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+
+
 def finished_count(study: optuna.Study) -> int:
     """Trials that count against the budget: every trial that ran to an end."""
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    return len(study.get_trials(deepcopy=False, states=done))
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
 def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict[str, float]:
@@ -74,11 +81,135 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
     return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
 
 
+class BudgetCallback:
+    """Stops a worker once the study's trials (finished or running anywhere) reach the budget,
+    so that J workers together run the study's total, not J times it."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def reached(self, study: optuna.Study) -> bool:
+        states = (*FINISHED_STATES, optuna.trial.TrialState.RUNNING)
+        return len(study.get_trials(deepcopy=False, states=states)) >= self.n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.reached(study):
+            study.stop()
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Objective,
+    config: StudyConfig,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+) -> None:
+    """Run trials in this process until the study's total budget (or the timeout) is reached."""
+    budget = BudgetCallback(config.budget.n_trials)
+    if budget.reached(study):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(
+            objective,
+            timeout=config.budget.timeout,
+            catch=(Exception,),
+            callbacks=[budget, *(callbacks or [])],
+            gc_after_trial=False,
+        )
+
+
+def run_worker(
+    config: StudyConfig,
+    storage_url: str,
+    tracking_uri: str | None,
+    parent_run_id: str | None = None,
+    blas_threads: int | None = None,
+) -> None:
+    """One worker: join (or create) the study and run trials until the total budget is reached.
+
+    Trials nest under ``parent_run_id`` when given (``tuner run --jobs``), else under a parent run
+    of this worker's own (``tuner worker``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(blas_threads):
+        splits = load_splits(config)
+        tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
+        study = create_study(config, storage_url)
+        own_parent = parent_run_id is None
+        if own_parent:
+            tracker.check_connection()
+            tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
+        else:
+            tracker.parent_run_id = parent_run_id
+        status = "FAILED"
+        try:
+            optimize(study, Objective(config, splits, tracker), config)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            if own_parent:
+                tracker.finish_parent(study, status=status)
+
+
+def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads) -> None:
+    from .cli import quiet_libraries
+
+    quiet_libraries()
+    try:
+        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads)
+    except KeyboardInterrupt:
+        pass
+
+
+def _run_workers(
+    config: StudyConfig,
+    storage_url: str,
+    tracker: StudyTracker,
+    study: optuna.Study,
+    jobs: int,
+    callbacks: list[Callable] | None,
+) -> None:
+    """``jobs`` worker processes on this host, sharing the storage and the parent run; each gets
+    its share of the cores for BLAS so that they do not oversubscribe."""
+    import multiprocessing as mp
+    import os
+    import time
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_process,
+            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads),
+            name=f"tuner-worker-{i}",
+        )
+        for i in range(jobs)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        while any(proc.is_alive() for proc in procs):
+            time.sleep(0.5)
+            for callback in callbacks or []:
+                callback(study, None)
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.join(timeout=30)
+        raise
+    finally:
+        for proc in procs:
+            proc.join()
+
+
 def run_study(
     config: str | Path | StudyConfig,
     *,
     n_trials: int | None = None,
     timeout: float | None = None,
+    jobs: int = 1,
     storage: str | None = None,
     tracking_uri: str | None = None,
     seed: int | None = None,
@@ -86,8 +217,8 @@ def run_study(
 ) -> StudyResult:
     """Create or resume a study and run it until its total budget of trials is reached.
 
-    ``n_trials`` is the study's total (trials already in the storage count); the test split is
-    scored once, for the best trial, after the search.
+    ``n_trials`` is the study's total (trials already in the storage count); ``jobs`` worker
+    processes share the storage. The test split is scored once, for the best trial, at the end.
     """
     if not isinstance(config, StudyConfig):
         config = load_config(config)
@@ -97,25 +228,19 @@ def run_study(
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
     study = create_study(config, storage_url)
-    tracker.start_parent(config.flat_settings() | {"storage": storage_url})
+    tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
     objective = Objective(config, splits, tracker)
     status, scores, best_history = "FAILED", {}, None
     try:
-        remaining = config.budget.n_trials - finished_count(study)
-        if remaining > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(
-                    objective,
-                    n_trials=remaining,
-                    timeout=config.budget.timeout,
-                    catch=(Exception,),
-                    callbacks=callbacks,
-                    gc_after_trial=False,
-                )
+        if jobs > 1:
+            _run_workers(config, storage_url, tracker, study, jobs, callbacks)
+        else:
+            optimize(study, objective, config, callbacks)
         if _has_complete(study):
             best = study.best_trial
-            pipeline = objective.best_pipelines.get(best.number) or retrain_trial(config, splits, best)
+            pipeline = objective.best_pipelines.get(best.number) or _stored_or_retrained(
+                config, splits, tracker, best
+            )
             scores = test_scores(config, splits, pipeline)
             best_history = objective.histories.get(best.number)
             study.set_user_attr("test_scores", scores)
@@ -125,12 +250,20 @@ def run_study(
         status = "KILLED"
         raise
     finally:
-        tracker.finish_parent(
-            study,
-            test_scores=scores or None,
-            best_history=best_history,
-            status=status,
-        )
+        tracker.finish_parent(study, test_scores=scores or None, best_history=best_history, status=status)
+
+
+def _stored_or_retrained(
+    config: StudyConfig, splits: Splits, tracker: StudyTracker, trial: optuna.trial.FrozenTrial
+) -> Pipeline:
+    """The model the trial trained, from its MLflow run; trained again if MLflow lacks it."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        try:
+            return tracker.load_model(run_id)
+        except TunerError:
+            pass
+    return retrain_trial(config, splits, trial)
 
 
 def _has_complete(study: optuna.Study) -> bool:

@@ -19,6 +19,7 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 STORAGE_ENV = "TUNER_STORAGE"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
+SQLITE_LOCK_TIMEOUT = 120
 
 
 def resolve_storage_url(flag: str | None = None) -> str:
@@ -36,6 +37,13 @@ def _redact(url: str) -> str:
         return url
 
 
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # Several local processes share one file: wait for a lock instead of failing after 5 s.
+        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT}}
+    return {"pool_pre_ping": True}
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``; one clear TunerError when it cannot be opened."""
     if url.endswith((".log", ".journal")) and "://" not in url:
@@ -47,7 +55,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url,
-                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                engine_kwargs=_engine_kwargs(url),
                 heartbeat_interval=HEARTBEAT_INTERVAL,
                 grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
