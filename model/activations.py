@@ -2,6 +2,11 @@
 
 Computing the derivative from the activation ``a`` (not from ``z``) is what lets a layer keep
 a single buffer per batch, as scikit-learn's MLP does.
+
+``forward`` and ``backward`` accept an optional ``scratch`` array shaped like their input (the
+layer passes one it reuses every batch); without it they allocate a temporary. The objects keep
+no state, so predicting from several threads is safe. Every temporary has the input's dtype:
+Python scalars are "weak" under NumPy 2, so float32 training never upcasts to float64.
 """
 
 from __future__ import annotations
@@ -18,22 +23,28 @@ class Activation:
     #: "he" for relu-like units, "glorot" for saturating ones.
     init: str = "glorot"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
         """Overwrite ``z`` with g(z) and return it."""
         raise NotImplementedError
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray | None = None
+    ) -> np.ndarray:
         """Overwrite ``grad`` (dJ/da) with dJ/dz = dJ/da * g'(z) and return it."""
         raise NotImplementedError
+
+
+def _scratch(like: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
+    return np.empty_like(like) if scratch is None else scratch
 
 
 class Identity(Activation):
     name = "identity"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z, scratch=None):
         return z
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def backward(self, a, grad, scratch=None):
         return grad
 
 
@@ -42,27 +53,30 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z, scratch=None):
         z *= 0.5
         np.tanh(z, out=z)
         z += 1.0
         z *= 0.5
         return z
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def backward(self, a, grad, scratch=None):
+        one_minus_a = np.subtract(1.0, a, out=_scratch(a, scratch))
         grad *= a
-        grad *= 1.0 - a
+        grad *= one_minus_a
         return grad
 
 
 class Tanh(Activation):
     name = "tanh"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z, scratch=None):
         return np.tanh(z, out=z)
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        grad *= 1.0 - a * a
+    def backward(self, a, grad, scratch=None):
+        slope = np.multiply(a, a, out=_scratch(a, scratch))
+        np.subtract(1.0, slope, out=slope)
+        grad *= slope
         return grad
 
 
@@ -70,11 +84,14 @@ class ReLU(Activation):
     name = "relu"
     init = "he"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z, scratch=None):
         return np.maximum(z, 0.0, out=z)
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        grad *= a > 0
+    def backward(self, a, grad, scratch=None):
+        # The 0/1 mask goes into the scratch array in a's dtype: no boolean temporary, and a
+        # same-dtype multiply (mixed bool * float loops are slower).
+        mask = np.greater(a, 0.0, out=_scratch(a, scratch))
+        grad *= mask
         return grad
 
 
@@ -82,27 +99,40 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
     init = "he"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, LEAKY_SLOPE * z, out=z)
+    def forward(self, z, scratch=None):
+        scaled = np.multiply(z, LEAKY_SLOPE, out=_scratch(z, scratch))
+        return np.maximum(z, scaled, out=z)
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        grad *= np.where(a > 0, 1.0, LEAKY_SLOPE).astype(grad.dtype, copy=False)
+    def backward(self, a, grad, scratch=None):
+        # g' = 1 where a > 0, else LEAKY_SLOPE: slope + (1 - slope) * [a > 0]
+        slope = np.greater(a, 0.0, out=_scratch(a, scratch))
+        slope *= 1.0 - LEAKY_SLOPE
+        slope += LEAKY_SLOPE
+        grad *= slope
         return grad
 
 
 class ELU(Activation):
-    """elu(z) = z for z > 0, exp(z) - 1 otherwise; g'(z) = a + 1 on the negative side."""
+    """elu(z) = z for z > 0, exp(z) - 1 otherwise; g'(z) = a + 1 on the negative side.
+
+    Written as max(z, 0) + expm1(min(z, 0)), which is exact on both sides.
+    """
 
     name = "elu"
     init = "he"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        negative = np.expm1(np.minimum(z, 0.0))
-        np.copyto(z, negative, where=z <= 0)
+    def forward(self, z, scratch=None):
+        negative = np.minimum(z, 0.0, out=_scratch(z, scratch))
+        np.expm1(negative, out=negative)
+        np.maximum(z, 0.0, out=z)
+        z += negative
         return z
 
-    def backward(self, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        grad *= np.where(a > 0, 1.0, a + 1.0).astype(grad.dtype, copy=False)
+    def backward(self, a, grad, scratch=None):
+        # g' = 1 for a > 0 and a + 1 otherwise, i.e. min(a, 0) + 1
+        slope = np.minimum(a, 0.0, out=_scratch(a, scratch))
+        slope += 1.0
+        grad *= slope
         return grad
 
 

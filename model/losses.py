@@ -3,6 +3,10 @@ cross-entropy, identity + squared error.
 
 Each pair is evaluated on the logits z of the last layer. For all three, dJ/dz = (y_hat - y) / m,
 and the loss is computed from z with log-sum-exp so that no probability is ever 0 inside a log.
+
+``loss_and_delta`` is the training path, run once per batch: each pair computes the loss and the
+gradient together in place in z, sharing the work (the softmax's row maxima and sums give the
+log-sum-exp), with sums as BLAS dot products and no full-size temporaries where avoidable.
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ class BinaryCrossEntropy(OutputLoss):
         per_element = np.logaddexp(0.0, z) - y * z
         return float(per_element.sum() / z.shape[0])
 
+    def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        m = z.shape[0]
+        y_dot_z = float(np.vdot(y, z))
+        softplus = np.logaddexp(0.0, z)
+        value = (float(np.add.reduce(softplus, axis=None)) - y_dot_z) / m
+        delta = self._to_output(z)
+        delta -= y
+        delta *= 1.0 / m
+        return value, delta
+
 
 class CategoricalCrossEntropy(OutputLoss):
     """Softmax over classes; L = -sum_k y_k log softmax(z)_k with a log-sum-exp."""
@@ -81,6 +95,25 @@ class CategoricalCrossEntropy(OutputLoss):
         picked = (shifted * y).sum(axis=1)
         return float((log_norm * y.sum(axis=1) - picked).sum() / z.shape[0])
 
+    def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """One pass for both: with s = z - max(z), L = log sum_k e^s_k - y.s per row.
+
+        Like the gradient softmax(z) - y, this takes each row of y to sum to 1 (one-hot or soft
+        labels), so the loss is the one whose gradient is returned.
+        """
+        m = z.shape[0]
+        row = np.maximum.reduce(z, axis=1, keepdims=True)
+        z -= row
+        y_dot_s = float(np.vdot(y, z))
+        np.exp(z, out=z)
+        np.add.reduce(z, axis=1, keepdims=True, out=row)
+        z /= row
+        np.log(row, out=row)
+        value = (float(np.add.reduce(row, axis=None)) - y_dot_s) / m
+        z -= y
+        z *= 1.0 / m
+        return value, z
+
 
 class SquaredError(OutputLoss):
     """Identity output; L = 1/2 * ||y_hat - y||^2 (the 1/2 makes dL/dz = y_hat - y)."""
@@ -96,6 +129,13 @@ class SquaredError(OutputLoss):
     def loss(self, z: np.ndarray, y: np.ndarray) -> float:
         diff = z - y
         return float(0.5 * np.einsum("ij,ij->", diff, diff) / z.shape[0])
+
+    def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        m = z.shape[0]
+        z -= y
+        value = 0.5 * float(np.vdot(z, z)) / m
+        z *= 1.0 / m
+        return value, z
 
 
 OUTPUT_LOSSES: dict[str, type[OutputLoss]] = {

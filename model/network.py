@@ -30,34 +30,51 @@ class Dense:
         self.W, self.b, self.dW, self.db = W, b, dW, db
         self.activation = activation
         self.dropout = dropout
-        self._rows = 0
+        self._rows = 0  # capacity of the per-batch buffers
+        self._n = -1  # the batch size the views below were cut for
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def _buffers(self, n: int) -> None:
+        """Per-batch arrays for n rows: views of buffers grown on demand and reused every batch.
+
+        The views are cut once per batch size (in an epoch only the last batch differs).
+        """
+        if n == self._n:
+            return
+        dtype, (n_in, n_out) = self.W.dtype, self.W.shape
         if n > self._rows:
-            dtype, (n_in, n_out) = self.W.dtype, self.W.shape
-            self._z = np.empty((n, n_out), dtype)
-            self._dx = np.empty((n, n_in), dtype)
+            self._z_full = np.empty((n, n_out), dtype)
+            self._dx_full = np.empty((n, n_in), dtype)
+            self._scratch_full = np.empty((n, n_out), dtype)  # the activation's temporary
+            self._ones_full = np.ones(n, dtype)  # db = 1^T dZ as a BLAS product
             if self.dropout:
-                self._mask = np.empty((n, n_out), dtype)
-                self._dropped = np.empty((n, n_out), dtype)
+                self._mask_full = np.empty((n, n_out), dtype)
+                self._dropped_full = np.empty((n, n_out), dtype)
             self._rows = n
+        self._z, self._dx = self._z_full[:n], self._dx_full[:n]
+        self._scratch, self._ones = self._scratch_full[:n], self._ones_full[:n]
+        if self.dropout:
+            self._mask, self._dropped = self._mask_full[:n], self._dropped_full[:n]
+        self._n = n
 
     def forward(self, X: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
-        """Activations of this layer for the batch X; the result is a buffer reused next call."""
-        n = X.shape[0]
-        self._buffers(n)
-        a = np.matmul(X, self.W, out=self._z[:n])
+        """Activations of this layer for the batch X; the result is a buffer reused next call.
+
+        X must have the layer's dtype (``Network.forward`` sees to it): ``np.dot`` into a
+        buffer is a little faster than ``np.matmul`` on small batches but does not cast.
+        """
+        self._buffers(X.shape[0])
+        a = np.dot(X, self.W, out=self._z)
         a += self.b
-        self.activation.forward(a)
+        self.activation.forward(a, self._scratch)
         mask = None
         if training and self.dropout:
-            mask = self._mask[:n]
+            mask = self._mask
             rng.random(dtype=mask.dtype, out=mask)
             keep = 1.0 - self.dropout
             np.greater_equal(mask, self.dropout, out=mask, casting="unsafe")
             mask *= 1.0 / keep
-            out = np.multiply(a, mask, out=self._dropped[:n])
+            out = np.multiply(a, mask, out=self._dropped)
         else:
             out = a
         self._cache = (X, a, mask)
@@ -68,12 +85,12 @@ class Dense:
         X, a, mask = self._cache
         if mask is not None:
             grad *= mask
-        dz = self.activation.backward(a, grad)
-        np.matmul(X.T, dz, out=self.dW)
-        np.sum(dz, axis=0, out=self.db)
+        dz = self.activation.backward(a, grad, self._scratch)
+        np.dot(X.T, dz, out=self.dW)
+        np.dot(self._ones, dz, out=self.db)  # column sums, faster than np.sum(axis=0)
         if not need_input_grad:
             return None
-        return np.matmul(dz, self.W.T, out=self._dx[: X.shape[0]])
+        return np.dot(dz, self.W.T, out=self._dx)
 
 
 class Network:
@@ -120,10 +137,11 @@ class Network:
             self.layers.append(Dense(W, b, dW, db, act, 0.0 if last else self.dropout))
             w_at += n_in * n_out
             b_at += n_out
+        self._penalty_grad = np.empty(self.n_weights, self.dtype)  # scratch for (l2 / m) W
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["layers"]
+        del state["layers"], state["_penalty_grad"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -162,7 +180,7 @@ class Network:
         self, X: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """Logits of the output layer (a reused buffer) in the network's dtype."""
-        a = X
+        a = np.asarray(X, dtype=self.dtype)
         for layer in self.layers:
             a = layer.forward(a, training, rng)
         return a
@@ -182,7 +200,8 @@ class Network:
         if l2:
             w = self.weights
             loss += 0.5 * l2 / m * float(np.dot(w, w))
-            self.grads[: self.n_weights] += (l2 / m) * w
+            penalty_grad = np.multiply(w, l2 / m, out=self._penalty_grad)
+            self.grads[: self.n_weights] += penalty_grad
         return loss
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ one update touches every parameter with a handful of NumPy calls whatever the de
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -62,7 +64,8 @@ class Nesterov(Momentum):
         self.velocity *= self.momentum
         self.velocity -= self._buffer
         self.params -= self._buffer
-        self.params += self.momentum * self.velocity
+        np.multiply(self.velocity, self.momentum, out=self._buffer)
+        self.params += self._buffer
 
 
 class RMSprop(Optimizer):
@@ -88,7 +91,23 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adaptive moment estimation with bias correction (Kingma & Ba, 2015)."""
+    """Adaptive moment estimation with bias correction (Kingma & Ba, 2015).
+
+    The textbook update, with m_0 = v_0 = 0,
+
+        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+        theta <- theta - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+
+    (eps as in scikit-learn and PyTorch), is computed from the unscaled sums
+    M = m / (1 - b1) and V = v / (1 - b2), kept in ``self.m`` and ``self.v``:
+
+        M <- b1 M + g,   V <- b2 V + g^2
+        theta <- theta - c_t * M / (sqrt(V) + eps / sqrt(1 - b2)),
+        c_t = lr sqrt(1 - b2^t) (1 - b1) / ((1 - b1^t) sqrt(1 - b2))
+
+    which is the same in exact arithmetic and takes 10 passes over the parameters instead of 12.
+    All constants are Python floats, so float32 parameters are updated in float32.
+    """
 
     name = "adam"
 
@@ -100,27 +119,27 @@ class Adam(Optimizer):
         epsilon: float = 1e-8,
     ) -> None:
         super().__init__(params)
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         self.t = 0
         self.m = self._state()
         self.v = self._state()
 
     def step(self, grads: np.ndarray, learning_rate: float) -> None:
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        self.m *= b1
-        np.multiply(grads, 1.0 - b1, out=self._buffer)
-        self.m += self._buffer
-        self.v *= b2
-        np.multiply(grads, grads, out=self._buffer)
-        self._buffer *= 1.0 - b2
-        self.v += self._buffer
-        step = learning_rate * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        np.sqrt(self.v, out=self._buffer)
-        self._buffer += self.epsilon
-        np.divide(self.m, self._buffer, out=self._buffer)
-        self._buffer *= -step
-        self.params += self._buffer
+        b1, b2, buf = self.beta1, self.beta2, self._buffer
+        np.multiply(self.m, b1, out=self.m)
+        np.add(self.m, grads, out=self.m)
+        np.multiply(self.v, b2, out=self.v)
+        np.multiply(grads, grads, out=buf)
+        np.add(self.v, buf, out=self.v)
+        scale = math.sqrt(1.0 - b2)
+        rate = float(learning_rate) * math.sqrt(1.0 - b2**self.t) * (1.0 - b1)
+        rate /= (1.0 - b1**self.t) * scale
+        np.sqrt(self.v, out=buf)
+        np.add(buf, self.epsilon / scale, out=buf)
+        np.divide(self.m, buf, out=buf)
+        np.multiply(buf, rate, out=buf)
+        np.subtract(self.params, buf, out=self.params)
 
 
 class AdamW(Adam):

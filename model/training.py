@@ -74,19 +74,25 @@ def train(
     n = X.shape[0]
     batch_size = min(max(1, batch_size), n)
     Xs, Ys = np.empty_like(X), np.empty_like(Y)
+    # Each epoch shuffles into Xs, Ys in place, so the batch views are cut once.
+    batches = [
+        (Xs[start : start + batch_size], Ys[start : start + batch_size])
+        for start in range(0, n, batch_size)
+    ]
     best_params = network.params.copy() if rules.early_stopping else None
-    penalty = 0.0 if optimizer.name == "adamw" else l2
+    # Python floats throughout: a NumPy float64 scalar (say a learning rate from a parameter
+    # grid) would make every float32 update compute in float64.
+    penalty = 0.0 if optimizer.name == "adamw" else float(l2)
     state.stop_reason = "max_epochs"
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rules.max_epochs):
-            lr = schedule.rate(state.epoch)
+            lr = float(schedule.rate(state.epoch))
             perm = rng.permutation(n)
             np.take(X, perm, axis=0, out=Xs)
             np.take(Y, perm, axis=0, out=Ys)
             total = 0.0
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                loss = network.loss_and_gradients(Xs[start:stop], Ys[start:stop], penalty, rng)
+            for Xb, Yb in batches:
+                loss = network.loss_and_gradients(Xb, Yb, penalty, rng)
                 if not math.isfinite(loss):
                     state.stop_reason = "diverged"
                     raise DivergenceError(
@@ -94,7 +100,7 @@ def train(
                         "lower the learning rate or scale the features"
                     )
                 optimizer.step(network.grads, lr)
-                total += loss * (stop - start)
+                total += loss * Xb.shape[0]
             state.epoch += 1
             state.steps += math.ceil(n / batch_size)
             epoch_loss = total / n
