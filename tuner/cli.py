@@ -31,13 +31,20 @@ TrackingOpt = Annotated[
 ]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def user_errors(command):
     """Print errors a user can cause as one line on stderr and exit 1, without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        import signal
+
         from .errors import TunerError
 
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return command(*args, **kwargs)
         except TunerError as exc:
@@ -188,6 +195,37 @@ def worker(
 
 @app.command()
 @user_errors
+def sync(
+    study_name: Annotated[str, typer.Argument(help="A study name or study file.")],
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Log to MLflow every finished trial that MLflow is missing (after a tracking outage)."""
+    quiet_libraries()
+    from .sync import sync_study
+
+    name = _study_name(study_name)
+    report = sync_study(name, storage=storage, tracking_uri=tracking_uri)
+    console.print(
+        f"study {name!r}: {report.finished} finished trials; logged {len(report.logged)} missing, "
+        f"closed {len(report.closed)} left running"
+    )
+    if report.failed:
+        err_console.print(f"error: trials {report.failed} could not be logged; run sync again")
+        raise typer.Exit(1)
+
+
+def _study_name(name_or_file: str) -> str:
+    """A study name given directly or through its study file."""
+    if name_or_file.endswith(".toml"):
+        from .config import load_config
+
+        return load_config(name_or_file).name
+    return name_or_file
+
+
+@app.command()
+@user_errors
 def status(
     study_name: Annotated[Optional[str], typer.Argument(help="A study name or study file; omit to list the studies.")] = None,
     storage: StorageOpt = None,
@@ -214,11 +252,7 @@ def status(
             table.add_row(s.study_name, str(s.n_trials), best, started)
         console.print(table)
         return
-    name = study_name
-    if name.endswith(".toml"):
-        from .config import load_config
-
-        name = load_config(name).name
+    name = _study_name(study_name)
     study = load_existing_study(name, store, url)
     metric = study.user_attrs.get("metric", "value")
     _print_trials(study, metric)

@@ -11,6 +11,7 @@ import math
 import time
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -51,6 +52,29 @@ def validation_score(metric: str, estimator, X, y) -> float:
     return metrics.score(metric, y, y_pred=estimator.predict(X))
 
 
+@dataclass
+class TrialRun:
+    """What one trial did, gathered while it runs and handed to the storage and the tracker."""
+
+    started: float = field(default_factory=time.time)
+    history: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    state: str = "FAIL"
+    reason: str | None = None
+    value: float | None = None
+    pruned_epoch: int | None = None
+    interrupted: bool = False
+
+    def summary(self, estimator) -> dict[str, float]:
+        out = {
+            "train_seconds": time.time() - self.started,
+            "n_params": float(getattr(estimator, "n_params_", 0)),
+            "epochs": float(getattr(estimator, "n_iter_", 0)),
+        }
+        if self.pruned_epoch is not None:
+            out["pruned_epoch"] = float(self.pruned_epoch)
+        return out
+
+
 class Objective:
     """Callable objective for ``study.optimize``; trains on the training split only and scores
     on the validation split. The test split is not touched here."""
@@ -71,63 +95,94 @@ class Objective:
             return float(logs[key])
         return validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
 
+    def _reporter(self, trial: optuna.Trial, estimator, run: TrialRun):
+        """The per-epoch callback: record the curves, report to Optuna, ask the pruner."""
+
+        def report(epoch: int, logs: dict[str, float]) -> bool:
+            for name, v in logs.items():
+                run.history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
+            value = self._epoch_value(estimator, logs)
+            if self.metric not in LOGGED_METRICS:
+                run.history[f"val_{self.metric}"].append(value)
+            if not math.isfinite(value):
+                raise DivergenceError(f"validation {self.metric} is {value} at epoch {epoch}")
+            trial.report(value, epoch)
+            if trial.should_prune():
+                run.pruned_epoch = epoch
+                return True
+            return False
+
+        return report
+
     def __call__(self, trial: optuna.Trial) -> float:
-        started = time.time()
+        run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
         run_id = self.tracker.start_trial(trial.number) if self.tracker else None
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
         estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number)
-        history: dict[str, list[float]] = defaultdict(list)
-        pruned_at: list[int] = []
-
-        def report(epoch: int, logs: dict[str, float]) -> bool:
-            for name, v in logs.items():
-                history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
-            value = self._epoch_value(estimator, logs)
-            if self.metric not in LOGGED_METRICS:
-                history[f"val_{self.metric}"].append(value)
-            if not math.isfinite(value):
-                raise DivergenceError(f"validation {self.metric} is {value} at epoch {epoch}")
-            trial.report(value, epoch)
-            if trial.should_prune():
-                pruned_at.append(epoch)
-                return True
-            return False
-
-        state, reason, value = "FAIL", None, None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 estimator.fit(
                     self.splits.Xt_train, self.splits.y_train,
-                    X_val=self.splits.Xt_val, y_val=self.splits.y_val, callbacks=[report],
+                    X_val=self.splits.Xt_val, y_val=self.splits.y_val,
+                    callbacks=[self._reporter(trial, estimator, run)],
                 )
-            if pruned_at:
-                state = "PRUNED"
-                reason = f"pruned by {type(trial.study.pruner).__name__} at epoch {pruned_at[0]}"
-                trial.set_user_attr("pruned_epoch", pruned_at[0])
-                raise optuna.TrialPruned(reason)
-            value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
-            if not math.isfinite(value):
-                raise DivergenceError(f"final validation {self.metric} is {value}")
-            state = "COMPLETE"
-            self._keep_if_best(trial.number, value, estimator, history)
-            return value
+            if run.pruned_epoch is not None:
+                run.state = "PRUNED"
+                run.reason = f"pruned by {type(trial.study.pruner).__name__} at epoch {run.pruned_epoch}"
+                raise optuna.TrialPruned(run.reason)
+            run.value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+            if not math.isfinite(run.value):
+                raise DivergenceError(f"final validation {self.metric} is {run.value}")
+            run.state = "COMPLETE"
+            self._keep_if_best(trial.number, run.value, estimator, run.history)
+            return run.value
         except optuna.TrialPruned:
             raise
         except DivergenceError as exc:
-            reason = f"diverged: {exc}"
-            trial.set_user_attr("fail_reason", reason)
+            run.reason = f"diverged: {exc}"
+            raise
+        except KeyboardInterrupt:
+            run.reason, run.interrupted = "interrupted (SIGINT/SIGTERM)", True
             raise
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            trial.set_user_attr("fail_reason", reason)
+            run.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise
         finally:
-            if run_id:
-                self._track(trial, run_id, params, estimator, history, state, reason, value,
-                            pruned_at, started)
+            self._record(trial, run_id, params, estimator, run)
+
+    def _record(self, trial: optuna.Trial, run_id: str | None, params, estimator, run: TrialRun) -> None:
+        """Store the trial's summary in Optuna (the record of truth, from which ``tuner sync`` can
+        log it later) and log it to MLflow."""
+        summary = run.summary(estimator)
+        if not run.interrupted:
+            attrs: dict[str, Any] = {**summary, "history": dict(run.history)}
+            if run.state == "FAIL" and run.reason:
+                attrs["fail_reason"] = run.reason
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+        if not run_id:
+            return
+        if run.value is not None:
+            summary[f"val_{self.metric}"] = run.value
+        if run.state == "COMPLETE":
+            self.tracker.log_model(run_id, trial.number, self._pipeline(estimator))
+        self.tracker.end_trial(
+            run_id,
+            TrialRecord(
+                number=trial.number,
+                params=dict(trial.params) | _flatten(params),
+                history=dict(run.history),
+                metrics=summary,
+                state=run.state,
+                reason=run.reason,
+                start_time=run.started,
+                end_time=time.time(),
+                interrupted=run.interrupted,
+            ),
+        )
 
     def _pipeline(self, estimator) -> Pipeline:
         """The trial's model with the study's fitted preprocessing: it takes raw rows."""
@@ -141,32 +196,6 @@ class Objective:
             self._best_value = value
             self.best_pipelines = {number: self._pipeline(estimator)}
             self.histories = {number: dict(history)}
-
-    def _track(self, trial, run_id, params, estimator, history, state, reason, value, pruned_at,
-               started) -> None:
-        ended = time.time()
-        summary: dict[str, float] = {
-            "train_seconds": ended - started,
-            "n_params": float(getattr(estimator, "n_params_", 0)),
-            "epochs": float(getattr(estimator, "n_iter_", 0)),
-        }
-        if value is not None:
-            summary[f"val_{self.metric}"] = value
-        if pruned_at:
-            summary["pruned_epoch"] = float(pruned_at[0])
-        record = TrialRecord(
-            number=trial.number,
-            params=dict(trial.params) | _flatten(params),
-            history=dict(history),
-            metrics=summary,
-            state=state,
-            reason=reason,
-            start_time=started,
-            end_time=ended,
-        )
-        if state == "COMPLETE":
-            self.tracker.log_model(run_id, trial.number, self._pipeline(estimator))
-        self.tracker.end_trial(run_id, record)
 
 
 def _flatten(params: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class StudyResult:
 def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     """Create the study named in ``config`` or load it to continue (same name, same storage)."""
     storage = open_storage(storage_url)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=config.name,
         storage=storage,
         sampler=make_sampler(config),
@@ -42,6 +42,9 @@ def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
         direction=config.direction,
         load_if_exists=True,
     )
+    if study.user_attrs.get("metric") != config.metric:
+        study.set_user_attr("metric", config.metric)
+    return study
 
 
 FINISHED_STATES = (

@@ -128,6 +128,8 @@ class TrialRecord:
     start_time: float | None = None
     end_time: float | None = None
     epoch_times: list[float] | None = None
+    #: The trial was stopped by Ctrl-C / SIGTERM: its run is closed as KILLED whatever the state.
+    interrupted: bool = False
 
     def __post_init__(self) -> None:
         if self.state not in RUN_STATUS:
@@ -170,7 +172,11 @@ class TrialRecord:
             history = {objective_name: [trial.intermediate_values[s] for s in steps]}
         else:
             history = {}
-        reason = trial.user_attrs.get("reason") or trial.system_attrs.get("fail_reason")
+        reason = (
+            trial.user_attrs.get("reason")
+            or trial.user_attrs.get("fail_reason")
+            or trial.system_attrs.get("fail_reason")
+        )
         return cls(
             number=trial.number,
             params=params,
@@ -585,7 +591,9 @@ class StudyTracker:
             metrics, params, tags = _trial_entities(record)
             self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
             self.client.set_terminated(
-                run_id, status=RUN_STATUS[record.state], end_time=_ms(record.end_time)
+                run_id,
+                status="KILLED" if record.interrupted else RUN_STATUS[record.state],
+                end_time=_ms(record.end_time),
             )
         except Exception as exc:  # noqa: BLE001 - tracking must never stop tuning
             self._failed(f"end of trial {record.number}", record.number, exc)
