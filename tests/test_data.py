@@ -173,3 +173,18 @@ def test_batch_size_checked_against_training_rows(tmp_path):
     with pytest.raises(ConfigError, match=r"space.batch_size: 64 exceed\(s\) the training set \(36 rows\)"):
         load_splits(config)
     assert len(load_splits(config, check=False).y_train) == 36
+
+
+def test_fingerprint_is_the_same_in_another_process():
+    """String labels are object arrays: their fingerprint must hash text, not pointers."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tuner.config import load_config; from tuner.data import load_splits; "
+        "print(load_splits(load_config('studies/wine_mixed.toml')).fingerprint)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    here = load_splits(load_config(root / "studies/wine_mixed.toml")).fingerprint
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert there.stdout.strip() == here

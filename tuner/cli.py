@@ -296,7 +296,10 @@ def export(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Export a trial's model as an MLflow pyfunc model (no pickle), logged to the study's MLflow run."""
+    import os
+
     quiet_libraries()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from .export import export_study
 
     result = export_study(

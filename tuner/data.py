@@ -109,6 +109,9 @@ def fingerprint(X: pd.DataFrame, y: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([[str(c), str(t)] for c, t in X.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(X, index=True).to_numpy().tobytes())
+    y = np.asarray(y)
+    if y.dtype == object:  # the bytes of an object array are pointers: hash the labels' text
+        y = y.astype(str)
     h.update(str(y.dtype).encode())
     h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()

@@ -1,0 +1,332 @@
+"""`tuner export`: a small CSV study (categorical column, missing values, string labels) exported
+as an MLflow pyfunc model, loaded back, served over HTTP, refitted and registered.
+
+The study runs once per module; the whole file takes about a minute (the model server alone
+needs 10-30 s to start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.models import Model
+from typer.testing import CliRunner
+
+import model
+from model.serialization import ModelFileError, read_header
+from tuner.cli import app
+from tuner.config import load_config
+from tuner.data import load_splits
+from tuner.data import fingerprint
+from tuner.export import check_no_pickle, export_study, resolve_config, trial_epochs
+from tuner import runner
+from tuner.tracking import StudyTracker
+
+REPO = Path(__file__).resolve().parents[1]
+CSV = REPO / "data" / "wine_mixed.csv"
+STUDY = """
+name = "wine_export"
+seed = 1
+
+[data]
+source = "{csv}"
+target = "cultivar"
+task = "classification"
+missing = "impute"
+
+[objective]
+metric = "f1_macro"
+
+[budget]
+n_trials = 2
+max_epochs = 10
+
+[space]
+n_layers = 1
+units = {{low = 8, high = 24}}
+batch_size = [16, 32]
+"""
+REGISTERED = "wine-export-test"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A finished two-trial study and two exports of its best trial: the model the trial trained
+    (logged and registered, through the API) and a refit (through the CLI)."""
+    folder = tmp_path_factory.mktemp("export")
+    study_file = folder / "wine_export.toml"
+    study_file.write_text(STUDY.format(csv=CSV.as_posix()))
+    storage = f"sqlite:///{folder}/optuna.db"
+    tracking = f"sqlite:///{folder}/mlflow.db"
+    result = runner.run_study(study_file, storage=storage, tracking_uri=tracking)
+    config = load_config(study_file)
+    exported = export_study(
+        study_file, out=folder / "exports" / "best", register_as=REGISTERED,
+        storage=storage, tracking_uri=tracking,
+    )
+    refit_dir = folder / "exports" / "refit"
+    cli = CliRunner().invoke(
+        app,
+        ["export", str(study_file), "--refit", "--out", str(refit_dir),
+         "--storage", storage, "--tracking-uri", tracking],
+        catch_exceptions=False,
+    )
+    assert cli.exit_code == 0, cli.output
+    return {
+        "folder": folder, "study": result.study, "config": config, "splits": load_splits(config),
+        "exported": exported, "refit_dir": refit_dir, "refit_output": cli.output,
+        "storage": storage, "tracking": tracking,
+    }
+
+
+def raw_test_rows(env) -> pd.DataFrame:
+    X = env["splits"].X_test
+    assert X.isna().any(axis=None), "the test rows should hold missing values"
+    assert X["alcohol_level"].dtype.kind not in "fiu", "alcohol_level should be categorical"
+    return X
+
+
+def test_pyfunc_predicts_raw_rows_like_the_trial_model(env):
+    exported, X = env["exported"], raw_test_rows(env)
+    best = env["study"].best_trial
+    assert exported.trial_number == best.number and exported.source == "trial"
+    tracker = StudyTracker("wine_export", env["storage"], tracking_uri=env["tracking"])
+    trained = tracker.load_model(best.user_attrs["mlflow_run_id"])  # what the trial trained
+
+    pyfunc = mlflow.pyfunc.load_model(str(exported.path))
+    labels = pyfunc.predict(X)
+    assert set(labels) <= set(env["splits"].classes)
+    np.testing.assert_array_equal(labels, trained.predict(X))
+    np.testing.assert_array_equal(labels, model.load(exported.path).predict(X))  # no MLflow
+
+    proba = pyfunc.predict(X, params={"predict_proba": True})
+    assert isinstance(proba, pd.DataFrame)
+    assert list(proba.columns) == list(env["splits"].classes)
+    np.testing.assert_array_equal(proba.to_numpy(), trained.predict_proba(X))
+
+
+def test_metadata_signature_and_layout(env):
+    exported, best = env["exported"], env["study"].best_trial
+    path = exported.path
+    mlmodel = Model.load(str(path))
+    meta = mlmodel.metadata
+    assert meta["study"] == "wine_export" and meta["trial"] == best.number
+    assert meta["hyperparameters"] == best.params
+    assert meta["validation_score"] == pytest.approx(best.value)
+    assert set(meta["test_scores"]) == {"accuracy", "log_loss", "f1_macro"}
+    splits = env["splits"]
+    assert meta["data_fingerprint"] == splits.fingerprint == fingerprint(splits.X_train, splits.y_train)
+    assert meta["seed"] == env["config"].seed + best.number
+    assert {"numpy", "mlflow", "scikit-learn", "pandas"} <= set(meta["package_versions"])
+    assert read_header(path)["metadata"]["trial"] == best.number  # also inside model.npz
+    assert mlmodel.run_id == exported.run_id and mlmodel.model_id == exported.model_id
+
+    inputs = {c.name: c.type.name for c in mlmodel.signature.inputs.inputs}
+    assert inputs["alcohol_level"] == "string" and inputs["hue"] == "double"
+    assert [p.name for p in mlmodel.signature.params.params] == ["predict_proba"]
+    assert (path / "input_example.json").is_file()
+    pyfunc_conf = mlmodel.flavors["python_function"]
+    assert pyfunc_conf["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert pyfunc_conf["artifacts"]["model"]["path"] == "model.npz"
+    assert (path / "model.npz").is_file() and (path / "pyfunc_model.py").is_file()
+    assert not (path / "artifacts").exists()
+
+
+def test_no_pickle_in_the_exported_folder(env, tmp_path):
+    path = env["exported"].path
+    files = [p for p in path.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pkl", ".pickle") or p.name == "python_model.pkl"]
+    for file in files:
+        data = file.read_bytes()
+        assert not data.startswith((b"\x80\x04", b"\x80\x05")), file
+        if file.suffix != ".npz":  # npz: float bytes may contain anything; members checked below
+            assert b"\x80\x04\x95" not in data and b"\x80\x05\x95" not in data, file
+    with np.load(path / "model.npz", allow_pickle=False) as npz:  # raises for object arrays
+        assert all(npz[name].dtype != object for name in npz.files)
+    assert check_no_pickle(path) == []
+    # the checker does see a pickle
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    import pickle
+
+    (copy / "python_model.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=5))
+    assert check_no_pickle(copy)
+
+
+def test_missing_column_and_wrong_type_name_the_column(env):
+    pyfunc = mlflow.pyfunc.load_model(str(env["exported"].path))
+    X = raw_test_rows(env).head(4)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="missing column.*'hue'"):
+        pyfunc.predict(X.drop(columns=["hue"]))
+    with pytest.raises(mlflow.exceptions.MlflowException, match="alcohol_level"):
+        pyfunc.predict(X.drop(columns=["alcohol_level"]))
+    bad = X.astype({"ash": object})
+    bad.loc[bad.index[0], "ash"] = "lots"
+    with pytest.raises(mlflow.exceptions.MlflowException, match="column ash"):
+        pyfunc.predict(bad)
+
+
+def test_tampered_weights_are_refused(env, tmp_path):
+    copy = tmp_path / "tampered"
+    shutil.copytree(env["exported"].path, copy)
+    with np.load(copy / "model.npz", allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["coef_0"] = arrays["coef_0"] + np.float32(0.01)
+    with open(copy / "model.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ModelFileError, match="changed after saving"):
+        model.load(copy)
+    with pytest.raises(Exception, match="'coef_0' was changed after saving"):
+        mlflow.pyfunc.load_model(str(copy))
+
+
+def test_refit_records_a_test_score_that_is_measured(env):
+    path, config, splits = env["refit_dir"], env["config"], env["splits"]
+    assert "refitted" in env["refit_output"]
+    meta = Model.load(str(path)).metadata
+    assert meta["source"] == "refit" and meta["trained_on"] == "train+validation"
+    refitted = model.load(path)
+    recomputed = runner.test_scores(config, splits, refitted)
+    assert meta["test_scores"] == pytest.approx(recomputed, abs=1e-12)
+    best = env["study"].best_trial
+    tracker = StudyTracker("wine_export", env["storage"], tracking_uri=env["tracking"])
+    epochs = trial_epochs(tracker.load_model(best.user_attrs["mlflow_run_id"]).steps[-1][1])
+    assert meta["epochs"] == epochs == refitted.steps[-1][1].n_iter_
+    X_all = pd.concat([splits.X_train, splits.X_val])
+    y_all = np.concatenate([splits.y_train, splits.y_val])
+    assert meta["data_fingerprint"] == fingerprint(X_all, y_all)  # train + validation
+    X = raw_test_rows(env)
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(path)).predict(X), refitted.predict(X))
+
+
+def test_register_creates_a_tagged_version_with_alias_champion(env):
+    exported = env["exported"]
+    client = MlflowClient(tracking_uri=env["tracking"])
+    version = client.get_model_version_by_alias(REGISTERED, "champion")
+    assert str(version.version) == exported.registered_version
+    assert version.tags["tuner.study"] == "wine_export"
+    assert version.tags["tuner.trial"] == str(exported.trial_number)
+    assert version.tags["tuner.model_id"] == exported.model_id
+    logged = client.get_logged_model(exported.model_id)
+    assert version.source == logged.artifact_location and version.run_id == exported.run_id
+    assert logged.source_run_id == exported.run_id and logged.status == "READY"
+    parent = client.get_run(exported.run_id)
+    assert parent.data.tags["tuner.role"] == "parent"
+    assert parent.info.status == "FINISHED"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(env["tracking"])
+    try:  # the alias resolves to a loadable model
+        champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    X = raw_test_rows(env)
+    np.testing.assert_array_equal(champion.predict(X), model.load(exported.path).predict(X))
+
+
+def test_study_name_resolves_to_its_file(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert resolve_config("wine_mixed").name == "wine_mixed"
+    with pytest.raises(Exception, match="no study file"):
+        resolve_config("no_such_study")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_mlflow_models_serve_answers_like_in_process(env, tmp_path):
+    path = env["exported"].path
+    X = raw_test_rows(env)
+    expected = mlflow.pyfunc.load_model(str(path)).predict(X)
+    expected_proba = model.load(path).predict_proba(X)
+    port = _free_port()
+    bin_dir = str(Path(sys.executable).parent)  # uvicorn lives next to the interpreter
+    environment = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(path), "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "model server did not start in 90 s"
+            time.sleep(0.5)
+        split = json.loads(X.to_json(orient="split", index=False))
+        records = json.loads(X.to_json(orient="records"))
+        for body in ({"dataframe_split": split}, {"dataframe_records": records}):
+            status, answer = _post(f"{base}/invocations", body)
+            assert status == 200, answer
+            assert answer["predictions"] == list(expected)
+        status, answer = _post(f"{base}/invocations", {"dataframe_split": split, "params": {"predict_proba": True}})
+        assert status == 200, answer
+        served = pd.DataFrame(answer["predictions"])
+        assert list(served.columns) == list(env["splits"].classes)
+        np.testing.assert_array_equal(served.to_numpy(), expected_proba)
+        status, answer = _post(
+            f"{base}/invocations", {"dataframe_records": json.loads(X.drop(columns=["hue"]).to_json(orient="records"))}
+        )
+        assert status == 400 and "'hue'" in answer["message"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def test_missing_trial_model_is_retrained_deterministically(env, tmp_path, monkeypatch):
+    from tuner.errors import TunerError
+
+    def no_model(self, run_id):
+        raise TunerError(f"no stored model for MLflow run {run_id}: gone")
+
+    monkeypatch.setattr(StudyTracker, "load_model", no_model)
+    result = export_study(
+        env["folder"] / "wine_export.toml", out=tmp_path / "retrained", log=False,
+        storage=env["storage"], tracking_uri=env["tracking"],
+    )
+    assert result.source == "retrained" and "trained trial" in result.notes[0]
+    X = raw_test_rows(env)
+    np.testing.assert_array_equal(
+        mlflow.pyfunc.load_model(str(result.path)).predict(X), model.load(env["exported"].path).predict(X)
+    )

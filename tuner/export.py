@@ -1,0 +1,571 @@
+"""``tuner export``: a study's best model as a self-contained MLflow pyfunc model, without pickle.
+
+What :func:`export_study` writes to ``DIR`` (default ``exports/<study>``)::
+
+    DIR/
+      MLmodel                  flavour python_function (models from code), signature with a params
+                               schema, ``metadata`` = provenance (see :func:`provenance`)
+      model.npz                the weights + JSON architecture/preprocessing (``model.save``),
+                               read with ``allow_pickle=False``; also what ``model.load(DIR)`` reads
+      pyfunc_model.py          the pyfunc wrapper (tuner/pyfunc_model.py, ``set_model`` inside)
+      code/model/              the project's ``model`` package (NumPy MLP + preprocessing)
+      input_example.json, serving_input_example.json
+      requirements.txt, python_env.yaml, conda.yaml
+
+MLflow keeps pyfunc artifacts under ``artifacts/`` by default; the export moves ``model.npz`` to
+the top of the folder and points the pyfunc configuration at it, so there is one weights file,
+loaded by both ``mlflow.pyfunc.load_model(DIR)`` and ``model.load(DIR)``.
+
+No file in ``DIR`` is a pickle: MLflow writes ``python_model.pkl`` only for a ``PythonModel``
+object, and the export passes a file instead (:func:`check_no_pickle` verifies the folder).
+
+Where it is logged: the same folder is logged as an MLflow *logged model* whose source run is the
+study's latest parent run (the run of the last ``tuner run``/worker of the study in its
+experiment); a study without one gets a new run named ``export-<study>``. With ``register`` the
+logged model becomes a new version of that registered model, tagged with the study and trial, and
+the alias ``champion`` points at it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import TunerError
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+WEIGHTS_FILE = "model.npz"
+ARTIFACT_NAME = "model"  # the key in pyfunc_model.ARTIFACT_NAME
+PROBA_PARAM = "predict_proba"
+CHAMPION = "champion"
+EXPORT_FORMAT = "mlp-tuner-export"
+EXPORT_VERSION = 1
+#: Start bytes of pickle protocols 2-5 (a pickle stream begins with PROTO <n>).
+PICKLE_HEADERS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+#: Trial user attributes that are not fixed hyperparameters.
+NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason")
+
+TAG_EXPORT_STUDY = "tuner.study"
+TAG_EXPORT_TRIAL = "tuner.trial"
+
+
+@dataclass
+class ExportResult:
+    """What an export produced."""
+
+    path: Path
+    study_name: str
+    trial_number: int
+    source: str  # "trial" (the model the trial trained), "retrained", "refit"
+    validation_score: float
+    test_scores: dict[str, float]
+    metadata: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    model_id: str | None = None
+    registered_name: str | None = None
+    registered_version: str | None = None
+
+    @property
+    def model_uri(self) -> str | None:
+        return f"models:/{self.model_id}" if self.model_id else None
+
+
+# --------------------------------------------------------------------------------------------
+# study, trial and config
+
+
+def resolve_config(study):
+    """The StudyConfig of ``study``: a study file (.toml), or a study name whose file is found as
+    ``<name>.toml`` / ``studies/<name>.toml`` or as a ``*.toml`` in ``.`` or ``studies/`` whose
+    ``name`` is that name. The data named there is needed for signature, scores and refits."""
+    import tomllib
+
+    from .config import StudyConfig, load_config
+
+    if isinstance(study, StudyConfig):
+        return study
+    text = str(study)
+    path = Path(text)
+    if text.endswith(".toml") or path.is_file():
+        return load_config(path)
+    candidates = [Path(f"{text}.toml"), Path("studies") / f"{text}.toml"]
+    for folder in (Path("."), Path("studies")):
+        if folder.is_dir():
+            candidates.extend(sorted(folder.glob("*.toml")))
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        try:
+            with candidate.open("rb") as fh:
+                if tomllib.load(fh).get("name") == text:
+                    return load_config(candidate)
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    raise TunerError(
+        f"no study file for study {text!r} in ./ or ./studies/; pass the study file "
+        f"(tuner export path/to/{text}.toml): export needs its data to check and score the model"
+    )
+
+
+def pick_trial(study, number: int | None):
+    """The trial to export: ``number``, else the best trial; TunerError if it did not complete."""
+    import optuna
+
+    complete = optuna.trial.TrialState.COMPLETE
+    if number is not None:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if number not in trials:
+            raise TunerError(
+                f"study {study.study_name!r} has no trial {number} (trials 0 to {len(trials) - 1})"
+            )
+        trial = trials[number]
+        if trial.state != complete:
+            raise TunerError(f"trial {number} of study {study.study_name!r} is {trial.state.name}, not COMPLETE")
+        return trial
+    if not any(t.state == complete for t in study.get_trials(deepcopy=False)):
+        raise TunerError(f"study {study.study_name!r} has no completed trial to export")
+    if len(study.directions) > 1:
+        best = ", ".join(str(t.number) for t in study.best_trials)
+        raise TunerError(
+            f"study {study.study_name!r} has several objectives: choose one of the Pareto-optimal "
+            f"trials ({best}) with --trial N"
+        )
+    return study.best_trial
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+def trial_model(config, splits, tracker, trial, notes: list[str]):
+    """(pipeline, source): the model the trial trained, downloaded from its MLflow run, or, if
+    the run has none, the same model trained again from the trial's parameters and seed."""
+    from .runner import retrain_trial
+
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        try:
+            return tracker.load_model(run_id), "trial"
+        except TunerError as exc:
+            notes.append(f"{exc}; trained trial {trial.number} again (same parameters and seed)")
+    else:
+        notes.append(
+            f"trial {trial.number} has no MLflow run with its model; trained it again "
+            "(same parameters and seed)"
+        )
+    return retrain_trial(config, splits, trial), "retrained"
+
+
+def trial_epochs(estimator) -> int:
+    """The epochs that made the trial's weights: the restored best epoch with early stopping,
+    else every epoch that ran."""
+    best = int(getattr(estimator, "best_epoch_", 0) or 0)
+    if getattr(estimator, "early_stopping", False) and best > 0:
+        return best
+    return int(estimator.n_iter_)
+
+
+def refit_trial(config, splits, trial, epochs: int):
+    """(pipeline, fingerprint): the trial's parameters trained on training + validation rows for
+    exactly ``epochs`` epochs (no early stopping: there is no held-out split left), with the
+    preprocessing fitted on the same rows."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from model.preprocessing import TabularPreprocessor
+
+    from .data import fingerprint
+    from .objective import build_estimator
+    from .space import params_from_trial
+
+    X = pd.concat([splits.X_train, splits.X_val])
+    y = np.concatenate([splits.y_train, splits.y_val])
+    pre = TabularPreprocessor(missing=config.data.missing)
+    Xt = pre.fit_transform(X)
+    params = params_from_trial(trial, config.space, config.budget.max_epochs)
+    est = build_estimator(splits.task, params, config.seed + trial.number)
+    est.set_params(max_epochs=epochs, early_stopping=False, n_iter_no_change=epochs + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(Xt, y)
+    return Pipeline([("preprocess", pre), ("mlp", est)]), fingerprint(X, y)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in ("mlp-tuner", "numpy", "pandas", "scikit-learn", "mlflow", "optuna"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    import platform
+
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def _plain(value: Any) -> Any:
+    """JSON/YAML-safe plain data (numpy scalars to Python, tuples to lists)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def provenance(
+    config, splits, trial, pipeline, *, source: str, test_scores: dict[str, float],
+    fingerprint: str, epochs: int | None,
+) -> dict[str, Any]:
+    """The model's metadata: where it came from and how good it is."""
+    est = pipeline.steps[-1][1]
+    model_params = est.get_params()
+    meta = {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_VERSION,
+        "study": config.name,
+        "trial": trial.number,
+        "task": splits.task,
+        "target": splits.target_name,
+        "classes": list(splits.classes) if splits.classes is not None else None,
+        "columns": list(splits.columns),
+        "hyperparameters": dict(trial.params),
+        "fixed_parameters": {k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS},
+        "model_parameters": {k: v for k, v in model_params.items() if k != "random_state"},
+        "objective": {"metric": config.metric, "direction": config.direction},
+        "validation_score": float(trial.value),
+        "test_scores": {k: float(v) for k, v in test_scores.items()},
+        "source": source,
+        "trained_on": "train+validation" if source == "refit" else "train",
+        "epochs": int(epochs if epochs is not None else est.n_iter_),
+        "data_source": config.data.source,
+        "data_fingerprint": fingerprint,
+        "seed": int(config.seed + trial.number),
+        "study_seed": int(config.seed),
+        "trial_run_id": trial.user_attrs.get("mlflow_run_id"),
+        "package_versions": package_versions(),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return _plain(meta)
+
+
+# --------------------------------------------------------------------------------------------
+# the MLflow model folder
+
+
+def _signature(splits, pipeline):
+    from mlflow.models import infer_signature
+
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    rows = splits.X_train
+    params = {PROBA_PARAM: False} if splits.task == "classification" else None
+    inferred = infer_signature(rows, pipeline.predict(rows), params=params)
+    # Every column may hold missing values (imputed). Columns are marked optional so that a
+    # request without one reaches the model, whose error names the missing column(s).
+    inputs = Schema([ColSpec(c.type, c.name, required=False) for c in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
+
+
+def _input_example(splits, n: int = 5):
+    """A few raw training rows, with a missing value among them when the data has any."""
+    rows = splits.X_train
+    with_missing = rows[rows.isna().any(axis=1)]
+    example = rows.head(n)
+    if len(with_missing) and not example.isna().any(axis=None):
+        example = rows.loc[[*rows.index[: n - 1], with_missing.index[0]]]
+    return example
+
+
+def _requirements() -> list[str]:
+    versions = package_versions()
+    return [f"{name}=={versions[name]}" for name in ("mlflow", "numpy", "pandas", "scikit-learn") if name in versions]
+
+
+def write_model_folder(path: Path, pipeline, splits, metadata: dict[str, Any]) -> Path:
+    """Write the MLflow model folder at ``path`` (which must not exist or be empty)."""
+    import mlflow
+    from mlflow.models import Model
+
+    import model as model_package
+    from model import save
+
+    with tempfile.TemporaryDirectory(prefix="tuner-export-") as tmp:
+        weights = save(pipeline, Path(tmp) / WEIGHTS_FILE, metadata=metadata)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlflow.pyfunc.save_model(
+                path=str(path),
+                python_model=str(PYFUNC_FILE),
+                artifacts={ARTIFACT_NAME: str(weights)},
+                code_paths=[str(Path(model_package.__file__).parent)],
+                signature=_signature(splits, pipeline),
+                input_example=_input_example(splits),
+                pip_requirements=_requirements(),
+                metadata=metadata,
+            )
+    # One weights file, at the top: model.load(DIR) and the pyfunc read the same bytes.
+    mlmodel = Model.load(str(path))
+    conf = mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME]
+    (path / conf["path"]).replace(path / WEIGHTS_FILE)
+    shutil.rmtree(path / "artifacts", ignore_errors=True)
+    mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME] = {"path": WEIGHTS_FILE, "uri": WEIGHTS_FILE}
+    mlmodel.save(str(path / "MLmodel"))
+    for pycache in path.rglob("__pycache__"):
+        shutil.rmtree(pycache, ignore_errors=True)
+    return path
+
+
+def check_no_pickle(path: Path) -> list[str]:
+    """Problems that would make loading the folder unpickle something (empty list: none).
+
+    Every file is checked: no ``.pkl``/``.pickle`` file, no file that starts like a pickle
+    stream, no zip member (``.npz``) that is a pickle or an object array.
+    """
+    import numpy as np
+
+    problems = []
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if file.suffix in (".pkl", ".pickle", ".joblib", ".cloudpickle"):
+            problems.append(f"{rel}: pickle file")
+            continue
+        data = file.read_bytes()
+        if data.startswith(PICKLE_HEADERS):
+            problems.append(f"{rel}: starts with a pickle header")
+        if zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as zf:
+                for name in zf.namelist():
+                    member = zf.read(name)
+                    if member.startswith(PICKLE_HEADERS):
+                        problems.append(f"{rel}:{name}: pickle")
+                    elif name.endswith(".npy"):
+                        import io
+
+                        fmt = np.lib.format
+                        with io.BytesIO(member) as fh:
+                            version = fmt.read_magic(fh)
+                            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                            dtype = read(fh, max_header_size=1 << 20)[2]
+                        if dtype.hasobject:
+                            problems.append(f"{rel}:{name}: object array (needs pickle)")
+    return problems
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.is_dir() and (out / "MLmodel").is_file():
+            return  # a previous export: replaced once the new one is written
+        raise TunerError(f"{out} exists and is not an exported model folder; choose another --out")
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Replace ``out`` (absent or a previous export) by the folder ``new``."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        new.rename(out)
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow tracking and registry
+
+
+def latest_parent_run(tracker):
+    """The study's latest parent run (``tuner.role`` parent) in its experiment, or None."""
+    from .tracking import TAG_ROLE, TAG_STUDY, _quote
+
+    quoted = _quote(tracker.study_name)
+    filters = [f"tags.`{TAG_ROLE}` = 'parent'"]
+    if quoted:
+        filters.append(f"tags.`{TAG_STUDY}` = {quoted}")
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string=" AND ".join(filters),
+        max_results=1, order_by=["attributes.start_time DESC"],
+    )
+    return runs[0] if runs else None
+
+
+def _export_run_id(tracker) -> str:
+    run = latest_parent_run(tracker)
+    if run is not None:
+        return run.info.run_id
+    from .tracking import TAG_ROLE
+
+    tags = tracker._base_tags() | {TAG_ROLE: "export"}
+    run = tracker.client.create_run(tracker.experiment_id, tags=tags, run_name=f"export-{tracker.study_name}")
+    tracker.client.set_terminated(run.info.run_id, status="FINISHED")
+    return run.info.run_id
+
+
+def log_exported_model(tracker, path: Path, result: ExportResult) -> None:
+    """Log the folder as a logged model of the study's parent run (its MLmodel gets the run and
+    model ids first, so the local folder and the logged copy are the same files)."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    from .tracking import _param_value
+
+    client = tracker.client
+    run_id = _export_run_id(tracker)
+    params = {k: _param_value(v) for k, v in result.metadata["hyperparameters"].items()}
+    tags = {
+        TAG_EXPORT_STUDY: result.study_name,
+        TAG_EXPORT_TRIAL: str(result.trial_number),
+        "tuner.source": result.source,
+        "tuner.data_fingerprint": result.metadata["data_fingerprint"],
+    }
+    logged = client.create_logged_model(
+        tracker.experiment_id, name=f"{result.study_name}-trial-{result.trial_number}",
+        source_run_id=run_id, tags=tags, params=params, model_type="tuned-mlp",
+    )
+    try:
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        mlmodel = Model.load(str(path))
+        mlmodel.run_id = run_id
+        mlmodel.model_id = logged.model_id
+        mlmodel.model_uuid = logged.model_id
+        mlmodel.artifact_path = logged.artifact_location
+        mlmodel.save(str(path / "MLmodel"))
+        client.log_model_artifacts(logged.model_id, str(path))
+        _log_scores(client, run_id, logged.model_id, result)
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    except Exception:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    result.run_id, result.model_id = run_id, logged.model_id
+
+
+def _log_scores(client, run_id: str, model_id: str, result: ExportResult) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"export_test_{k}", float(v), now, 0, model_id=model_id) for k, v in result.test_scores.items()]
+    metrics.append(Metric("export_validation_score", float(result.validation_score), now, 0, model_id=model_id))
+    client.log_batch(run_id, metrics=metrics)
+
+
+def register(tracker, result: ExportResult, name: str) -> None:
+    """A new version of registered model ``name`` from the logged model, tagged with the study and
+    trial; the alias ``champion`` points at it."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracker.client
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    tags = {
+        TAG_EXPORT_STUDY: result.study_name,
+        TAG_EXPORT_TRIAL: str(result.trial_number),
+        "tuner.source": result.source,
+        "tuner.data_fingerprint": result.metadata["data_fingerprint"],
+        "tuner.model_id": result.model_id,  # the SQL registry does not keep model_id itself
+    }
+    for key, value in result.test_scores.items():
+        tags[f"test_{key}"] = repr(float(value))
+    # The logged model's artifact location, not "models:/<id>": MLflow's SQL registry resolves a
+    # models:/ source through the global tracking URI, not this client's.
+    source = client.get_logged_model(result.model_id).artifact_location
+    version = client.create_model_version(
+        name, source=source, run_id=result.run_id, tags=tags, model_id=result.model_id,
+    )
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    result.registered_name, result.registered_version = name, str(version.version)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole export
+
+
+def default_out(study_name: str) -> Path:
+    return Path("exports") / study_name
+
+
+def export_study(
+    study,
+    *,
+    out: str | Path | None = None,
+    refit: bool = False,
+    register_as: str | None = None,
+    trial_number: int | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a study's best (or chosen) trial; see the module docstring.
+
+    ``study`` is a study name, a study file or a StudyConfig.
+
+    ``log=False`` writes the folder only (no MLflow run, no registry); ``register_as`` needs
+    ``log``.
+    """
+    from .data import load_splits
+    from .runner import test_scores
+    from .storage import load_existing_study, open_storage, resolve_storage_url
+    from .tracking import StudyTracker
+
+    say = say or (lambda message: None)
+    if register_as and not log:
+        raise TunerError("registering a model needs it logged to MLflow")
+    config = resolve_config(study)
+    url = resolve_storage_url(storage)
+    optuna_study = load_existing_study(config.name, open_storage(url), url)
+    trial = pick_trial(optuna_study, trial_number)
+    splits = load_splits(config, check=False)
+    tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
+    tracker.check_connection()
+    out_path = Path(out) if out is not None else default_out(config.name)
+    _prepare_out(out_path)
+
+    notes: list[str] = []
+    pipeline, source = trial_model(config, splits, tracker, trial, notes)
+    epochs = trial_epochs(pipeline.steps[-1][1])
+    fingerprint = splits.fingerprint
+    if refit:
+        say(f"refitting trial {trial.number} on training + validation rows for {epochs} epochs")
+        pipeline, fingerprint = refit_trial(config, splits, trial, epochs)
+        source = "refit"
+    scores = test_scores(config, splits, pipeline)
+    metadata = provenance(
+        config, splits, trial, pipeline, source=source, test_scores=scores,
+        fingerprint=fingerprint, epochs=epochs,
+    )
+    result = ExportResult(
+        path=out_path, study_name=config.name, trial_number=trial.number, source=source,
+        validation_score=float(trial.value), test_scores=scores, metadata=metadata, notes=notes,
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.new-", dir=out_path.parent))
+    try:
+        write_model_folder(staging, pipeline, splits, metadata)
+        problems = check_no_pickle(staging)
+        if problems:  # pragma: no cover - guards against a change in MLflow
+            raise TunerError("the exported folder would contain pickle: " + "; ".join(problems))
+        if log:
+            log_exported_model(tracker, staging, result)
+        _swap_in(staging, out_path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if register_as:
+        register(tracker, result, register_as)
+    return result
