@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -194,10 +195,7 @@ class BaseMLP(BaseEstimator):
             state.epochs_without_improvement = 0
         evaluate = None
         if X_val is not None:
-            Xv, yv = X_val, y_val
-
-            def evaluate() -> dict[str, float]:
-                return self._validation_metrics(Xv, yv)
+            evaluate = functools.partial(self._validation_metrics, X_val, y_val)
 
         train(
             self._network,

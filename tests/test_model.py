@@ -1,6 +1,5 @@
 """The MLP learns, its optimizers/schedules/regularisers behave, and bad input is refused."""
 
-import warnings
 
 import numpy as np
 import pandas as pd

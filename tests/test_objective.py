@@ -1,7 +1,6 @@
 """Trials that go wrong end with a recorded reason, and the study goes on."""
 
 import optuna
-import pytest
 from mlflow import MlflowClient
 
 from tuner.runner import run_study

@@ -1,8 +1,6 @@
 """Saving without pickle: round trips are bit-identical, bad files get clear errors."""
 
 import json
-import warnings
-import zipfile
 
 import numpy as np
 import pytest
