@@ -16,7 +16,7 @@ tune: $(VENV)/.installed
 	$(VENV)/bin/tuner run $(STUDY)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_mlp.py

@@ -37,6 +37,9 @@ from tuner.export import check_no_pickle, export_study, resolve_config, trial_ep
 from tuner import runner
 from tuner.tracking import StudyTracker
 
+# The module-scoped fixture runs once: keep this file on one test worker.
+pytestmark = pytest.mark.xdist_group("export")
+
 REPO = Path(__file__).resolve().parents[1]
 CSV = REPO / "data" / "wine_mixed.csv"
 STUDY = """

@@ -25,6 +25,9 @@ from tuner.tracking import (
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# The module-scoped fixture runs once: keep this file on one test worker.
+pytestmark = pytest.mark.xdist_group("tracking")
+
 HISTORY = {
     "loss": [1.0, 0.6, 0.4, 0.3],
     "val_accuracy": [0.5, 0.7, 0.8, 0.85],

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from tuner.cli import app
 
+# The module-scoped fixture runs once: keep this file on one test worker.
+pytestmark = pytest.mark.xdist_group("e2e")
+
 REPO = Path(__file__).resolve().parents[1]
 
 SMALL_STUDY = """

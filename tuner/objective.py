@@ -117,8 +117,12 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
+        retry_of, previous_run_id = _retry_origin(trial)
         run_id = self.tracker.start_trial(trial.number) if self.tracker else None
-        if run_id:
+        if retry_of is not None:
+            trial.set_user_attr("retry_of", retry_of)
+            _link_retry_runs(self.tracker, run_id, previous_run_id, retry_of, trial.number)
+        if run_id or retry_of is not None:  # a retry must not keep the failed trial's run id
             trial.set_user_attr("mlflow_run_id", run_id)
         estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number)
         try:
@@ -196,6 +200,37 @@ class Objective:
             self._best_value = value
             self.best_pipelines = {number: self._pipeline(estimator)}
             self.histories = {number: dict(history)}
+
+
+def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
+    """For a retry of a trial whose worker died (``RetryHeartbeatStaleTrialCallback``): the
+    failed trial's number and its MLflow run id (the retry starts with a copy of its user
+    attributes); ``(None, None)`` for any other trial."""
+    try:
+        frozen = trial.study._storage.get_trial(trial._trial_id)
+    except Exception:  # noqa: BLE001 - a private API moved: no link, the trial still runs
+        return None, None
+    history = frozen.system_attrs.get("retry_history") or []
+    if not history:
+        return None, None
+    return int(history[-1]), frozen.user_attrs.get("mlflow_run_id")
+
+
+def _link_retry_runs(tracker, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int) -> None:
+    """Tag both MLflow runs with the retry link and close the dead worker's run as FAILED."""
+    if tracker is None:
+        return
+    try:
+        if run_id:
+            tracker.client.set_tag(run_id, "tuner.retry_of", str(retry_of))
+        if previous_run_id:
+            tracker.client.set_tag(previous_run_id, "tuner.retried_by", str(number))
+            tracker.client.set_tag(previous_run_id, "optuna.state", "FAIL")
+            tracker.client.set_tag(previous_run_id, "optuna.reason", f"worker lost (no heartbeat); retried as trial {number}")
+            if tracker.client.get_run(previous_run_id).info.status == "RUNNING":
+                tracker.client.set_terminated(previous_run_id, status="FAILED")
+    except Exception:  # noqa: BLE001 - tracking never stops tuning; `tuner sync` closes runs later
+        pass
 
 
 def _flatten(params: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -54,9 +55,37 @@ FINISHED_STATES = (
 )
 
 
+def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """``{failed trial number: number of the trial that retries it}``.
+
+    A worker that dies mid-trial leaves its trial RUNNING; once its heartbeat is older than the
+    grace period another worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback``
+    re-queues its parameters as a new WAITING trial whose system attribute ``retry_history`` ends
+    with the failed trial's number. (Optuna refuses writes to a finished trial, so the link is
+    kept on the retry and read back from there.)
+    """
+    links: dict[int, int] = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history")
+        if history:
+            links[int(history[-1])] = t.number
+    return links
+
+
+def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count against the budget: every trial that ran to an end, except failed
+    trials that were retried (their retry counts instead, so none is counted twice)."""
+    retried = retry_links(trials)
+    fail = optuna.trial.TrialState.FAIL
+    return [
+        t for t in trials
+        if t.state in FINISHED_STATES and not (t.state == fail and t.number in retried)
+    ]
+
+
 def finished_count(study: optuna.Study) -> int:
-    """Trials that count against the budget: every trial that ran to an end."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    """Trials that count against the budget (see :func:`counted_trials`)."""
+    return len(counted_trials(study.get_trials(deepcopy=False)))
 
 
 def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict[str, float]:
@@ -84,20 +113,67 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
     return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
 
 
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and so re-queue, see :func:`retry_links`) trials whose worker stopped sending
+    heartbeats; a no-op on storages without heartbeats (journal files)."""
+    if _heartbeat_enabled(study):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
+def _heartbeat_enabled(study: optuna.Study) -> bool:
+    try:
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        return is_heartbeat_enabled(study._storage)
+    except Exception:  # noqa: BLE001 - private API moved: behave as without heartbeats
+        return False
+
+
 class BudgetCallback:
     """Stops a worker once the study's trials (finished or running anywhere) reach the budget,
-    so that J workers together run the study's total, not J times it."""
+    so that J workers together run the study's total, not J times it.
+
+    Failed trials that were retried do not count (their WAITING retry runs in their place), and
+    stale RUNNING trials of dead workers are failed first so that they stop holding a slot.
+    """
 
     def __init__(self, n_trials: int) -> None:
         self.n_trials = n_trials
 
+    def counts(self, study: optuna.Study) -> tuple[int, int]:
+        """``(finished trials that count, RUNNING trials)`` after failing stale trials."""
+        _fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        return len(counted_trials(trials)), running
+
     def reached(self, study: optuna.Study) -> bool:
-        states = (*FINISHED_STATES, optuna.trial.TrialState.RUNNING)
-        return len(study.get_trials(deepcopy=False, states=states)) >= self.n_trials
+        finished, running = self.counts(study)
+        return finished + running >= self.n_trials
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.reached(study):
             study.stop()
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C / SIGTERM as failed *with* the KeyboardInterrupt's
+    traceback; keep its one-line warning, drop the traceback (the user pressed Ctrl-C)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_OPTUNA_TRIAL_LOGGER = logging.getLogger("optuna.study._optimize")
+if not any(isinstance(f, _NoInterruptTraceback) for f in _OPTUNA_TRIAL_LOGGER.filters):
+    _OPTUNA_TRIAL_LOGGER.addFilter(_NoInterruptTraceback())
+
+#: Seconds between checks while a worker waits for other workers' last trials.
+WAIT_POLL = 1.0
 
 
 def optimize(
@@ -106,19 +182,39 @@ def optimize(
     config: StudyConfig,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
 ) -> None:
-    """Run trials in this process until the study's total budget (or the timeout) is reached."""
+    """Run trials in this process until the study's total budget (or the timeout) is reached.
+
+    When the only trials left are RUNNING in other workers, a storage with heartbeats makes this
+    worker wait for them: if one of those workers died, its trial is failed after the grace
+    period and re-queued, and this worker runs the retry. So the study ends with its budget of
+    finished trials even when workers are killed.
+    """
+    import time
+
     budget = BudgetCallback(config.budget.n_trials)
-    if budget.reached(study):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(
-            objective,
-            timeout=config.budget.timeout,
-            catch=(Exception,),
-            callbacks=[budget, *(callbacks or [])],
-            gc_after_trial=False,
-        )
+    timeout = config.budget.timeout
+    start = time.monotonic()
+    while True:
+        remaining = None if timeout is None else timeout - (time.monotonic() - start)
+        if remaining is not None and remaining <= 0:
+            return
+        finished, running = budget.counts(study)
+        if finished >= budget.n_trials:
+            return
+        if finished + running >= budget.n_trials:
+            if not (running and _heartbeat_enabled(study)):
+                return
+            time.sleep(WAIT_POLL)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                objective,
+                timeout=remaining,
+                catch=(Exception,),
+                callbacks=[budget, *(callbacks or [])],
+                gc_after_trial=False,
+            )
 
 
 def run_worker(
@@ -137,11 +233,13 @@ def run_worker(
 
     with threadpool_limits(blas_threads):
         splits = load_splits(config)
+        open_storage(storage_url)  # an unreachable database: one clear error before anything else
         tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
-        study = create_study(config, storage_url)
         own_parent = parent_run_id is None
         if own_parent:
-            tracker.check_connection()
+            tracker.check_connection()  # before the study exists: an unreachable server changes nothing
+        study = create_study(config, storage_url)
+        if own_parent:
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
             tracker.parent_run_id = parent_run_id
@@ -228,6 +326,7 @@ def run_study(
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
     splits = load_splits(config)
     storage_url = resolve_storage_url(storage)
+    open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
     study = create_study(config, storage_url)

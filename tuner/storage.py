@@ -8,6 +8,7 @@ safe for several processes on one host.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 import optuna
@@ -19,6 +20,9 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 STORAGE_ENV = "TUNER_STORAGE"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
+#: Environment overrides (seconds) of the two above, e.g. for tests that kill a worker on purpose.
+HEARTBEAT_INTERVAL_ENV = "TUNER_HEARTBEAT_INTERVAL"
+GRACE_PERIOD_ENV = "TUNER_GRACE_PERIOD"
 SQLITE_LOCK_TIMEOUT = 120
 
 
@@ -37,6 +41,38 @@ def _redact(url: str) -> str:
         return url
 
 
+def heartbeat_settings() -> tuple[int, int]:
+    """``(heartbeat_interval, grace_period)`` in seconds: a RUNNING trial whose worker has not
+    written a heartbeat for ``grace_period`` is failed (and retried once) by another worker.
+    ``$TUNER_HEARTBEAT_INTERVAL`` / ``$TUNER_GRACE_PERIOD`` override the defaults (10 s / 30 s)."""
+
+    def read(name: str, default: int) -> int:
+        raw = os.environ.get(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise TunerError(f"${name} must be a whole number of seconds, got {raw!r}") from None
+        if value < 1:
+            raise TunerError(f"${name} must be at least 1 second, got {value}")
+        return value
+
+    interval = read(HEARTBEAT_INTERVAL_ENV, HEARTBEAT_INTERVAL)
+    grace = read(GRACE_PERIOD_ENV, max(GRACE_PERIOD, 2 * interval))
+    if grace <= interval:
+        raise TunerError(f"${GRACE_PERIOD_ENV} ({grace}) must be longer than the heartbeat interval ({interval})")
+    return interval, grace
+
+
+SCHEMA_RACE_RETRIES = 3
+
+
+def _schema_race(exc: Exception) -> bool:
+    text = str(exc)
+    return type(exc).__name__ == "IntegrityError" or "already exists" in text or "UniqueViolation" in text
+
+
 def _engine_kwargs(url: str) -> dict:
     if url.startswith("sqlite"):
         # Several local processes share one file: wait for a lock instead of failing after 5 s.
@@ -50,16 +86,26 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url))
+    interval, grace = heartbeat_settings()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=_engine_kwargs(url),
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+        for attempt in range(SCHEMA_RACE_RETRIES + 1):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=_engine_kwargs(url),
+                        heartbeat_interval=interval,
+                        grace_period=grace,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    )
+            except Exception as exc:
+                # Workers started together on an empty database all create Optuna's tables; on
+                # PostgreSQL the losers fail with a duplicate-key / already-exists error. The
+                # tables exist by then: opening again succeeds.
+                if attempt == SCHEMA_RACE_RETRIES or not _schema_race(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TunerError(f"cannot open the study storage {_redact(url)}: {first_line}") from None

@@ -1,0 +1,87 @@
+"""Shared fixtures. ``postgres_url``: a fresh, uniquely named database on the PostgreSQL server
+at ``$TUNER_TEST_PG_HOST:$TUNER_TEST_PG_PORT`` (default 127.0.0.1:5432, user
+``$TUNER_TEST_PG_USER`` or ``postgres``, trust or ``$PGPASSWORD`` authentication), dropped after
+the test. Without a reachable server the test is skipped, or fails when ``$CI`` is set (in CI
+the PostgreSQL tests must run)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_HOST = os.environ.get("TUNER_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TUNER_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TUNER_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("TUNER_TEST_PG_ADMIN_DB", "postgres")
+
+
+def _admin_connection():
+    import psycopg
+
+    return psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=PG_ADMIN_DB,
+        password=os.environ.get("PGPASSWORD"), connect_timeout=5, autocommit=True,
+    )
+
+
+def _unavailable(reason: str) -> None:
+    message = f"PostgreSQL at {PG_HOST}:{PG_PORT} (user {PG_USER}) is not usable: {reason}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: the PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _url(dbname: str) -> str:
+    password = os.environ.get("PGPASSWORD")
+    auth = f"{PG_USER}:{password}" if password else PG_USER
+    return f"postgresql+psycopg://{auth}@{PG_HOST}:{PG_PORT}/{dbname}"
+
+
+def _drop(conn, dbname: str) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    )
+    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+
+
+@pytest.fixture
+def make_postgres_db():
+    """A factory of fresh databases: ``make_postgres_db()`` -> a ``postgresql+psycopg://`` URL.
+    Every database made is dropped (its connections terminated first) after the test."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        _unavailable(f"psycopg is not installed ({exc})")
+    try:
+        conn = _admin_connection()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means: no server to test on
+        _unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    made: list[str] = []
+
+    def make(prefix: str = "tuner_test") -> str:
+        dbname = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        try:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        except Exception as exc:  # noqa: BLE001
+            _unavailable(f"cannot create a database ({exc})")
+        made.append(dbname)
+        return _url(dbname)
+
+    try:
+        yield make
+    finally:
+        for dbname in made:
+            try:
+                _drop(conn, dbname)
+            except Exception as exc:  # noqa: BLE001 - leave the test's result alone
+                print(f"warning: could not drop test database {dbname}: {exc}")
+        conn.close()
+
+
+@pytest.fixture
+def postgres_url(make_postgres_db) -> str:
+    """A fresh PostgreSQL database for one test, as a ``postgresql+psycopg://`` URL."""
+    return make_postgres_db()
