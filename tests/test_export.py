@@ -217,7 +217,7 @@ def test_refit_records_a_test_score_that_is_measured(env):
     np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(path)).predict(X), refitted.predict(X))
 
 
-def test_register_creates_a_tagged_version_with_alias_champion(env):
+def test_register_creates_a_tagged_version_with_alias_champion(env, monkeypatch):
     exported = env["exported"]
     client = MlflowClient(tracking_uri=env["tracking"])
     version = client.get_model_version_by_alias(REGISTERED, "champion")
@@ -231,12 +231,9 @@ def test_register_creates_a_tagged_version_with_alias_champion(env):
     parent = client.get_run(exported.run_id)
     assert parent.data.tags["tuner.role"] == "parent"
     assert parent.info.status == "FINISHED"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(env["tracking"])
-    try:  # the alias resolves to a loadable model
-        champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    # the alias resolves to a loadable model (through the environment: no global MLflow state)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["tracking"])
+    champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
     X = raw_test_rows(env)
     np.testing.assert_array_equal(champion.predict(X), model.load(exported.path).predict(X))
 

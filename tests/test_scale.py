@@ -199,7 +199,7 @@ def _status(port: int, path: str, host_header: str | None = None) -> int | None:
     if host_header:
         request.add_header("Host", host_header)
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -437,10 +437,11 @@ def test_database_unreachable_and_unknown_study_names(tmp_path, postgres_url):
     closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/optuna"
     study_file = write_study(tmp_path, "known", n_trials=1, epochs=2)
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
-    _one_error_line(run_cli("status", "--storage", closed, cwd=tmp_path), "cannot open the study storage")
+    status = run_cli("status", "--storage", closed, cwd=tmp_path)
+    _one_error_line(status, "cannot open the study storage")
+    assert "127.0.0.1" in status.stderr
     _one_error_line(run_cli("worker", str(study_file), "--storage", closed, "--tracking-uri", tracking, cwd=tmp_path),
                     "cannot open the study storage")
-    assert "127.0.0.1" in run_cli("status", "--storage", closed, cwd=tmp_path).stderr
 
     created = run_cli("run", str(study_file), "--storage", postgres_url, "--tracking-uri", tracking, cwd=tmp_path)
     assert created.returncode == 0, created.stdout + created.stderr
@@ -464,6 +465,16 @@ def test_sqlite_with_two_jobs_is_never_locked(tmp_path, tracking_server):
     study = load(storage, "sqlite_jobs")
     assert len(study.trials) == 16
     assert all(t.state in DONE for t in study.trials), {t.number: t.user_attrs.get("fail_reason") for t in study.trials}
+    # both processes log under the one parent run of this `tuner run`, one child run per trial
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("sqlite_jobs")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == list(range(16))
+    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}
 
 
 # ------------------------------------------------------------------------------- 7. compose

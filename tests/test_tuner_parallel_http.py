@@ -1,11 +1,10 @@
-"""The tuner against an MLflow server over HTTP, and with several worker processes."""
+"""The tuner against an MLflow server over HTTP (several worker processes: tests/test_scale.py)."""
 
 import socket
 import subprocess
 import sys
 import time
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 
@@ -48,18 +47,3 @@ def test_study_logs_to_an_mlflow_server_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def test_jobs_share_one_budget_and_one_parent_run(tmp_path):
-    study_file = write_study(tmp_path, name="parallel", n_trials=6)
-    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    result = invoke("run", str(study_file), "--jobs", "2", "--storage", storage, "--tracking-uri", tracking)
-    assert result.exit_code == 0, result.output
-    study = optuna.load_study(study_name="parallel", storage=storage)
-    assert len(study.trials) == 6  # the total across both workers, not 6 each
-    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
-    parents, children = _child_runs(MlflowClient(tracking), "parallel")
-    assert len(parents) == 1
-    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == list(range(6))
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}

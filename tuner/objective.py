@@ -171,9 +171,7 @@ class Objective:
             return
         if run.value is not None:
             summary[f"val_{self.metric}"] = run.value
-        if run.state == "COMPLETE":
-            self.tracker.log_model(run_id, trial.number, self._pipeline(estimator))
-        self.tracker.end_trial(
+        self.tracker.end_trial_later(
             run_id,
             TrialRecord(
                 number=trial.number,
@@ -186,6 +184,7 @@ class Objective:
                 end_time=time.time(),
                 interrupted=run.interrupted,
             ),
+            self._pipeline(estimator) if run.state == "COMPLETE" else None,
         )
 
     def _pipeline(self, estimator) -> Pipeline:

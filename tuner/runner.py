@@ -253,6 +253,8 @@ def run_worker(
         finally:
             if own_parent:
                 tracker.finish_parent(study, status=status)
+            else:
+                tracker.flush()
 
 
 def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads) -> None:

@@ -32,6 +32,7 @@ import re
 import socket
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -83,7 +84,7 @@ _HTTP_DEFAULTS = {
 _HTTP_CHECK = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",  # a refused connection fails at once; a busy server gets time
 }
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
@@ -390,6 +391,7 @@ class StudyTracker:
         self.parent_run_id: str | None = None
         self.unlogged_trials: set[int] = set()
         self._lock = threading.Lock()
+        self._background: ThreadPoolExecutor | None = None
         self._warned = False
         self._offline = False
 
@@ -626,6 +628,24 @@ class StudyTracker:
         except Exception as exc:
             raise TunerError(f"no stored model for MLflow run {run_id}: {_first_line(exc)}") from None
 
+    def end_trial_later(self, run_id: str | None, record: TrialRecord, fitted=None) -> None:
+        """:meth:`log_model` (when ``fitted`` is given) then :meth:`end_trial`, on a background
+        thread, so that the next trial trains while this one is logged. :meth:`flush` waits."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-log")
+        self._background.submit(self._end_trial_with_model, run_id, record, fitted)
+
+    def _end_trial_with_model(self, run_id: str | None, record: TrialRecord, fitted) -> None:
+        if fitted is not None:
+            self.log_model(run_id, record.number, fitted)
+        self.end_trial(run_id, record)
+
+    def flush(self) -> None:
+        """Wait until every trial handed to :meth:`end_trial_later` is logged."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+
     def log_trial(self, record: TrialRecord) -> str | None:
         """Log an already finished trial in one go (for ``tuner sync``); None if tracking failed."""
         run_id = self.start_trial(record.number, start_time=record.start_time)
@@ -654,6 +674,7 @@ class StudyTracker:
         """
         from mlflow.entities import Metric, Param, RunTag
 
+        self.flush()
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise ValueError(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
         run_id = self.parent_run_id
