@@ -25,7 +25,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tuner.runner import counted_trials, retry_links
+from tuner.budget import counted_trials, retry_links
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 

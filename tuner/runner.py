@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import optuna
 from sklearn.pipeline import Pipeline
 
 from . import metrics
 from .config import StudyConfig, load_config
+from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .errors import TunerError
 from .objective import Objective, build_estimator
@@ -35,6 +35,8 @@ class StudyResult:
 def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     """Create the study named in ``config`` or load it to continue (same name, same storage)."""
     storage = open_storage(storage_url)
+    if hasattr(storage, "set_budget"):
+        storage.set_budget(config.budget.n_trials)
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -46,41 +48,6 @@ def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     if study.user_attrs.get("metric") != config.metric:
         study.set_user_attr("metric", config.metric)
     return study
-
-
-FINISHED_STATES = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
-)
-
-
-def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
-    """``{failed trial number: number of the trial that retries it}``.
-
-    A worker that dies mid-trial leaves its trial RUNNING; once its heartbeat is older than the
-    grace period another worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback``
-    re-queues its parameters as a new WAITING trial whose system attribute ``retry_history`` ends
-    with the failed trial's number. (Optuna refuses writes to a finished trial, so the link is
-    kept on the retry and read back from there.)
-    """
-    links: dict[int, int] = {}
-    for t in trials:
-        history = t.system_attrs.get("retry_history")
-        if history:
-            links[int(history[-1])] = t.number
-    return links
-
-
-def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count against the budget: every trial that ran to an end, except failed
-    trials that were retried (their retry counts instead, so none is counted twice)."""
-    retried = retry_links(trials)
-    fail = optuna.trial.TrialState.FAIL
-    return [
-        t for t in trials
-        if t.state in FINISHED_STATES and not (t.state == fail and t.number in retried)
-    ]
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -208,13 +175,16 @@ def optimize(
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                objective,
-                timeout=remaining,
-                catch=(Exception,),
-                callbacks=[budget, *(callbacks or [])],
-                gc_after_trial=False,
-            )
+            try:
+                study.optimize(
+                    objective,
+                    timeout=remaining,
+                    catch=(Exception,),
+                    callbacks=[budget, *(callbacks or [])],
+                    gc_after_trial=False,
+                )
+            except BudgetReached:  # another worker took the last slot first
+                continue
 
 
 def run_worker(

@@ -7,6 +7,7 @@ safe for several processes on one host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -14,6 +15,7 @@ import warnings
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from .budget import BudgetGuard, advisory_lock, file_lock
 from .errors import TunerError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -80,19 +82,59 @@ def _engine_kwargs(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+class BudgetedRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage that creates a new trial only while the study's budget is not taken
+    (see :mod:`tuner.budget`); queued trials (enqueued, heartbeat retries) pass through."""
+
+    budget: BudgetGuard | None = None
+
+    def create_new_trial(self, study_id, template_trial=None):
+        if self.budget is None or template_trial is not None:
+            return super().create_new_trial(study_id, template_trial)
+        return self.budget.create(self, study_id, lambda: super(BudgetedRDBStorage, self).create_new_trial(study_id))
+
+    def set_budget(self, n_trials: int) -> None:
+        if self.url.startswith("postgresql"):
+            lock = lambda study_id: advisory_lock(self.engine, f"tuner-budget-{study_id}")  # noqa: E731
+        elif self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            path = self.url[len("sqlite:///"):].split("?", 1)[0]
+            lock = lambda study_id: file_lock(f"{path}.budget-lock")  # noqa: E731
+        else:  # other databases: no cross-process guard (documented)
+            lock = lambda study_id: contextlib.nullcontext()  # noqa: E731
+        self.budget = BudgetGuard(n_trials, lock)
+
+
+class BudgetedJournalStorage(optuna.storages.JournalStorage):
+    """Optuna's journal file storage with the same budget guard (a lock file beside it)."""
+
+    budget: BudgetGuard | None = None
+
+    def __init__(self, path: str) -> None:
+        from optuna.storages.journal import JournalFileBackend
+
+        super().__init__(JournalFileBackend(path))
+        self._path = path
+
+    def create_new_trial(self, study_id, template_trial=None):
+        if self.budget is None or template_trial is not None:
+            return super().create_new_trial(study_id, template_trial)
+        return self.budget.create(self, study_id, lambda: super(BudgetedJournalStorage, self).create_new_trial(study_id))
+
+    def set_budget(self, n_trials: int) -> None:
+        self.budget = BudgetGuard(n_trials, lambda study_id: file_lock(f"{self._path}.budget-lock"))
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``; one clear TunerError when it cannot be opened."""
     if url.endswith((".log", ".journal")) and "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
+        return BudgetedJournalStorage(url)
     interval, grace = heartbeat_settings()
     try:
         for attempt in range(SCHEMA_RACE_RETRIES + 1):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
+                    return BudgetedRDBStorage(
                         url,
                         engine_kwargs=_engine_kwargs(url),
                         heartbeat_interval=interval,

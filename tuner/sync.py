@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .runner import FINISHED_STATES
+from .budget import FINISHED_STATES
 from .storage import load_existing_study, open_storage, resolve_storage_url
 from .tracking import StudyTracker, TrialRecord, trial_runs
 

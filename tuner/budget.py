@@ -1,0 +1,100 @@
+"""The study's trial budget, shared by every worker: which trials count, and an exact guard.
+
+Workers decide "is there budget left?" and then create a trial; two workers deciding at the
+same moment would both create one. The guard makes the two steps one: a storage creates a new
+trial only while holding a lock shared by every process (a PostgreSQL advisory lock, or a lock
+file beside an SQLite or journal file), and refuses with :class:`BudgetReached` once the trials
+that count, plus those running or queued, reach the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+
+TrialState = optuna.trial.TrialState
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+class BudgetReached(Exception):
+    """No new trial: the study's budget is taken by finished, running and queued trials."""
+
+
+def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """``{failed trial number: number of the trial that retries it}``.
+
+    A worker that dies mid-trial leaves its trial RUNNING; once its heartbeat is older than the
+    grace period another worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback``
+    re-queues its parameters as a new WAITING trial whose system attribute ``retry_history`` ends
+    with the failed trial's number. (Optuna refuses writes to a finished trial, so the link is
+    kept on the retry and read back from there.)
+    """
+    links: dict[int, int] = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history")
+        if history:
+            links[int(history[-1])] = t.number
+    return links
+
+
+def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count against the budget: every trial that ran to an end, except failed
+    trials that were retried (their retry counts instead, so none is counted twice)."""
+    retried = retry_links(trials)
+    return [
+        t for t in trials
+        if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
+    ]
+
+
+def taken_slots(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Counted trials plus those running or waiting to run."""
+    pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    return len(counted_trials(trials)) + pending
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock between processes on this host."""
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def advisory_lock(engine, key: str) -> Iterator[None]:
+    """A PostgreSQL session advisory lock on its own connection, held for the block."""
+    import sqlalchemy
+
+    lock_id = zlib.crc32(key.encode())
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+            conn.commit()
+
+
+class BudgetGuard:
+    """Holds a study's budget and the lock that serialises trial creation across processes."""
+
+    def __init__(self, n_trials: int, lock) -> None:
+        self.n_trials = n_trials
+        self._lock = lock
+
+    def create(self, storage, study_id: int, create) -> int:
+        """Run ``create()`` (which makes one new trial) only while budget is left."""
+        with self._lock(study_id):
+            trials = storage.get_all_trials(study_id, deepcopy=False)
+            if taken_slots(trials) >= self.n_trials:
+                raise BudgetReached(f"the study's {self.n_trials} trials are all taken")
+            return create()
