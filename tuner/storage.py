@@ -104,10 +104,12 @@ class BudgetedRDBStorage(optuna.storages.RDBStorage):
 
     budget: BudgetGuard | None = None
 
-    def create_new_trial(self, study_id, template_trial=None):
+    # Optuna's trial cache calls the private ``_create_new_trial`` directly; the public method
+    # goes through it too.
+    def _create_new_trial(self, study_id, template_trial=None):
         if self.budget is None or template_trial is not None:
-            return super().create_new_trial(study_id, template_trial)
-        return self.budget.create(self, study_id, lambda: super(BudgetedRDBStorage, self).create_new_trial(study_id))
+            return super()._create_new_trial(study_id, template_trial)
+        return self.budget.create(self, study_id, lambda: super(BudgetedRDBStorage, self)._create_new_trial(study_id))
 
     def set_budget(self, n_trials: int) -> None:
         if self.url.startswith("postgresql"):
