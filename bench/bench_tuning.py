@@ -86,7 +86,7 @@ from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E40
 
 from tuner.config import StudyConfig, load_config  # noqa: E402
 from tuner.data import load_splits  # noqa: E402
-from tuner.sampling import make_pruner, make_sampler  # noqa: E402
+from tuner.sampling import make_pruner, make_sampler, unwrap_pruner  # noqa: E402
 from tuner.space import suggest_params  # noqa: E402
 
 DEFAULT_STUDY = ROOT / "studies" / "digits.toml"
@@ -321,7 +321,7 @@ def run_baseline(config: StudyConfig, seed: int, workdir: Path, storage_kind: st
             study_name=f"{config.name}-sklearn",
             storage=storage,
             sampler=make_sampler(config),
-            pruner=make_pruner(config),
+            pruner=unwrap_pruner(make_pruner(config)),  # plain Optuna: no trial snapshot
             direction="maximize",
         )
         callback = CallbackTimer(

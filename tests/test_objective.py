@@ -1,8 +1,15 @@
 """Trials that go wrong end with a recorded reason, and the study goes on."""
 
+import os
+import signal
+import threading
+import time
+
 import optuna
+import pytest
 from mlflow import MlflowClient
 
+from tuner import interrupts
 from tuner.runner import run_study
 
 DIVERGING = """
@@ -41,3 +48,37 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(tmp_path)
         run = client.get_run(t.user_attrs["mlflow_run_id"])
         assert run.info.status == "FAILED"
         assert "diverged" in run.data.tags["optuna.reason"]
+
+
+@pytest.fixture
+def signal_handlers():
+    """Our SIGINT/SIGTERM handlers for one test, pytest's own restored afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interrupts.install()
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    interrupts._requested.clear()
+
+
+def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_study(tmp_path, signal_handlers):
+    """A KeyboardInterrupt raised inside ``__del__`` is printed and lost; the flag is not."""
+
+    class Finalized:
+        def __del__(self):
+            time.sleep(0.2)  # the signal lands here
+
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    Finalized()  # "Exception ignored in ... KeyboardInterrupt"
+    timer.join()
+    path = tmp_path / "iris.toml"
+    path.write_text(DIVERGING.replace("1e4, high = 1e5", "1e-3, high = 1e-2"))
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path, storage=storage, tracking_uri=tracking)
+    trials = optuna.load_study(study_name="diverging", storage=storage).trials
+    assert not [t for t in trials if t.state != optuna.trial.TrialState.FAIL]  # stopped, none ran on
+    client = MlflowClient(tracking)
+    (parent,) = client.search_runs([client.get_experiment_by_name("diverging").experiment_id])
+    assert parent.info.status == "KILLED"

@@ -60,7 +60,7 @@ seed = 1
 source = "sklearn:digits"
 [budget]
 n_trials = {n_trials}
-max_epochs = 150
+max_epochs = 500
 [pruner]
 name = "none"
 [space]

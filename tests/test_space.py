@@ -5,7 +5,7 @@ import pytest
 from optuna.trial import FixedTrial
 
 from tuner.config import StudyConfig
-from tuner.sampling import make_pruner, make_sampler
+from tuner.sampling import SnapshotPruner, make_pruner, make_sampler, unwrap_pruner
 from tuner.space import (
     ACTIVATIONS,
     OPTIMIZERS,
@@ -169,9 +169,52 @@ def test_pruner_options_reach_optuna():
         "name": "p", "data": {"source": "sklearn:iris"}, "budget": {"max_epochs": 40},
         "pruner": {"name": "percentile", "percentile": 10.0, "n_warmup_steps": 7},
     })
-    pruner = make_pruner(config)
+    pruner = unwrap_pruner(make_pruner(config))
     assert isinstance(pruner, optuna.pruners.PercentilePruner)
     assert pruner._percentile == 10.0 and pruner._n_warmup_steps == 7
+
+
+def test_snapshot_pruner_decides_like_the_pruner_it_wraps():
+    """Every epoch of every trial: the snapshot's decision equals a fresh MedianPruner's."""
+    plain = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    snapshot = SnapshotPruner(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study = optuna.create_study(direction="maximize", pruner=snapshot)
+    decisions = []
+
+    def objective(trial: optuna.Trial) -> float:
+        rate = trial.suggest_float("rate", 0.0, 1.0)
+        for step in range(1, 11):
+            trial.report(rate * step, step)
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            decisions.append((plain.prune(study, frozen), trial.should_prune()))
+            if decisions[-1][1]:
+                raise optuna.TrialPruned()
+        return rate * 10
+
+    study.optimize(objective, n_trials=12)
+    assert [p for p, _ in decisions] == [s for _, s in decisions]
+    assert any(s for _, s in decisions), "some trial was pruned"
+    assert study.trials[-1].state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE)
+
+
+def test_snapshot_pruner_sees_trials_completed_since_its_last_read():
+    snapshot = SnapshotPruner(optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study = optuna.create_study(direction="maximize", pruner=snapshot)
+    running = study.ask()
+    running.report(0.1, 1)
+    assert not running.should_prune()  # no completed trial yet: nothing to compare with
+    other = study.ask()  # another worker completes a better trial meanwhile
+    other.report(0.9, 1)
+    study.tell(other, 0.9)
+    running.report(0.1, 2)
+    assert not running.should_prune()  # same trial, snapshot still fresh
+    snapshot.max_age = 0.0
+    running.report(0.1, 3)
+    other_next = study.ask()
+    other_next.report(0.9, 1)
+    other_next.report(0.9, 3)
+    study.tell(other_next, 0.9)
+    assert running.should_prune()  # re-read after max_age: compared with the completed trials
 
 
 def test_params_from_trial_rebuilds_a_finished_trial():

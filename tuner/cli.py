@@ -31,20 +31,15 @@ TrackingOpt = Annotated[
 ]
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def user_errors(command):
     """Print errors a user can cause as one line on stderr and exit 1, without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        import signal
-
+        from . import interrupts
         from .errors import TunerError
 
-        signal.signal(signal.SIGTERM, _interrupt)
+        interrupts.install()
         try:
             return command(*args, **kwargs)
         except TunerError as exc:

@@ -20,9 +20,10 @@ from sklearn.pipeline import Pipeline
 
 from model import DivergenceError, MLPClassifier, MLPRegressor
 
-from . import metrics
+from . import interrupts, metrics
 from .config import StudyConfig
 from .data import Splits
+from .sampling import unwrap_pruner
 from .space import suggest_params
 from .tracking import StudyTracker, TrialRecord
 
@@ -99,6 +100,7 @@ class Objective:
         """The per-epoch callback: record the curves, report to Optuna, ask the pruner."""
 
         def report(epoch: int, logs: dict[str, float]) -> bool:
+            interrupts.check()
             for name, v in logs.items():
                 run.history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
             value = self._epoch_value(estimator, logs)
@@ -135,7 +137,7 @@ class Objective:
                 )
             if run.pruned_epoch is not None:
                 run.state = "PRUNED"
-                run.reason = f"pruned by {type(trial.study.pruner).__name__} at epoch {run.pruned_epoch}"
+                run.reason = f"pruned by {type(unwrap_pruner(trial.study.pruner)).__name__} at epoch {run.pruned_epoch}"
                 raise optuna.TrialPruned(run.reason)
             run.value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
             if not math.isfinite(run.value):

@@ -11,7 +11,7 @@ from typing import Callable
 import optuna
 from sklearn.pipeline import Pipeline
 
-from . import metrics
+from . import interrupts, metrics
 from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
@@ -162,6 +162,7 @@ def optimize(
     timeout = config.budget.timeout
     start = time.monotonic()
     while True:
+        interrupts.check()
         remaining = None if timeout is None else timeout - (time.monotonic() - start)
         if remaining is not None and remaining <= 0:
             return
@@ -231,6 +232,7 @@ def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threa
     from .cli import quiet_libraries
 
     quiet_libraries()
+    interrupts.install()
     try:
         run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads)
     except KeyboardInterrupt:
@@ -269,6 +271,9 @@ def _run_workers(
             for callback in callbacks or []:
                 callback(study, None)
     except KeyboardInterrupt:
+        for proc in procs:  # SIGTERM sent to this process alone: pass it on
+            if proc.is_alive():
+                proc.terminate()
         for proc in procs:
             proc.join(timeout=30)
         raise

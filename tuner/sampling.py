@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import time
 import warnings
+from collections.abc import Container
 from typing import Any
 
 import optuna
@@ -56,15 +59,65 @@ def _pruner_defaults(name: str, max_epochs: int) -> dict[str, Any]:
     return {}
 
 
+class _TrialsSnapshot:
+    """A study whose ``get_trials`` answers from a list read once, for the pruner's call."""
+
+    def __init__(self, study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+        self._study = study
+        self._trials = trials
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    @property
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class SnapshotPruner(optuna.pruners.BasePruner):
+    """Delegates to a median or percentile pruner, reading the study's trials once per trial
+    (and again after ``max_age`` seconds) instead of at every epoch.
+
+    These pruners compare a trial with *completed* trials only, and while a trial trains only
+    other workers can complete one: a snapshot at most ``max_age`` old gives the same decisions
+    as a fresh read in one process, and nearly the same with several, for a fraction of the cost
+    (the read was a third of a digits study's time on SQLite).
+    """
+
+    def __init__(self, pruner: optuna.pruners.BasePruner, max_age: float = 5.0) -> None:
+        self.pruner = pruner
+        self.max_age = max_age
+        self._key: tuple[int, float] | None = None
+        self._trials: list[optuna.trial.FrozenTrial] = []
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        now = time.monotonic()
+        if self._key is None or self._key[0] != trial.number or now - self._key[1] > self.max_age:
+            self._trials = study.get_trials(deepcopy=False)
+            self._key = (trial.number, now)
+        return self.pruner.prune(_TrialsSnapshot(study, self._trials), trial)
+
+
+def unwrap_pruner(pruner: optuna.pruners.BasePruner) -> optuna.pruners.BasePruner:
+    """The Optuna pruner that decides (inside a :class:`SnapshotPruner`, or ``pruner`` itself)."""
+    return pruner.pruner if isinstance(pruner, SnapshotPruner) else pruner
+
+
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """The configured pruner (median by default); epochs are the pruning steps."""
     name, max_epochs = config.pruner.name, config.budget.max_epochs
     options = _pruner_defaults(name, max_epochs) | config.pruner.options()
     try:
         if name == "median":
-            return optuna.pruners.MedianPruner(**options)
+            return SnapshotPruner(optuna.pruners.MedianPruner(**options))
         if name == "percentile":
-            return optuna.pruners.PercentilePruner(**options)
+            return SnapshotPruner(optuna.pruners.PercentilePruner(**options))
         if name == "successive_halving":
             return optuna.pruners.SuccessiveHalvingPruner(**options)
         if name == "hyperband":

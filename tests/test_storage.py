@@ -1,0 +1,117 @@
+"""Our Optuna storages: they refuse a trial past the study's budget, whatever the storage, and
+the RDB storage writes ``trial.report`` values in batches without any reader missing one."""
+
+import warnings
+
+import optuna
+import pytest
+
+from tuner import storage as storage_module
+from tuner.budget import BudgetReached
+from tuner.storage import open_storage
+
+
+def _ask_until_refused(storage, budget: int) -> optuna.Study:
+    storage.set_budget(budget)
+    study = optuna.create_study(study_name="guarded", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(BudgetReached, match=f"{budget} trials are all taken"):
+            for _ in range(budget + 2):
+                trial = study.ask()
+                study.tell(trial, 1.0)
+    return study
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_local_storages_stop_at_the_budget(tmp_path, kind):
+    url = f"sqlite:///{tmp_path}/o.db" if kind == "sqlite" else str(tmp_path / "o.journal")
+    study = _ask_until_refused(open_storage(url), 3)
+    assert len(study.trials) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_stops_at_the_budget(postgres_url):
+    study = _ask_until_refused(open_storage(postgres_url), 3)
+    assert len(study.trials) == 3
+
+
+def test_queued_trials_pass_the_guard(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/o.db")
+    storage.set_budget(1)
+    study = optuna.create_study(study_name="queued", storage=storage)
+    study.enqueue_trial({"x": 1.0})  # a retry is queued like this: it replaces a failed trial
+    study.enqueue_trial({"x": 2.0})
+    assert len(study.trials) == 2
+
+
+def _reporting_study(url: str, name: str) -> optuna.Study:
+    return optuna.create_study(study_name=name, storage=open_storage(url), pruner=optuna.pruners.NopPruner())
+
+
+def _values(url: str, name: str, number: int) -> dict[int, float]:
+    """The trial's reported values as another process sees them (a fresh storage object)."""
+    fresh = optuna.load_study(study_name=name, storage=open_storage(url))
+    return fresh.trials[number].intermediate_values
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_buffered_reports_reach_the_database(tmp_path, kind, request):
+    url = f"sqlite:///{tmp_path}/o.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    study = _reporting_study(url, "reports")
+
+    def objective(trial: optuna.Trial) -> float:
+        for step in range(1, 8):
+            trial.report(step / 10, step)
+        assert trial.study.trials[trial.number].intermediate_values[7] == 0.7  # own reads see them
+        return 1.0
+
+    study.optimize(objective, n_trials=2)
+    for number in (0, 1):
+        assert _values(url, "reports", number) == {s: s / 10 for s in range(1, 8)}
+
+
+def test_a_pruned_trial_keeps_its_last_report_as_value(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    study = _reporting_study(url, "pruned")
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.report(0.25, 1)
+        trial.report(0.5, 2)
+        raise optuna.TrialPruned()
+
+    study.optimize(objective, n_trials=1)
+    fresh = optuna.load_study(study_name="pruned", storage=open_storage(url)).trials[0]
+    assert fresh.state == optuna.trial.TrialState.PRUNED
+    assert fresh.value == 0.5 and fresh.intermediate_values == {1: 0.25, 2: 0.5}
+
+
+def test_reports_of_a_long_trial_are_written_while_it_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage_module, "REPORT_FLUSH_SECONDS", 0.0)
+    url = f"sqlite:///{tmp_path}/o.db"
+    study = _reporting_study(url, "live")
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.report(0.1, 1)
+        trial.report(0.2, 2)
+        seen.append(_values(url, "live", trial.number))  # another process, mid-trial
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    assert seen == [{1: 0.1, 2: 0.2}]
+
+
+def test_a_trial_failed_elsewhere_drops_its_buffered_reports(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="stale", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are meant for study.optimize
+        trial = study.ask()
+    trial.report(0.3, 1)
+    other = open_storage(url)  # the worker that found this trial's heartbeat stale
+    other.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    storage.flush_reports()  # must not raise: the trial is finished, its state says why
+    assert _values(url, "stale", 0) == {}
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
