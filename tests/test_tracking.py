@@ -182,7 +182,7 @@ def test_finish_parent_summary_and_artifacts(tracker):
         tracker.finish_parent(study, test_scores={"accuracy": 0.93})
 
     client = tracker.client
-    assert {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")} == style  # optuna's ggplot style does not leak
+    assert {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")} == style  # the plots leave the global style alone
     run = client.get_run(parent)
     best = study.best_trial
     assert run.info.status == "FINISHED"

@@ -17,7 +17,7 @@ swallow tracking-store errors (one :class:`TrackingWarning`, the trial number is
 :attr:`StudyTracker.unlogged_trials` so that ``tuner sync`` can fill the gap later with
 :func:`trial_runs`). Use :meth:`StudyTracker.check_connection` up front to fail fast instead.
 
-``mlflow`` (about 0.8 s to import) and matplotlib are imported lazily: importing this module is cheap.
+``mlflow`` (about 0.8 s to import) and matplotlib (in :mod:`tuner.plots`) are imported lazily: importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -830,92 +830,10 @@ def _write_artifacts(
     history: Mapping[str, list[float]] | None,
     best: optuna.trial.FrozenTrial | None,
 ) -> None:
-    import sys
+    from .plots import write_study_plots
 
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")  # headless; a process that already chose a backend keeps it
-    import matplotlib.pyplot as plt
-    import optuna
-    from matplotlib.figure import Figure
-
-    n_complete = sum(
-        t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)
-    )
-
-    def save(name: str, make: Any) -> None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # optuna.visualization.matplotlib is experimental
-                result = make()
-            fig = result if isinstance(result, Figure) else result.figure
-            fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
-            fig.tight_layout()
-            fig.savefig(out / name, dpi=100)
-            plt.close(fig)
-        except Exception as exc:  # noqa: BLE001 - a plot is never worth failing the study
-            logger.debug("cannot draw %s", name, exc_info=exc)
-        finally:
-            plt.close("all")
-
-    with matplotlib.rc_context():  # optuna's plots switch the global style to ggplot
-        _draw_plots(study, out, history, best, n_complete, save)
+    write_study_plots(study, out, history, best)
     try:
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
     except Exception as exc:  # noqa: BLE001
         logger.debug("cannot write trials.csv", exc_info=exc)
-
-
-def _draw_plots(
-    study: optuna.Study,
-    out: Path,
-    history: Mapping[str, list[float]] | None,
-    best: optuna.trial.FrozenTrial | None,
-    n_complete: int,
-    save: Any,
-) -> None:
-    if history:
-        title = f"Best trial {best.number}" if best is not None else "Best trial"
-        save("learning_curves.png", lambda: _learning_curves(history, title))
-    if n_complete >= 1:
-        import optuna
-        from optuna.visualization import matplotlib as ovm
-
-        save("optimization_history.png", lambda: _first_axes(ovm.plot_optimization_history(study)))
-        if n_complete >= 2:
-            save(
-                "param_importances.png",
-                # PED-ANOVA: milliseconds, where the default fANOVA forest takes seconds
-                lambda: _first_axes(ovm.plot_param_importances(
-                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
-                )),
-            )
-        save("parallel_coordinate.png", lambda: _first_axes(ovm.plot_parallel_coordinate(study)))
-
-
-def _first_axes(axes: Any) -> Any:
-    """Optuna's matplotlib plots return an Axes or an array of Axes."""
-    if hasattr(axes, "flat"):
-        return next(iter(axes.flat))
-    return axes
-
-
-def _learning_curves(history: Mapping[str, list[float]], title: str) -> Any:
-    import matplotlib.pyplot as plt
-
-    names = [k for k, v in history.items() if len(v) > 0]
-    n = len(names)
-    cols = min(n, 2)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.5 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        values = history[name]
-        ax.plot(range(1, len(values) + 1), values, marker="." if len(values) < 40 else None)
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.suptitle(title)
-    return fig
