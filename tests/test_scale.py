@@ -9,22 +9,20 @@ TUNER_GRACE_PERIOD so that a dead worker's trial is noticed in seconds.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 
+from tests.helpers import cli_env, free_port, http_status, mlflow_server, wait_until
 from tuner.budget import counted_trials, retry_links
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
@@ -84,23 +82,6 @@ def write_study(folder: Path, name: str, n_trials: int, *, slow: bool = False, e
     return path
 
 
-def cli_env(**extra: str) -> dict[str, str]:
-    env = os.environ.copy()
-    env.pop("MLFLOW_RUN_ID", None)
-    env.pop("TUNER_STORAGE", None)
-    env.update(
-        TUNER_HEARTBEAT_INTERVAL="1",
-        TUNER_GRACE_PERIOD="3",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-        COLUMNS="200",
-    )
-    env.update(extra)
-    return env
-
-
 def tuner_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tuner.cli", *args]
 
@@ -112,25 +93,6 @@ def run_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Completed
 def start_cli(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
     out = open(log, "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(tuner_cmd(*args), stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=cli_env())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, poll: float = 0.2):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"process exited ({proc.returncode}) before {what}")
-        if time.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(poll)
 
 
 def load(storage: str, name: str) -> optuna.Study:
@@ -150,77 +112,6 @@ def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=30)
-
-
-# ------------------------------------------------------------------------------- mlflow server
-
-
-@contextmanager
-def mlflow_server(args: list[str], port: int, cwd: Path, log: Path):
-    """``mlflow <args>`` in its own process group (it starts uvicorn children), up on /health."""
-    out = open(log, "a")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        env=cli_env(), start_new_session=True,
-    )
-    try:
-        wait_until(lambda: _healthy(port), 180, f"the mlflow server on port {port}", proc, poll=0.5)
-        yield proc
-    finally:
-        kill_group(proc)
-        out.close()
-
-
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """End the server and its workers: the process group this test started it in."""
-    if proc.poll() is None or _group_alive(proc.pid):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def _healthy(port: int) -> bool:
-    return _status(port, "/health") == 200
-
-
-def _status(port: int, path: str, host_header: str | None = None) -> int | None:
-    """The HTTP status of GET ``path`` (None when nothing answers)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if host_header:
-        request.add_header("Host", host_header)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, urllib.error.URLError):
-        return None
-
-
-def sqlite_server_args(folder: Path, port: int) -> list[str]:
-    return ["server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{folder}/mlflow-server.db",
-            "--artifacts-destination", str(folder / "mlartifacts")]
-
-
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    """One MLflow tracking server (SQLite backend) shared by the tests of this module; each test
-    uses its own study name, hence its own experiment."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    with mlflow_server(sqlite_server_args(folder, port), port, folder, folder / "server.log"):
-        yield f"http://127.0.0.1:{port}"
 
 
 def trial_runs(tracking_uri: str, study_name: str):
@@ -374,29 +265,79 @@ def test_tracking_server_unreachable_at_start(tmp_path, postgres_url):
     assert optuna.get_all_study_summaries(storage=postgres_url) == []  # no study, so no trial
 
 
-def test_tracking_server_lost_mid_study_then_sync(tmp_path, postgres_url):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server_args = sqlite_server_args(tmp_path, port)
+class TcpProxy:
+    """127.0.0.1:<port> forwarded to a local server: :meth:`cut` makes the server unreachable to
+    its clients (connections refused, open ones dropped) and :meth:`restore` brings it back on
+    the same port, as a network outage or a server restart does, without restarting the server."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._keep(listener)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _keep(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return  # cut
+            self._keep(client)
+            self._keep(upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def test_tracking_server_lost_mid_study_then_sync(tmp_path, postgres_url, tracking_server):
+    proxy = TcpProxy(int(tracking_server.rsplit(":", 1)[1]))
+    uri = f"http://127.0.0.1:{proxy.port}"
     study_file = write_study(tmp_path, "outage", n_trials=6, epochs=30)
     args = ("run", str(study_file), "--storage", postgres_url, "--tracking-uri", uri)
-    with mlflow_server(server_args, port, tmp_path, tmp_path / "server.log") as server:
-        proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "run.log")
-        try:
-            wait_until(
-                lambda: _finished(postgres_url, "outage") >= 1, 120, "a first finished trial", proc
-            )
-            kill_group(server)  # the tracking server dies mid-study
-            code = proc.wait(timeout=240)
-        finally:
-            stop_process(proc)
+    proxy.restore()
+    proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "run.log")
+    try:
+        wait_until(lambda: _finished(postgres_url, "outage") >= 1, 120, "a first finished trial", proc)
+        proxy.cut()  # the tracking server is gone mid-study
+        code = proc.wait(timeout=240)
+    finally:
+        stop_process(proc)
     output = (tmp_path / "run.log").read_text()
     assert code == 0, output  # Optuna is the record of truth: the study goes on
     assert "MLflow tracking failed" in output and "tuner sync" in output
     study = load(postgres_url, "outage")
     assert len(study.trials) == 6 and all(t.state in DONE for t in study.trials)
 
-    with mlflow_server(server_args, port, tmp_path, tmp_path / "server.log"):
+    proxy.restore()
+    try:
         _, before = trial_runs(uri, "outage")
         assert len(before) < 6, "the outage should have left trials out of MLflow"
         synced = run_cli("sync", "outage", "--storage", postgres_url, "--tracking-uri", uri, cwd=tmp_path)
@@ -413,6 +354,8 @@ def test_tracking_server_lost_mid_study_then_sync(tmp_path, postgres_url):
         # A second sync has nothing left to do.
         again = run_cli("sync", "outage", "--storage", postgres_url, "--tracking-uri", uri, cwd=tmp_path)
         assert again.returncode == 0 and "logged 0 missing, closed 0" in again.stdout, again.stdout
+    finally:
+        proxy.cut()
 
 
 def _finished(storage: str, name: str) -> int:
@@ -559,11 +502,12 @@ def test_compose_topology_as_local_processes(tmp_path, make_postgres_db):
     worker_args = [worker_local.get(a, a) for a in worker_cmd[1:]]
     assert len(worker_args) == len(worker_cmd) - 1
 
+    assert services["mlflow"]["environment"] == {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # as cli_env()
     with mlflow_server(server_args, port, tmp_path, tmp_path / "server.log"):
         # --allowed-hosts at work: the service name is accepted, an unknown Host is refused.
         api = "/api/2.0/mlflow/experiments/search?max_results=1"
-        assert _status(port, api, host_header=f"mlflow:{port}") == 200
-        assert _status(port, api, host_header="elsewhere.example") == 403
+        assert http_status(port, api, host_header=f"mlflow:{port}") == 200
+        assert http_status(port, api, host_header="elsewhere.example") == 403
         workers = [
             subprocess.Popen(tuner_cmd(*worker_args), stdout=open(tmp_path / f"w{i}.log", "w"),  # noqa: SIM115
                              stderr=subprocess.STDOUT, cwd=tmp_path, env=cli_env())

@@ -26,7 +26,6 @@ import contextlib
 import getpass
 import json
 import logging
-import math
 import os
 import re
 import socket

@@ -1,0 +1,116 @@
+"""Helpers shared by the tests that start processes: the CLI's environment, free ports,
+polling, and an MLflow tracking server in its own process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.pop("MLFLOW_RUN_ID", None)
+    env.pop("TUNER_STORAGE", None)
+    env.update(
+        TUNER_HEARTBEAT_INTERVAL="1",
+        TUNER_GRACE_PERIOD="3",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",
+        # As in docker-compose.yml: the server's GenAI job runner (a second process) is not needed.
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, poll: float = 0.2):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"process exited ({proc.returncode}) before {what}")
+        if time.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
+# ------------------------------------------------------------------------------- mlflow server
+
+
+@contextmanager
+def mlflow_server(args: list[str], port: int, cwd: Path, log: Path):
+    """``mlflow <args>`` in its own process group (it starts uvicorn children), up on /health."""
+    out = open(log, "a")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        env=cli_env(), start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _healthy(port), 180, f"the mlflow server on port {port}", proc, poll=0.5)
+        yield proc
+    finally:
+        kill_group(proc)
+        out.close()
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """End the server and its workers: the process group this test started it in."""
+    if proc.poll() is None or _group_alive(proc.pid):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _healthy(port: int) -> bool:
+    return http_status(port, "/health") == 200
+
+
+def http_status(port: int, path: str, host_header: str | None = None) -> int | None:
+    """The HTTP status of GET ``path`` (None when nothing answers)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if host_header:
+        request.add_header("Host", host_header)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def sqlite_server_args(folder: Path, port: int) -> list[str]:
+    return ["server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{folder}/mlflow-server.db",
+            "--artifacts-destination", str(folder / "mlartifacts")]
