@@ -408,6 +408,7 @@ def test_sqlite_with_two_jobs_is_never_locked(tmp_path, tracking_server):
     study = load(storage, "sqlite_jobs")
     assert len(study.trials) == 16
     assert all(t.state in DONE for t in study.trials), {t.number: t.user_attrs.get("fail_reason") for t in study.trials}
+    assert len({repr(sorted(t.params.items())) for t in study.trials}) == 16  # the two workers draw apart
     # both processes log under the one parent run of this `tuner run`, one child run per trial
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("sqlite_jobs")

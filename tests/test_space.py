@@ -174,6 +174,19 @@ def test_pruner_options_reach_optuna():
     assert pruner._percentile == 10.0 and pruner._n_warmup_steps == 7
 
 
+def test_workers_sample_different_trials_and_one_process_keeps_the_seed():
+    config = StudyConfig.model_validate({"name": "w", "data": {"source": "sklearn:iris"}, "seed": 7})
+
+    def first_draws(worker):
+        study = optuna.create_study(sampler=make_sampler(config, worker))
+        study.optimize(lambda t: suggest_params(t, config.space, 10) and 0.0, n_trials=3)
+        return [t.params for t in study.trials]
+
+    assert first_draws(None) == first_draws(None)  # reproducible
+    assert first_draws("job-0") == first_draws("job-0")
+    assert len({repr(first_draws(w)) for w in (None, "job-0", "job-1", "host-12")}) == 4
+
+
 def test_snapshot_pruner_decides_like_the_pruner_it_wraps():
     """Every epoch of every trial: the snapshot's decision equals a fresh MedianPruner's."""
     plain = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)

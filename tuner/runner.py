@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +34,16 @@ class StudyResult:
     tracker: StudyTracker | None
 
 
-def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
-    """Create the study named in ``config`` or load it to continue (same name, same storage)."""
+def create_study(config: StudyConfig, storage_url: str, worker: str | None = None) -> optuna.Study:
+    """Create the study named in ``config`` or load it to continue (same name, same storage);
+    ``worker`` names this process among several sampling the study (see :func:`worker_seed`)."""
     storage = open_storage(storage_url)
     if hasattr(storage, "set_budget"):
         storage.set_budget(config.budget.n_trials)
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
-        sampler=make_sampler(config),
+        sampler=make_sampler(config, worker),
         pruner=make_pruner(config),
         direction=config.direction,
         load_if_exists=True,
@@ -194,11 +197,13 @@ def run_worker(
     tracking_uri: str | None,
     parent_run_id: str | None = None,
     blas_threads: int | None = None,
+    worker: str | None = None,
 ) -> None:
     """One worker: join (or create) the study and run trials until the total budget is reached.
 
     Trials nest under ``parent_run_id`` when given (``tuner run --jobs``), else under a parent run
-    of this worker's own (``tuner worker``).
+    of this worker's own (``tuner worker``). ``worker`` seeds its sampler (default: this host
+    and process, so that workers started alike on many hosts still draw different trials).
     """
     from threadpoolctl import threadpool_limits
 
@@ -209,7 +214,7 @@ def run_worker(
         own_parent = parent_run_id is None
         if own_parent:
             tracker.check_connection()  # before the study exists: an unreachable server changes nothing
-        study = create_study(config, storage_url)
+        study = create_study(config, storage_url, worker or f"{socket.gethostname()}-{os.getpid()}")
         if own_parent:
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
@@ -228,13 +233,13 @@ def run_worker(
                 tracker.flush()
 
 
-def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads) -> None:
+def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker) -> None:
     from .cli import quiet_libraries
 
     quiet_libraries()
     interrupts.install()
     try:
-        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads)
+        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker)
     except KeyboardInterrupt:
         pass
 
@@ -250,7 +255,6 @@ def _run_workers(
     """``jobs`` worker processes on this host, sharing the storage and the parent run; each gets
     its share of the cores for BLAS so that they do not oversubscribe."""
     import multiprocessing as mp
-    import os
     import time
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -258,7 +262,7 @@ def _run_workers(
     procs = [
         ctx.Process(
             target=_worker_process,
-            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads),
+            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads, f"job-{i}"),
             name=f"tuner-worker-{i}",
         )
         for i in range(jobs)
