@@ -61,14 +61,19 @@ def test_buffered_reports_reach_the_database(tmp_path, kind, request):
     study = _reporting_study(url, "reports")
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("run_id", f"run-{trial.number}")
         for step in range(1, 8):
             trial.report(step / 10, step)
-        assert trial.study.trials[trial.number].intermediate_values[7] == 0.7  # own reads see them
+        own = trial.study.trials[trial.number]  # own reads see the buffered writes
+        assert own.intermediate_values[7] == 0.7 and own.user_attrs["run_id"] == f"run-{trial.number}"
+        trial.set_user_attr("history", {"loss": [0.5, 0.25]})
         return 1.0
 
     study.optimize(objective, n_trials=2)
+    fresh = optuna.load_study(study_name="reports", storage=open_storage(url))
     for number in (0, 1):
         assert _values(url, "reports", number) == {s: s / 10 for s in range(1, 8)}
+        assert fresh.trials[number].user_attrs == {"run_id": f"run-{number}", "history": {"loss": [0.5, 0.25]}}
 
 
 def test_a_pruned_trial_keeps_its_last_report_as_value(tmp_path):

@@ -12,6 +12,8 @@ import os
 import threading
 import time
 import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -99,8 +101,17 @@ def _engine_kwargs(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
-#: Seconds a trial's reported values may wait in memory before they are written.
+#: Seconds a trial's reported values and user attributes may wait in memory before they are written.
 REPORT_FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class _PendingWrites:
+    """A running trial's writes not yet in the database (see :class:`TunerRDBStorage`)."""
+
+    since: float
+    reports: dict[int, float] = field(default_factory=dict)
+    user_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class TunerRDBStorage(optuna.storages.RDBStorage):
@@ -108,45 +119,66 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
 
     - a new trial is created only while the study's budget is not taken (see
       :mod:`tuner.budget`); queued trials (enqueued, heartbeat retries) pass through;
-    - ``trial.report`` values are written in one transaction per trial and second instead of one
-      per epoch (a commit each, a sixth of a digits trial's time on SQLite). They are written
-      before the trial's state changes and before any read through this storage, so the trial's
-      own process always sees them; other workers see a running trial's curve up to a second
-      late, which no pruner here depends on (median and percentile pruners compare with
-      completed trials, successive halving with its rung attributes).
+    - a running trial's ``trial.report`` values and user attributes are written in one
+      transaction per trial and second instead of one per call (a commit each: a sixth of a
+      digits trial's time on SQLite). They are written before the trial's state changes and
+      before any read through this storage, so the trial's own process always sees them; other
+      workers see them up to a second late, which no pruner here depends on (median and
+      percentile pruners compare with completed trials, successive halving with its rung
+      attributes, which are system attributes and written at once).
     """
 
     budget: BudgetGuard | None = None
 
     def __init__(self, *args, **kwargs) -> None:
-        self._reports: dict[int, dict[int, float]] = {}
-        self._reports_since: dict[int, float] = {}
-        self._reports_lock = threading.Lock()
+        self._pending: dict[int, _PendingWrites] = {}
+        self._pending_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+    def _buffer(self, trial_id: int, write) -> None:
         now = time.monotonic()
-        with self._reports_lock:
-            self._reports.setdefault(trial_id, {})[step] = intermediate_value
-            due = now - self._reports_since.setdefault(trial_id, now) >= REPORT_FLUSH_SECONDS
+        with self._pending_lock:
+            pending = self._pending.setdefault(trial_id, _PendingWrites(since=now))
+            write(pending)
+            due = now - pending.since >= REPORT_FLUSH_SECONDS
         if due:
             self.flush_reports(trial_id)
 
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self._buffer(trial_id, lambda p: p.reports.__setitem__(step, intermediate_value))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
+        self._buffer(trial_id, lambda p: p.user_attrs.__setitem__(key, value))
+
     def flush_reports(self, trial_id: int | None = None) -> None:
-        """Write the buffered reports of ``trial_id`` (of every trial when None)."""
+        """Write the buffered reports and user attributes of ``trial_id`` (every trial if None)."""
+        from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session  # Optuna's own transaction
 
-        with self._reports_lock:
-            ids = list(self._reports) if trial_id is None else [trial_id]
-            pending = {i: self._reports.pop(i) for i in ids if i in self._reports}
-            for i in pending:
-                self._reports_since.pop(i, None)
-        for tid, steps in pending.items():
+        with self._pending_lock:
+            ids = list(self._pending) if trial_id is None else [trial_id]
+            pending = {i: self._pending.pop(i) for i in ids if i in self._pending}
+        for tid, writes in pending.items():
             try:
                 with _create_scoped_session(self.scoped_session, True) as session:
-                    self._write_reports(session, tid, steps)
+                    if writes.reports:
+                        self._write_reports(session, tid, writes.reports)
+                    for key, value in writes.user_attrs.items():
+                        self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker failed the trial (lost heartbeat): its state change says so
+
+    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+        self.flush_reports(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def get_trial(self, trial_id):
+        self.flush_reports(trial_id)
+        return super().get_trial(trial_id)
+
+    def _get_trials(self, *args, **kwargs):
+        self.flush_reports()
+        return super()._get_trials(*args, **kwargs)
 
     def _write_reports(self, session, trial_id: int, steps: dict[int, float]) -> None:
         """What Optuna's ``set_trial_intermediate_value`` writes, for many steps in two queries."""
@@ -166,18 +198,6 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
                 session.add(Row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
             else:
                 row.intermediate_value, row.intermediate_value_type = stored, kind
-
-    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
-        self.flush_reports(trial_id)
-        return super().set_trial_state_values(trial_id, state, values)
-
-    def get_trial(self, trial_id):
-        self.flush_reports(trial_id)
-        return super().get_trial(trial_id)
-
-    def _get_trials(self, *args, **kwargs):
-        self.flush_reports()
-        return super()._get_trials(*args, **kwargs)
 
     # Optuna's trial cache calls the private ``_create_new_trial`` directly; the public method
     # goes through it too.
