@@ -25,7 +25,7 @@ from .config import StudyConfig
 from .data import Splits
 from .sampling import unwrap_pruner
 from .space import suggest_params
-from .tracking import StudyTracker, TrialRecord
+from .tracking import PendingRun, StudyTracker, TrialRecord
 
 #: The metrics the training loop already computes on the validation split, by metric name.
 LOGGED_METRICS = {
@@ -64,6 +64,13 @@ class TrialRun:
     value: float | None = None
     pruned_epoch: int | None = None
     interrupted: bool = False
+    #: The trial's MLflow run, created on the tracker's thread while the trial trains.
+    pending_run: PendingRun | None = None
+    run_id: str | None = None
+    attached: bool = False
+    #: For a retry of a trial whose worker died: that trial's number and MLflow run id.
+    retry_of: int | None = None
+    previous_run_id: str | None = None
 
     def summary(self, estimator) -> dict[str, float]:
         out = {
@@ -101,6 +108,8 @@ class Objective:
 
         def report(epoch: int, logs: dict[str, float]) -> bool:
             interrupts.check()
+            if not run.attached and (run.pending_run is None or run.pending_run.done()):
+                self._attach_run(trial, run)
             for name, v in logs.items():
                 run.history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
             value = self._epoch_value(estimator, logs)
@@ -119,13 +128,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
-        retry_of, previous_run_id = _retry_origin(trial)
-        run_id = self.tracker.start_trial(trial.number) if self.tracker else None
-        if retry_of is not None:
-            trial.set_user_attr("retry_of", retry_of)
-            _link_retry_runs(self.tracker, run_id, previous_run_id, retry_of, trial.number)
-        if run_id or retry_of is not None:  # a retry must not keep the failed trial's run id
-            trial.set_user_attr("mlflow_run_id", run_id)
+        run.retry_of, run.previous_run_id = _retry_origin(trial)
+        run.pending_run = self.tracker.start_trial_later(trial.number) if self.tracker else None
         estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number)
         try:
             with warnings.catch_warnings():
@@ -157,11 +161,25 @@ class Objective:
             run.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise
         finally:
-            self._record(trial, run_id, params, estimator, run)
+            self._record(trial, params, estimator, run)
 
-    def _record(self, trial: optuna.Trial, run_id: str | None, params, estimator, run: TrialRun) -> None:
+    def _attach_run(self, trial: optuna.Trial, run: TrialRun) -> None:
+        """Link the trial and its MLflow run both ways (waiting for the run if it is not created
+        yet), and a retry to the trial it replaces."""
+        run.run_id = self.tracker.wait_for_run(run.pending_run) if run.pending_run else None
+        run.attached = True
+        if run.retry_of is not None:
+            trial.set_user_attr("retry_of", run.retry_of)
+            _link_retry_runs(self.tracker, run.run_id, run.previous_run_id, run.retry_of, trial.number)
+        if run.run_id or run.retry_of is not None:  # a retry must not keep the failed trial's run id
+            trial.set_user_attr("mlflow_run_id", run.run_id)
+
+    def _record(self, trial: optuna.Trial, params, estimator, run: TrialRun) -> None:
         """Store the trial's summary in Optuna (the record of truth, from which ``tuner sync`` can
         log it later) and log it to MLflow."""
+        if not run.attached:
+            self._attach_run(trial, run)
+        run_id = run.run_id
         summary = run.summary(estimator)
         if not run.interrupted:
             attrs: dict[str, Any] = {**summary, "history": dict(run.history)}

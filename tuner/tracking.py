@@ -31,7 +31,7 @@ import re
 import socket
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -350,6 +350,17 @@ def trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> dic
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class PendingRun:
+    """A trial's child run being created on the logging thread (:meth:`StudyTracker.start_trial_later`)."""
+
+    number: int
+    future: Future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+
 class StudyTracker:
     """Logs an Optuna study to MLflow: a parent run per process, a child run per trial.
 
@@ -627,12 +638,25 @@ class StudyTracker:
         except Exception as exc:
             raise TunerError(f"no stored model for MLflow run {run_id}: {_first_line(exc)}") from None
 
+    def start_trial_later(self, trial_number: int) -> PendingRun:
+        """:meth:`start_trial` on the logging thread, so that the trial trains while its run is
+        created; :meth:`wait_for_run` gives the run id."""
+        return PendingRun(trial_number, self._executor().submit(self.start_trial, trial_number, start_time=time.time()))
+
+    def wait_for_run(self, pending: PendingRun) -> str | None:
+        """The run id of a :meth:`start_trial_later` (None if tracking failed), once created."""
+        return pending.future.result()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-log")
+            return self._background
+
     def end_trial_later(self, run_id: str | None, record: TrialRecord, fitted=None) -> None:
         """:meth:`log_model` (when ``fitted`` is given) then :meth:`end_trial`, on a background
         thread, so that the next trial trains while this one is logged. :meth:`flush` waits."""
-        if self._background is None:
-            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-log")
-        self._background.submit(self._end_trial_with_model, run_id, record, fitted)
+        self._executor().submit(self._end_trial_with_model, run_id, record, fitted)
 
     def _end_trial_with_model(self, run_id: str | None, record: TrialRecord, fitted) -> None:
         if fitted is not None:
