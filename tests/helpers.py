@@ -1,5 +1,5 @@
-"""Helpers shared by the tests that start processes: the CLI's environment, free ports,
-polling, and an MLflow tracking server in its own process group."""
+"""Helpers shared by test modules: the CLI's environment, free ports, polling, an MLflow
+tracking server in its own process group, and a small study run through the CLI in-process."""
 
 from __future__ import annotations
 
@@ -114,3 +114,53 @@ def sqlite_server_args(folder: Path, port: int) -> list[str]:
     return ["server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{folder}/mlflow-server.db",
             "--artifacts-destination", str(folder / "mlartifacts")]
+
+
+# ------------------------------------------------------------------------------- a small study
+
+SMALL_STUDY = """
+name = "{name}"
+seed = 3
+
+[data]
+source = "sklearn:digits"
+
+[budget]
+n_trials = {n_trials}
+max_epochs = 12
+
+[pruner]
+name = "median"
+n_startup_trials = 2
+n_warmup_steps = 1
+
+[space]
+n_layers = {{low = 1, high = 2}}
+units = {{low = 8, high = 64, log = true}}
+batch_size = [32, 64, 128]
+learning_rate = {{low = 1e-4, high = 0.05, log = true}}
+"""
+
+
+def write_study(folder: Path, name: str = "small", n_trials: int = 8) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(SMALL_STUDY.format(name=name, n_trials=n_trials))
+    return path
+
+
+def invoke(*args: str):
+    """The ``tuner`` command in this process (typer's CliRunner)."""
+    from typer.testing import CliRunner
+
+    from tuner.cli import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def child_runs(client, study_name: str):
+    """``(parent runs, child runs)`` of the study's MLflow experiment."""
+    experiment = client.get_experiment_by_name(study_name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children

@@ -7,48 +7,13 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
-from tuner.cli import app
+from tests.helpers import child_runs, invoke, write_study
 
 # The module-scoped fixture runs once: keep this file on one test worker.
 pytestmark = pytest.mark.xdist_group("e2e")
 
 REPO = Path(__file__).resolve().parents[1]
-
-SMALL_STUDY = """
-name = "{name}"
-seed = 3
-
-[data]
-source = "sklearn:digits"
-
-[budget]
-n_trials = {n_trials}
-max_epochs = 12
-
-[pruner]
-name = "median"
-n_startup_trials = 2
-n_warmup_steps = 1
-
-[space]
-n_layers = {{low = 1, high = 2}}
-units = {{low = 8, high = 64, log = true}}
-batch_size = [32, 64, 128]
-learning_rate = {{low = 1e-4, high = 0.05, log = true}}
-"""
-
-
-def write_study(folder: Path, name: str = "small", n_trials: int = 8) -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(SMALL_STUDY.format(name=name, n_trials=n_trials))
-    return path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
 
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory):
@@ -67,14 +32,6 @@ def finished_study(tmp_path_factory):
             "after_first": after_first, "storage": storage}
 
 
-def _child_runs(client: MlflowClient, study_name: str):
-    experiment = client.get_experiment_by_name(study_name)
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return parents, children
-
-
 def test_running_again_continues_the_same_study(finished_study):
     assert finished_study["after_first"] == 8
     assert len(finished_study["study"].trials) == 11
@@ -84,7 +41,7 @@ def test_running_again_continues_the_same_study(finished_study):
 def test_one_child_run_per_trial_with_params_curves_and_state(finished_study):
     study = finished_study["study"]
     client = MlflowClient(finished_study["tracking"])
-    parents, children = _child_runs(client, "small")
+    parents, children = child_runs(client, "small")
     assert len(parents) == 2  # one parent run per `tuner run`
     assert len(children) == len(study.trials)
     by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
@@ -121,7 +78,7 @@ def test_pruned_trials_exist_and_stopped_early(finished_study):
 def test_parent_run_holds_summary_and_artifacts(finished_study):
     study = finished_study["study"]
     client = MlflowClient(finished_study["tracking"])
-    parents, _ = _child_runs(client, "small")
+    parents, _ = child_runs(client, "small")
     last = max(parents, key=lambda r: r.info.start_time)
     assert last.info.status == "FINISHED"
     assert last.data.metrics["best_value"] == pytest.approx(study.best_value)

@@ -2,7 +2,7 @@
 
 from mlflow import MlflowClient
 
-from tests.test_tuner_e2e import _child_runs, invoke, write_study
+from tests.helpers import child_runs, invoke, write_study
 
 
 def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
@@ -10,6 +10,6 @@ def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
     result = invoke("run", str(study_file), "--storage", f"sqlite:///{tmp_path}/o.db", "--tracking-uri", tracking_server)
     assert result.exit_code == 0, result.output
     client = MlflowClient(tracking_server)
-    parents, children = _child_runs(client, "overhttp")
+    parents, children = child_runs(client, "overhttp")
     assert len(parents) == 1 and len(children) == 3
     assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) >= 1 for r in children)

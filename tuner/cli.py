@@ -46,7 +46,7 @@ def user_errors(command):
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: the current trial was recorded as failed; run the same command to resume")
+            err_console.print("interrupted: a trial in progress is recorded as failed; run the same command to resume")
             raise typer.Exit(130) from None
 
     return wrapper
