@@ -82,3 +82,19 @@ def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_study(tmp_path, 
     client = MlflowClient(tracking)
     (parent,) = client.search_runs([client.get_experiment_by_name("diverging").experiment_id])
     assert parent.info.status == "KILLED"
+
+
+def test_handlers_are_left_alone_off_the_main_thread():
+    before = signal.getsignal(signal.SIGTERM)
+    errors = []
+    thread = threading.Thread(target=lambda: _call(interrupts.install, errors))
+    thread.start()
+    thread.join()
+    assert errors == [] and signal.getsignal(signal.SIGTERM) is before
+
+
+def _call(fn, errors):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - the test reports it
+        errors.append(exc)

@@ -20,8 +20,12 @@ def _handler(signum, frame) -> None:
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM in this process (main thread only) and clear an earlier request."""
+    """Handle SIGINT and SIGTERM in this process and clear an earlier request. Signal handlers
+    belong to the main thread: called from another thread (a notebook's worker thread, say), the
+    process keeps the handlers it has."""
     _requested.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
 
