@@ -92,7 +92,7 @@ def test_a_pruned_trial_keeps_its_last_report_as_value(tmp_path):
 
 
 def test_reports_of_a_long_trial_are_written_while_it_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage_module, "REPORT_FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(storage_module, "FLUSH_SECONDS", 0.0)
     url = f"sqlite:///{tmp_path}/o.db"
     study = _reporting_study(url, "live")
     seen = []
@@ -117,6 +117,6 @@ def test_a_trial_failed_elsewhere_drops_its_buffered_reports(tmp_path):
     trial.report(0.3, 1)
     other = open_storage(url)  # the worker that found this trial's heartbeat stale
     other.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    storage.flush_reports()  # must not raise: the trial is finished, its state says why
+    storage.flush_pending()  # must not raise: the trial is finished, its state says why
     assert _values(url, "stale", 0) == {}
     assert study.trials[0].state == optuna.trial.TrialState.FAIL

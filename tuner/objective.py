@@ -224,10 +224,11 @@ class Objective:
 def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
     """For a retry of a trial whose worker died (``RetryHeartbeatStaleTrialCallback``): the
     failed trial's number and its MLflow run id (the retry starts with a copy of its user
-    attributes); ``(None, None)`` for any other trial."""
+    attributes); ``(None, None)`` for any other trial. Read from the copy of the trial that
+    Optuna fetched when it created it, not from the storage again."""
     try:
-        frozen = trial.study._storage.get_trial(trial._trial_id)
-    except Exception:  # noqa: BLE001 - a private API moved: no link, the trial still runs
+        frozen = trial._cached_frozen_trial
+    except AttributeError:  # a private API moved: no link, the trial still runs
         return None, None
     history = frozen.system_attrs.get("retry_history") or []
     if not history:

@@ -34,10 +34,14 @@ class StudyResult:
     tracker: StudyTracker | None
 
 
-def create_study(config: StudyConfig, storage_url: str, worker: str | None = None) -> optuna.Study:
-    """Create the study named in ``config`` or load it to continue (same name, same storage);
-    ``worker`` names this process among several sampling the study (see :func:`worker_seed`)."""
-    storage = open_storage(storage_url)
+def create_study(
+    config: StudyConfig, storage: str | optuna.storages.BaseStorage, worker: str | None = None
+) -> optuna.Study:
+    """Create the study named in ``config`` or load it to continue (same name, same storage: a
+    URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
+    sampling the study (see :func:`worker_seed`)."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
     if hasattr(storage, "set_budget"):
         storage.set_budget(config.budget.n_trials)
     study = optuna.create_study(
@@ -209,12 +213,12 @@ def run_worker(
 
     with threadpool_limits(blas_threads):
         splits = load_splits(config)
-        open_storage(storage_url)  # an unreachable database: one clear error before anything else
+        storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
         tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
         own_parent = parent_run_id is None
         if own_parent:
             tracker.check_connection()  # before the study exists: an unreachable server changes nothing
-        study = create_study(config, storage_url, worker or f"{socket.gethostname()}-{os.getpid()}")
+        study = create_study(config, storage, worker or f"{socket.gethostname()}-{os.getpid()}")
         if own_parent:
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
@@ -307,10 +311,10 @@ def run_study(
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
     splits = load_splits(config)
     storage_url = resolve_storage_url(storage)
-    open_storage(storage_url)  # an unreachable database: one clear error before anything else
+    study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
-    study = create_study(config, storage_url)
+    study = create_study(config, study_storage)
     tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
     objective = Objective(config, splits, tracker)
     status, scores, best_history = "FAILED", {}, None

@@ -79,8 +79,8 @@ def _schema_race(exc: Exception) -> bool:
 
 
 def _fast_sqlite(engine) -> None:
-    """Write-ahead logging with ``synchronous=NORMAL`` on every connection: each per-epoch
-    ``trial.report`` is a commit, and a commit no longer waits for an fsync (several local
+    """Write-ahead logging with ``synchronous=NORMAL`` on every connection: a commit (each
+    trial's parameters, buffered writes and state) no longer waits for an fsync (several local
     processes still share the file safely; WAL is SQLite's mode for that)."""
     import sqlalchemy
 
@@ -102,7 +102,7 @@ def _engine_kwargs(url: str) -> dict:
 
 
 #: Seconds a trial's reported values and user attributes may wait in memory before they are written.
-REPORT_FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 1.0
 
 
 @dataclass
@@ -140,9 +140,9 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         with self._pending_lock:
             pending = self._pending.setdefault(trial_id, _PendingWrites(since=now))
             write(pending)
-            due = now - pending.since >= REPORT_FLUSH_SECONDS
+            due = now - pending.since >= FLUSH_SECONDS
         if due:
-            self.flush_reports(trial_id)
+            self.flush_pending(trial_id)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self._buffer(trial_id, lambda p: p.reports.__setitem__(step, intermediate_value))
@@ -150,7 +150,7 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
     def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
         self._buffer(trial_id, lambda p: p.user_attrs.__setitem__(key, value))
 
-    def flush_reports(self, trial_id: int | None = None) -> None:
+    def flush_pending(self, trial_id: int | None = None) -> None:
         """Write the buffered reports and user attributes of ``trial_id`` (every trial if None)."""
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session  # Optuna's own transaction
@@ -169,15 +169,15 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
                 pass  # another worker failed the trial (lost heartbeat): its state change says so
 
     def set_trial_state_values(self, trial_id, state, values=None) -> bool:
-        self.flush_reports(trial_id)
+        self.flush_pending(trial_id)
         return super().set_trial_state_values(trial_id, state, values)
 
     def get_trial(self, trial_id):
-        self.flush_reports(trial_id)
+        self.flush_pending(trial_id)
         return super().get_trial(trial_id)
 
     def _get_trials(self, *args, **kwargs):
-        self.flush_reports()
+        self.flush_pending()
         return super()._get_trials(*args, **kwargs)
 
     def _write_reports(self, session, trial_id: int, steps: dict[int, float]) -> None:
