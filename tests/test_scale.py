@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 State = optuna.trial.TrialState
 DONE = (State.COMPLETE, State.PRUNED)
 
-# Short trials (iris, a few epochs) and slow ones (digits, small steps, no early stopping signal
-# for a while: a few seconds per trial, so that a signal lands mid-trial).
+# Short trials (iris, a few epochs) and slow ones (digits, sigmoid units and small steps: the loss
+# takes about 2,000 epochs to converge, seconds per trial even on a fast machine, so that a
+# signal lands mid-trial after the trial's first reports are visible, which takes up to a second).
 FAST = """
 name = "{name}"
 seed = 1
@@ -58,17 +59,17 @@ seed = 1
 source = "sklearn:digits"
 [budget]
 n_trials = {n_trials}
-max_epochs = 500
+max_epochs = 3000
 [pruner]
 name = "none"
 [space]
 n_layers = 1
-units = 32
-activation = "tanh"
+units = 128
+activation = "sigmoid"
 batch_size = 16
 optimizer = "sgd"
 lr_schedule = "constant"
-learning_rate = {{low = 1e-3, high = 2e-3, log = true}}
+learning_rate = {{low = 2e-4, high = 4e-4, log = true}}
 l2 = 1e-5
 dropout = 0.0
 patience = false

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from tuner import storage as storage_module
-from tuner.budget import BudgetReached
+from tuner.budget import BudgetReached, taken_slots
 from tuner.storage import open_storage
 
 
@@ -34,6 +34,33 @@ def test_local_storages_stop_at_the_budget(tmp_path, kind):
 def test_postgres_stops_at_the_budget(postgres_url):
     study = _ask_until_refused(open_storage(postgres_url), 3)
     assert len(study.trials) == 3
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "journal"])
+def test_storages_count_taken_slots_like_the_trials_say(tmp_path, kind, request):
+    if kind == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path}/o.db" if kind == "sqlite" else str(tmp_path / "o.journal")
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="counted", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for state in ("complete", "pruned", "fail", "fail", "fail", "running"):
+            trial = study.ask()
+            if state == "complete":
+                study.tell(trial, 1.0)
+            elif state != "running":
+                study.tell(trial, state=getattr(optuna.trial.TrialState, state.upper()))
+        # Trials 3 and 4 failed and were re-queued (as RetryHeartbeatStaleTrialCallback does):
+        # their retries count in their place, trial 2's failure counts itself.
+        for failed in (3, 4):
+            study.enqueue_trial({})
+            retry = study.get_trials(deepcopy=False)[-1]
+            storage.set_trial_system_attr(retry._trial_id, "retry_history", [failed])
+    trials = study.get_trials(deepcopy=False)
+    assert taken_slots(trials) == 6  # complete, pruned, fail 2, running, two waiting retries
+    assert storage.taken_slots(study._study_id) == 6
 
 
 def test_queued_trials_pass_the_guard(tmp_path):

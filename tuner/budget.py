@@ -85,16 +85,17 @@ def advisory_lock(engine, key: str) -> Iterator[None]:
 
 
 class BudgetGuard:
-    """Holds a study's budget and the lock that serialises trial creation across processes."""
+    """Holds a study's budget, the lock that serialises trial creation across processes, and
+    ``count(study_id)``, which returns the study's :func:`taken_slots`."""
 
-    def __init__(self, n_trials: int, lock) -> None:
+    def __init__(self, n_trials: int, lock, count) -> None:
         self.n_trials = n_trials
         self._lock = lock
+        self._count = count
 
-    def create(self, storage, study_id: int, create) -> int:
+    def create(self, study_id: int, create) -> int:
         """Run ``create()`` (which makes one new trial) only while budget is left."""
         with self._lock(study_id):
-            trials = storage.get_all_trials(study_id, deepcopy=False)
-            if taken_slots(trials) >= self.n_trials:
+            if self._count(study_id) >= self.n_trials:
                 raise BudgetReached(f"the study's {self.n_trials} trials are all taken")
             return create()

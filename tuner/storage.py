@@ -8,6 +8,7 @@ safe for several processes on one host.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from .budget import BudgetGuard, advisory_lock, file_lock
+from .budget import BudgetGuard, advisory_lock, file_lock, taken_slots
 from .errors import TunerError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -204,7 +205,37 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
     def _create_new_trial(self, study_id, template_trial=None):
         if self.budget is None or template_trial is not None:
             return super()._create_new_trial(study_id, template_trial)
-        return self.budget.create(self, study_id, lambda: super(TunerRDBStorage, self)._create_new_trial(study_id))
+        return self.budget.create(study_id, lambda: super(TunerRDBStorage, self)._create_new_trial(study_id))
+
+    def taken_slots(self, study_id: int) -> int:
+        """:func:`tuner.budget.taken_slots` of the study, counted in the database: loading every
+        trial with its attributes instead took a fifth of a digits study's time."""
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        Trial, Attr = models.TrialModel, models.TrialSystemAttributeModel
+        State = optuna.trial.TrialState
+        with _create_scoped_session(self.scoped_session) as session:
+            by_state = dict(
+                session.query(Trial.state, sqlalchemy.func.count(Trial.trial_id))
+                .filter(Trial.study_id == study_id)
+                .group_by(Trial.state)
+            )
+            histories = (
+                session.query(Attr.value_json)
+                .join(Trial, Trial.trial_id == Attr.trial_id)
+                .filter(Trial.study_id == study_id, Attr.key == "retry_history")
+            )
+            retried = {int(history[-1]) for (value,) in histories if (history := json.loads(value))}
+            retried_failures = 0
+            if retried:
+                retried_failures = (
+                    session.query(sqlalchemy.func.count(Trial.trial_id))
+                    .filter(Trial.study_id == study_id, Trial.state == State.FAIL, Trial.number.in_(retried))
+                    .scalar()
+                )
+        return sum(by_state.values()) - retried_failures
 
     def set_budget(self, n_trials: int) -> None:
         if self.url.startswith("postgresql"):
@@ -214,7 +245,7 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
             lock = lambda study_id: file_lock(f"{path}.budget-lock")  # noqa: E731
         else:  # other databases: no cross-process guard (documented)
             lock = lambda study_id: contextlib.nullcontext()  # noqa: E731
-        self.budget = BudgetGuard(n_trials, lock)
+        self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
 
 
 class TunerJournalStorage(optuna.storages.JournalStorage):
@@ -231,10 +262,15 @@ class TunerJournalStorage(optuna.storages.JournalStorage):
     def create_new_trial(self, study_id, template_trial=None):
         if self.budget is None or template_trial is not None:
             return super().create_new_trial(study_id, template_trial)
-        return self.budget.create(self, study_id, lambda: super(TunerJournalStorage, self).create_new_trial(study_id))
+        return self.budget.create(study_id, lambda: super(TunerJournalStorage, self).create_new_trial(study_id))
+
+    def taken_slots(self, study_id: int) -> int:
+        """:func:`tuner.budget.taken_slots` of the study (the journal is replayed in memory)."""
+        return taken_slots(self.get_all_trials(study_id, deepcopy=False))
 
     def set_budget(self, n_trials: int) -> None:
-        self.budget = BudgetGuard(n_trials, lambda study_id: file_lock(f"{self._path}.budget-lock"))
+        lock = lambda study_id: file_lock(f"{self._path}.budget-lock")  # noqa: E731
+        self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
