@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -73,7 +72,12 @@ class BaseMLP(BaseEstimator):
     def _output_loss(self) -> OutputLoss:
         raise NotImplementedError
 
-    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
+    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+        """The per-epoch validation metrics as a function of the current weights.
+
+        The targets are encoded once per fit, and each epoch runs the network's own forward
+        pass in its training dtype, reusing its buffers: this runs every epoch of every trial.
+        """
         raise NotImplementedError
 
     _monitor = ""
@@ -195,7 +199,7 @@ class BaseMLP(BaseEstimator):
             state.epochs_without_improvement = 0
         evaluate = None
         if X_val is not None:
-            evaluate = functools.partial(self._validation_metrics, X_val, y_val)
+            evaluate = self._validation_evaluator(np.ascontiguousarray(X_val, dtype=dtype), y_val)
 
         train(
             self._network,
@@ -349,21 +353,29 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _stratify_labels(self, y):
         return None if self._multilabel else y
 
-    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
-        proba = self._proba(self._network.predict_output(X_val))
-        Y = self._encode_targets(y_val, fitting=False)
-        eps = 1e-15
+    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+        network = self._network
+        Y = self._encode_targets(y_val, fitting=False).astype(network.dtype)
         if self._multilabel:
-            loss = -np.mean(
-                np.sum(Y * np.log(np.clip(proba, eps, 1)) + (1 - Y) * np.log(np.clip(1 - proba, eps, 1)), axis=1)
-            )
-            accuracy = float(np.mean(np.all((proba > 0.5) == (Y > 0.5), axis=1)))
+            truth = Y > 0.5
+        elif Y.shape[1] == 1:
+            truth = Y[:, 0] > 0.5
         else:
-            if Y.shape[1] == 1:
-                Y = np.hstack([1 - Y, Y])
-            loss = -np.mean(np.sum(Y * np.log(np.clip(proba, eps, 1)), axis=1))
-            accuracy = float(np.mean(proba.argmax(axis=1) == Y.argmax(axis=1)))
-        return {"val_loss": float(loss), "val_accuracy": accuracy}
+            truth = Y.argmax(axis=1)
+
+        def evaluate() -> dict[str, float]:
+            z = network.forward(X_val)
+            loss = network.output.loss(z, Y)  # from the logits: no clipped log of 0
+            # The predicted class from the logits: argmax, or a sigmoid above 1/2 when z > 0.
+            if self._multilabel:
+                correct = np.all((z > 0) == truth, axis=1)
+            elif Y.shape[1] == 1:
+                correct = (z[:, 0] > 0) == truth
+            else:
+                correct = z.argmax(axis=1) == truth
+            return {"val_loss": float(loss), "val_accuracy": float(np.mean(correct))}
+
+        return evaluate
 
     def _proba(self, output: np.ndarray) -> np.ndarray:
         if not self._multilabel and output.shape[1] == 1:
@@ -417,14 +429,19 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _output_loss(self) -> OutputLoss:
         return SquaredError()
 
-    def _validation_metrics(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
-        pred = self._decode(self._network.predict_output(X_val))
-        y = np.asarray(y_val, dtype=np.float64).reshape(pred.shape)
-        return {
-            "val_rmse": math.sqrt(mean_squared_error(y, pred)),
-            "val_mae": float(mean_absolute_error(y, pred)),
-            "val_r2": float(r2_score(y, pred)),
-        }
+    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+        y = np.asarray(y_val, dtype=np.float64)
+
+        def evaluate() -> dict[str, float]:
+            pred = self._decode(self._network.forward(X_val).astype(np.float64))
+            y_true = y.reshape(pred.shape)
+            return {
+                "val_rmse": math.sqrt(mean_squared_error(y_true, pred)),
+                "val_mae": float(mean_absolute_error(y_true, pred)),
+                "val_r2": float(r2_score(y_true, pred)),
+            }
+
+        return evaluate
 
     def _decode(self, output: np.ndarray) -> np.ndarray:
         pred = output * self._y_scale + self._y_mean

@@ -177,6 +177,48 @@ def test_callbacks_see_each_epoch_and_can_stop():
     assert seen[-1][1]["loss"] == clf.loss_curve_[-1]
 
 
+def _last_logs(estimator, X_tr, y_tr, X_val, y_val) -> dict[str, float]:
+    seen = []
+    estimator.fit(X_tr, y_tr, X_val=X_val, y_val=y_val, callbacks=[lambda epoch, logs: seen.append(logs)])
+    return seen[-1]
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_epoch_validation_metrics_match_the_fitted_model(kind):
+    """The per-epoch validation metrics (float32, from the logits) are what predict gives."""
+    from sklearn.metrics import accuracy_score, log_loss
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if kind == "binary":
+        y = y % 2
+    elif kind == "multilabel":
+        y = np.column_stack([y % 2, y >= 5, y == 0]).astype(int)
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=0.3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
+    logs = _last_logs(clf, X_tr, y_tr, X_val, y_val)
+    proba = clf.predict_proba(X_val)
+    assert logs["val_accuracy"] == pytest.approx(accuracy_score(y_val, clf.predict(X_val)), abs=1.5 / len(y_val))
+    if kind == "multilabel":  # summed over labels, as the training loss is
+        expected = -np.mean(np.sum(y_val * np.log(proba) + (1 - y_val) * np.log(1 - proba), axis=1))
+    else:
+        expected = log_loss(y_val, proba, labels=clf.classes_)
+    assert logs["val_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_epoch_validation_metrics_match_the_fitted_regressor():
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+    X, y = load_diabetes(return_X_y=True)
+    X_tr, X_val, y_tr, y_val = train_test_split(StandardScaler().fit_transform(X), y, test_size=0.3, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
+    logs = _last_logs(reg, X_tr, y_tr, X_val, y_val)
+    pred = reg.predict(X_val)
+    assert logs["val_rmse"] == pytest.approx(root_mean_squared_error(y_val, pred), rel=1e-4)
+    assert logs["val_mae"] == pytest.approx(mean_absolute_error(y_val, pred), rel=1e-4)
+    assert logs["val_r2"] == pytest.approx(r2_score(y_val, pred), rel=1e-4)
+
+
 def test_same_random_state_same_weights():
     X, y = _fixed_problem()
     a = MLPClassifier(dropout=0.2, max_epochs=5, random_state=7).fit(X, y)
