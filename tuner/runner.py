@@ -105,31 +105,13 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
         return False
 
 
-class BudgetCallback:
-    """Stops a worker once the study's trials (finished or running anywhere) reach the budget,
-    so that J workers together run the study's total, not J times it.
-
-    Failed trials that were retried do not count (their WAITING retry runs in their place), and
-    stale RUNNING trials of dead workers are failed first so that they stop holding a slot.
-    """
-
-    def __init__(self, n_trials: int) -> None:
-        self.n_trials = n_trials
-
-    def counts(self, study: optuna.Study) -> tuple[int, int]:
-        """``(finished trials that count, RUNNING trials)`` after failing stale trials."""
-        _fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False)
-        running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-        return len(counted_trials(trials)), running
-
-    def reached(self, study: optuna.Study) -> bool:
-        finished, running = self.counts(study)
-        return finished + running >= self.n_trials
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.reached(study):
-            study.stop()
+def budget_counts(study: optuna.Study) -> tuple[int, int]:
+    """``(finished trials that count, RUNNING trials)``, after failing the stale trials of dead
+    workers so that they stop holding a slot (their WAITING retries run in their place)."""
+    _fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    return len(counted_trials(trials)), running
 
 
 class _NoInterruptTraceback(logging.Filter):
@@ -165,7 +147,7 @@ def optimize(
     """
     import time
 
-    budget = BudgetCallback(config.budget.n_trials)
+    n_trials = config.budget.n_trials
     timeout = config.budget.timeout
     start = time.monotonic()
     while True:
@@ -173,10 +155,10 @@ def optimize(
         remaining = None if timeout is None else timeout - (time.monotonic() - start)
         if remaining is not None and remaining <= 0:
             return
-        finished, running = budget.counts(study)
-        if finished >= budget.n_trials:
+        finished, running = budget_counts(study)
+        if finished >= n_trials:
             return
-        if finished + running >= budget.n_trials:
+        if finished + running >= n_trials:
             if not (running and _heartbeat_enabled(study)):
                 return
             time.sleep(WAIT_POLL)
@@ -184,11 +166,14 @@ def optimize(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             try:
+                # The storage's budget guard stops this worker when other workers take the last
+                # trials (BudgetReached); n_trials bounds a storage without the guard.
                 study.optimize(
                     objective,
+                    n_trials=n_trials - finished - running,
                     timeout=remaining,
                     catch=(Exception,),
-                    callbacks=[budget, *(callbacks or [])],
+                    callbacks=callbacks,
                     gc_after_trial=False,
                 )
             except BudgetReached:  # another worker took the last slot first
