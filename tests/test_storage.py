@@ -103,6 +103,34 @@ def test_buffered_reports_reach_the_database(tmp_path, kind, request):
         assert fresh.trials[number].user_attrs == {"run_id": f"run-{number}", "history": {"loss": [0.5, 0.25]}}
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_buffered_params_are_seen_from_the_first_report(tmp_path, kind, request):
+    url = f"sqlite:///{tmp_path}/o.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    study = _reporting_study(url, "params")
+    seen = []
+
+    def other_process_params(number: int) -> dict:
+        return optuna.load_study(study_name="params", storage=open_storage(url)).trials[number].params
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        kind_ = trial.suggest_categorical("kind", ["a", "b"])
+        trial.report(x, 1)
+        seen.append(other_process_params(trial.number))
+        assert trial.study.trials[trial.number].params == {"x": x, "kind": kind_}  # own reads
+        return x
+
+    study.optimize(objective, n_trials=3)
+    # trial 0 writes each new name at once; later trials write theirs with the first report
+    assert seen == [t.params for t in study.trials] and all(set(p) == {"x", "kind"} for p in seen)
+    trial = study.ask()  # a trial that never reports: its parameters are written when it ends
+    trial.suggest_float("x", 0.0, 1.0)
+    study.tell(trial, 0.5)
+    assert set(other_process_params(trial.number)) == {"x"}
+    with pytest.raises(ValueError, match="different distribution"):  # checked when suggested
+        study.ask().suggest_int("x", 0, 3)
+
+
 def test_a_pruned_trial_keeps_its_last_report_as_value(tmp_path):
     url = f"sqlite:///{tmp_path}/o.db"
     study = _reporting_study(url, "pruned")

@@ -111,6 +111,8 @@ class _PendingWrites:
     """A running trial's writes not yet in the database (see :class:`TunerRDBStorage`)."""
 
     since: float
+    #: name -> (internal value, distribution, the study's distribution for that name)
+    params: dict[str, tuple[float, Any, Any]] = field(default_factory=dict)
     reports: dict[int, float] = field(default_factory=dict)
     user_attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +128,11 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
       before any read through this storage, so the trial's own process always sees them; other
       workers see them up to a second late, which no pruner here depends on (median and
       percentile pruners compare with completed trials, successive halving with its rung
-      attributes, which are system attributes and written at once).
+      attributes, which are system attributes and written at once);
+    - its parameters, likewise, are written together with its first report (so other workers'
+      constant-liar samplers see a running trial's parameters once it trains), each still
+      checked against the study's distribution for that name when it is suggested. A name this
+      process has not seen yet is written at once, with Optuna's own check in the database.
     """
 
     budget: BudgetGuard | None = None
@@ -141,9 +147,17 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         with self._pending_lock:
             pending = self._pending.setdefault(trial_id, _PendingWrites(since=now))
             write(pending)
-            due = now - pending.since >= FLUSH_SECONDS
+            due = now - pending.since >= FLUSH_SECONDS or bool(pending.params and pending.reports)
         if due:
             self.flush_pending(trial_id)
+
+    # Optuna's trial cache calls this with the distribution it knows for the name.
+    def _set_trial_param(self, trial_id, param_name, param_value_internal, distribution, previous_distribution):
+        if previous_distribution is None:
+            return super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, None)
+        optuna.distributions.check_distribution_compatibility(previous_distribution, distribution)
+        entry = (param_value_internal, distribution, previous_distribution)
+        self._buffer(trial_id, lambda p: p.params.__setitem__(param_name, entry))
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self._buffer(trial_id, lambda p: p.reports.__setitem__(step, intermediate_value))
@@ -152,8 +166,8 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         self._buffer(trial_id, lambda p: p.user_attrs.__setitem__(key, value))
 
     def flush_pending(self, trial_id: int | None = None) -> None:
-        """Write the buffered reports and user attributes of ``trial_id`` (every trial if None)."""
-        from optuna.storages._rdb import models
+        """Write the buffered parameters, reports and user attributes of ``trial_id`` (every
+        trial if None)."""
         from optuna.storages._rdb.storage import _create_scoped_session  # Optuna's own transaction
 
         with self._pending_lock:
@@ -162,10 +176,7 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         for tid, writes in pending.items():
             try:
                 with _create_scoped_session(self.scoped_session, True) as session:
-                    if writes.reports:
-                        self._write_reports(session, tid, writes.reports)
-                    for key, value in writes.user_attrs.items():
-                        self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
+                    self._write_pending(session, tid, writes)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker failed the trial (lost heartbeat): its state change says so
 
@@ -181,24 +192,44 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         self.flush_pending()
         return super()._get_trials(*args, **kwargs)
 
-    def _write_reports(self, session, trial_id: int, steps: dict[int, float]) -> None:
-        """What Optuna's ``set_trial_intermediate_value`` writes, for many steps in two queries."""
+    def _write_pending(self, session, trial_id: int, writes: _PendingWrites) -> None:
+        """What Optuna's ``set_trial_param``, ``set_trial_intermediate_value`` and
+        ``set_trial_user_attr`` write, for all of a trial's buffered writes in a few queries."""
+        from optuna.distributions import distribution_to_json
         from optuna.storages._rdb import models
 
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
         self.check_trial_is_updatable(trial_id, trial.state)
-        Row = models.TrialIntermediateValueModel
-        existing = {
-            row.step: row
-            for row in session.query(Row).filter(Row.trial_id == trial_id, Row.step.in_(list(steps)))
-        }
-        for step, value in steps.items():
-            stored, kind = Row.intermediate_value_to_stored_repr(value)
-            row = existing.get(step)
-            if row is None:
-                session.add(Row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
-            else:
-                row.intermediate_value, row.intermediate_value_type = stored, kind
+        for name, (value, distribution, _) in writes.params.items():
+            session.add(models.TrialParamModel(
+                trial_id=trial_id, param_name=name, param_value=value,
+                distribution_json=distribution_to_json(distribution),
+            ))
+        if writes.reports:
+            Row = models.TrialIntermediateValueModel
+            existing = {
+                row.step: row
+                for row in session.query(Row).filter(Row.trial_id == trial_id, Row.step.in_(list(writes.reports)))
+            }
+            for step, value in writes.reports.items():
+                stored, kind = Row.intermediate_value_to_stored_repr(value)
+                row = existing.get(step)
+                if row is None:
+                    session.add(Row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
+                else:
+                    row.intermediate_value, row.intermediate_value_type = stored, kind
+        if writes.user_attrs:
+            Attr = models.TrialUserAttributeModel
+            existing = {
+                row.key: row
+                for row in session.query(Attr).filter(Attr.trial_id == trial_id, Attr.key.in_(list(writes.user_attrs)))
+            }
+            for key, value in writes.user_attrs.items():
+                row = existing.get(key)
+                if row is None:
+                    session.add(Attr(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+                else:
+                    row.value_json = json.dumps(value)
 
     # Optuna's trial cache calls the private ``_create_new_trial`` directly; the public method
     # goes through it too.
