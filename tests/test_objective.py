@@ -1,5 +1,6 @@
 """Trials that go wrong end with a recorded reason, and the study goes on."""
 
+import gc
 import os
 import signal
 import threading
@@ -38,6 +39,7 @@ def test_diverging_trials_fail_with_their_reason_and_the_study_goes_on(tmp_path)
     path.write_text(DIVERGING)
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     result = run_study(path, storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=tracking)
+    assert gc.get_freeze_count() == 0  # the heap frozen during the study is handed back
     trials = result.study.trials
     assert len(trials) == 3  # the study went on after the first failure
     assert all(t.state == optuna.trial.TrialState.FAIL for t in trials)

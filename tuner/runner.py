@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from sklearn.pipeline import Pipeline
@@ -105,6 +107,24 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before a study starts (the loaded libraries) out of the
+    garbage collector's full passes while it runs.
+
+    MLflow, SQLAlchemy, Optuna and scikit-learn make a heap of hundreds of thousands of objects;
+    every full collection walked all of them, 0.2-0.3 s each, two or three per digits study
+    (a tenth of its time). Callers freeze again once the study is set up, since the database
+    engines and table metadata made then live as long as the study. Everything is handed back
+    to the collector at the end (``gc.unfreeze``).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def budget_counts(study: optuna.Study) -> tuple[int, int]:
     """``(finished trials that count, RUNNING trials)``, after failing the stale trials of dead
     workers so that they stop holding a slot (their WAITING retries run in their place)."""
@@ -196,7 +216,7 @@ def run_worker(
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(blas_threads):
+    with threadpool_limits(blas_threads), objects_frozen():
         splits = load_splits(config)
         storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
         tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
@@ -208,6 +228,7 @@ def run_worker(
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
             tracker.parent_run_id = parent_run_id
+        gc.freeze()  # and what the setup made (see objects_frozen)
         status = "FAILED"
         try:
             optimize(study, Objective(config, splits, tracker), config)
@@ -294,13 +315,24 @@ def run_study(
     if not isinstance(config, StudyConfig):
         config = load_config(config)
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
+    with objects_frozen():
+        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks)
+
+
+def _run_study(
+    config: StudyConfig,
+    jobs: int,
+    storage_url: str,
+    tracking_uri: str | None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
+) -> StudyResult:
     splits = load_splits(config)
-    storage_url = resolve_storage_url(storage)
     study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
     study = create_study(config, study_storage)
     tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
+    gc.freeze()  # and what the setup made (see objects_frozen)
     objective = Objective(config, splits, tracker)
     status, scores, best_history = "FAILED", {}, None
     try:
