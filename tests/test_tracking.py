@@ -130,6 +130,14 @@ def test_trial_runs_nested_with_history_and_statuses(tracker):
     assert {n: r.info.run_id for n, r in trial_runs(client, exp, name).items()} == ids
 
 
+def test_sqlite_store_is_in_wal_mode(tmp_path):
+    import sqlite3
+
+    StudyTracker("s", "sqlite:///optuna.db", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").check_connection()
+    with sqlite3.connect(tmp_path / "mlflow.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_batch_limits_are_respected(tracker):
     history = {f"m{k}": [float(i) for i in range(300)] for k in range(4)}  # 1200 points > 1000
     record = TrialRecord(0, {f"p{i}": i for i in range(150)}, history, {"score": 1.0}, "COMPLETE")  # > 100 params

@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.helpers import child_runs, invoke, write_study
+from tuner.tracking import MODEL_ARTIFACT_DIR
 
 # The module-scoped fixture runs once: keep this file on one test worker.
 pytestmark = pytest.mark.xdist_group("e2e")
@@ -61,6 +62,23 @@ def test_one_child_run_per_trial_with_params_curves_and_state(finished_study):
         assert [m.value for m in history] == pytest.approx([trial.intermediate_values[s] for s in sorted(trial.intermediate_values)])
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
         assert run.data.metrics["n_params"] > 0 and run.data.metrics["train_seconds"] > 0
+
+
+def test_models_are_logged_for_the_trials_that_improved_the_best(finished_study):
+    study = finished_study["study"]
+    client = MlflowClient(finished_study["tracking"])
+    expected = set()
+    for numbers in (range(0, 8), range(8, 11)):  # one `tuner run` each, each with its own best
+        best = None
+        for trial in (study.trials[n] for n in numbers):
+            if trial.state == optuna.trial.TrialState.COMPLETE and (best is None or trial.value > best):
+                best = trial.value
+                expected.add(trial.number)
+    logged = {
+        t.number for t in study.trials
+        if [a for a in client.list_artifacts(t.user_attrs["mlflow_run_id"]) if a.path == MODEL_ARTIFACT_DIR]
+    }
+    assert logged == expected and study.best_trial.number in logged
 
 
 def test_pruned_trials_exist_and_stopped_early(finished_study):

@@ -64,6 +64,8 @@ class TrialRun:
     value: float | None = None
     pruned_epoch: int | None = None
     interrupted: bool = False
+    #: Completed with the best value this process has seen: its model is logged with its run.
+    improved: bool = False
     #: The trial's MLflow run, created on the tracker's thread while the trial trains.
     pending_run: PendingRun | None = None
     run_id: str | None = None
@@ -147,7 +149,7 @@ class Objective:
             if not math.isfinite(run.value):
                 raise DivergenceError(f"final validation {self.metric} is {run.value}")
             run.state = "COMPLETE"
-            self._keep_if_best(trial.number, run.value, estimator, run.history)
+            run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
             return run.value
         except optuna.TrialPruned:
             raise
@@ -204,14 +206,21 @@ class Objective:
                 end_time=time.time(),
                 interrupted=run.interrupted,
             ),
-            self._pipeline(estimator) if run.state == "COMPLETE" else None,
+            self._pipeline(estimator) if run.improved else None,
         )
 
     def _pipeline(self, estimator) -> Pipeline:
         """The trial's model with the study's fitted preprocessing: it takes raw rows."""
         return Pipeline([("preprocess", self.splits.preprocessor), ("mlp", estimator)])
 
-    def _keep_if_best(self, number: int, value: float, estimator, history) -> None:
+    def _keep_if_best(self, number: int, value: float, estimator, history) -> bool:
+        """Keep the trial's model and curves if it is the best so far in this process; True then.
+
+        Only such trials log their model to MLflow: the study's best trial is always one (it
+        was the best of its own worker when it completed), and any other trial's model is
+        trained again from its parameters and seed on export (``tuner export --trial N``).
+        Logging every completed trial's model took 0.4 s of a 6 s digits study.
+        """
         better = self._best_value is None or (
             value > self._best_value if self.config.direction == "maximize" else value < self._best_value
         )
@@ -219,6 +228,7 @@ class Objective:
             self._best_value = value
             self.best_pipelines = {number: self._pipeline(estimator)}
             self.histories = {number: dict(history)}
+        return better
 
 
 def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:

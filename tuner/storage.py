@@ -21,6 +21,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from .budget import BudgetGuard, advisory_lock, file_lock, taken_slots
 from .errors import TunerError
+from .sqlite import use_wal
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 STORAGE_ENV = "TUNER_STORAGE"
@@ -77,22 +78,6 @@ SCHEMA_RACE_RETRIES = 3
 def _schema_race(exc: Exception) -> bool:
     text = str(exc)
     return type(exc).__name__ == "IntegrityError" or "already exists" in text or "UniqueViolation" in text
-
-
-def _fast_sqlite(engine) -> None:
-    """Write-ahead logging with ``synchronous=NORMAL`` on every connection: a commit (each
-    trial's parameters, buffered writes and state) no longer waits for an fsync (several local
-    processes still share the file safely; WAL is SQLite's mode for that)."""
-    import sqlalchemy
-
-    def on_connect(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    sqlalchemy.event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened while creating the tables get the settings too
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -322,7 +307,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                     )
                     if url.startswith("sqlite"):
-                        _fast_sqlite(storage.engine)
+                        use_wal(storage.engine)
                     return storage
             except Exception as exc:
                 # Workers started together on an empty database all create Optuna's tables; on

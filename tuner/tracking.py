@@ -393,6 +393,8 @@ class StudyTracker:
         self.experiment_name = experiment_name or study_name
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri: str = self.client.tracking_uri
+        if self.tracking_uri.startswith("sqlite:"):
+            _store_in_wal_mode(self.client)
         if _is_http(self.tracking_uri):
             for key, value in _HTTP_DEFAULTS.items():
                 os.environ.setdefault(key, value)
@@ -849,6 +851,19 @@ def _trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any
 
 # --------------------------------------------------------------------------------------------
 # artifacts
+
+
+def _store_in_wal_mode(client) -> None:
+    """MLflow's SQLite store in write-ahead-log mode, like the Optuna storage beside it: logging
+    a trial took a dozen fsync'd commits, and their waits and the logging thread's work
+    slowed the trials training meanwhile. Best effort: MLflow's store object is internal."""
+    from .sqlite import use_wal
+
+    try:
+        engine = client._tracking_client.store.engine
+    except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
+        return
+    use_wal(engine)
 
 
 def _write_artifacts(
