@@ -171,7 +171,7 @@ class TrackingTimer:
 
     ``start_trial_later``, ``wait_for_run`` (the trial waiting for its run to exist) and
     ``end_trial_later`` run in the trial's thread; ``start_trial``, ``end_trial`` and
-    ``log_model`` run on the tracker's logging thread while trials train, so they are timed
+    ``log_model`` run on the tracker's logging threads while trials train, so they are timed
     (``by_method``) but not counted as the trial's tracking time.
     """
 
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("Tracking overhead of ours per trial: time the trial waits on MLflow (submitting its run, waiting")
         print("for the run to exist, handing the record to the logging thread), as a share of trial time;")
-        print("start_trial, end_trial and log_model run on the logging thread while trials train:")
+        print("start_trial, end_trial and log_model run on the logging threads while trials train:")
         print()
         print(format_table(*overhead_rows(results), args.markdown))
     print()
