@@ -156,10 +156,15 @@ def test_reports_of_a_long_trial_are_written_while_it_runs(tmp_path, monkeypatch
         trial.report(0.1, 1)
         trial.report(0.2, 2)
         seen.append(_values(url, "live", trial.number))  # another process, mid-trial
+        trial.set_user_attr("stage", "first")
+        trial.set_user_attr("stage", "second")  # rows written by an earlier flush are updated
+        trial.study._storage.set_trial_intermediate_value(trial._trial_id, 2, 0.3)  # trial.report refuses
         return 1.0
 
     study.optimize(objective, n_trials=1)
     assert seen == [{1: 0.1, 2: 0.2}]
+    fresh = optuna.load_study(study_name="live", storage=open_storage(url)).trials[0]
+    assert fresh.intermediate_values == {1: 0.1, 2: 0.3} and fresh.user_attrs == {"stage": "second"}
 
 
 def test_a_trial_failed_elsewhere_drops_its_buffered_reports(tmp_path):

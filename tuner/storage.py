@@ -190,31 +190,12 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
                 trial_id=trial_id, param_name=name, param_value=value,
                 distribution_json=distribution_to_json(distribution),
             ))
-        if writes.reports:
-            Row = models.TrialIntermediateValueModel
-            existing = {
-                row.step: row
-                for row in session.query(Row).filter(Row.trial_id == trial_id, Row.step.in_(list(writes.reports)))
-            }
-            for step, value in writes.reports.items():
-                stored, kind = Row.intermediate_value_to_stored_repr(value)
-                row = existing.get(step)
-                if row is None:
-                    session.add(Row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
-                else:
-                    row.intermediate_value, row.intermediate_value_type = stored, kind
-        if writes.user_attrs:
-            Attr = models.TrialUserAttributeModel
-            existing = {
-                row.key: row
-                for row in session.query(Attr).filter(Attr.trial_id == trial_id, Attr.key.in_(list(writes.user_attrs)))
-            }
-            for key, value in writes.user_attrs.items():
-                row = existing.get(key)
-                if row is None:
-                    session.add(Attr(trial_id=trial_id, key=key, value_json=json.dumps(value)))
-                else:
-                    row.value_json = json.dumps(value)
+        Row = models.TrialIntermediateValueModel
+        _upsert(session, Row, trial_id, "step", writes.reports, lambda value: dict(
+            zip(("intermediate_value", "intermediate_value_type"), Row.intermediate_value_to_stored_repr(value))
+        ))
+        _upsert(session, models.TrialUserAttributeModel, trial_id, "key", writes.user_attrs,
+                lambda value: {"value_json": json.dumps(value)})
 
     # Optuna's trial cache calls the private ``_create_new_trial`` directly; the public method
     # goes through it too.
@@ -262,6 +243,26 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
         else:  # other databases: no cross-process guard (documented)
             lock = lambda study_id: contextlib.nullcontext()  # noqa: E731
         self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
+
+
+def _upsert(session, model, trial_id: int, key: str, items: dict, columns) -> None:
+    """One row of ``model`` per item of the trial (``key`` column = item key, other columns from
+    ``columns(value)``): updated where it exists, else inserted; one SELECT for all of them."""
+    if not items:
+        return
+    key_column = getattr(model, key)
+    existing = {
+        getattr(row, key): row
+        for row in session.query(model).filter(model.trial_id == trial_id, key_column.in_(list(items)))
+    }
+    for item, value in items.items():
+        fields = columns(value)
+        row = existing.get(item)
+        if row is None:
+            session.add(model(trial_id=trial_id, **{key: item}, **fields))
+        else:
+            for name, field_value in fields.items():
+                setattr(row, name, field_value)
 
 
 class TunerJournalStorage(optuna.storages.JournalStorage):
