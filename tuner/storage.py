@@ -117,7 +117,9 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
     - its parameters, likewise, are written together with its first report (so other workers'
       constant-liar samplers see a running trial's parameters once it trains), each still
       checked against the study's distribution for that name when it is suggested. A name this
-      process has not seen yet is written at once, with Optuna's own check in the database.
+      process has not seen yet is written at once, with Optuna's own check in the database. A
+      worker killed before its trial's first report leaves that trial without parameters; its
+      heartbeat retry then samples afresh instead of repeating them.
     """
 
     budget: BudgetGuard | None = None

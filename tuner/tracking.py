@@ -352,7 +352,7 @@ def trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> dic
 
 @dataclass
 class PendingRun:
-    """A trial's child run being created on the logging thread (:meth:`StudyTracker.start_trial_later`)."""
+    """A trial's child run being created on a logging thread (:meth:`StudyTracker.start_trial_later`)."""
 
     number: int
     future: Future
@@ -644,8 +644,8 @@ class StudyTracker:
             raise TunerError(f"no stored model for MLflow run {run_id}: {_first_line(exc)}") from None
 
     def start_trial_later(self, trial_number: int) -> PendingRun:
-        """:meth:`start_trial` on the logging thread, so that the trial trains while its run is
-        created; :meth:`wait_for_run` gives the run id."""
+        """:meth:`start_trial` on a logging thread of its own, so that the trial trains while
+        its run is created; :meth:`wait_for_run` gives the run id."""
         return PendingRun(trial_number, self._executor("start").submit(self.start_trial, trial_number, start_time=time.time()))
 
     def wait_for_run(self, pending: PendingRun) -> str | None:
