@@ -25,6 +25,16 @@ class BudgetReached(Exception):
     """No new trial: the study's budget is taken by finished, running and queued trials."""
 
 
+#: The system attribute on a retry that lists the trials it replaces, the last one latest.
+RETRY_HISTORY = "retry_history"
+
+
+def last_retried(history: list | None) -> int | None:
+    """The failed trial a retry replaces: the latest number in its ``retry_history`` system
+    attribute; None for a trial that is no retry (no or empty history)."""
+    return int(history[-1]) if history else None
+
+
 def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
     """``{failed trial number: number of the trial that retries it}``.
 
@@ -36,9 +46,9 @@ def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
     """
     links: dict[int, int] = {}
     for t in trials:
-        history = t.system_attrs.get("retry_history")
-        if history:
-            links[int(history[-1])] = t.number
+        failed = last_retried(t.system_attrs.get(RETRY_HISTORY))
+        if failed is not None:
+            links[failed] = t.number
     return links
 
 

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from model import DivergenceError, MLPClassifier, MLPRegressor
 
 from . import interrupts, metrics
+from .budget import RETRY_HISTORY, last_retried
 from .config import StudyConfig
 from .data import Splits
 from .sampling import unwrap_pruner
@@ -240,10 +241,10 @@ def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
         frozen = trial._cached_frozen_trial
     except AttributeError:  # a private API moved: no link, the trial still runs
         return None, None
-    history = frozen.system_attrs.get("retry_history") or []
-    if not history:
+    failed = last_retried(frozen.system_attrs.get(RETRY_HISTORY))
+    if failed is None:
         return None, None
-    return int(history[-1]), frozen.user_attrs.get("mlflow_run_id")
+    return failed, frozen.user_attrs.get("mlflow_run_id")
 
 
 def _link_retry_runs(tracker, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int) -> None:

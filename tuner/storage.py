@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from .budget import BudgetGuard, advisory_lock, file_lock, taken_slots
+from .budget import RETRY_HISTORY, BudgetGuard, advisory_lock, file_lock, last_retried, taken_slots
 from .errors import TunerError
 from .sqlite import use_wal
 
@@ -103,7 +103,7 @@ class _PendingWrites:
 
 
 class TunerRDBStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage with two changes for tuning many short trials:
+    """Optuna's RDB storage with three changes for tuning many short trials:
 
     - a new trial is created only while the study's budget is not taken (see
       :mod:`tuner.budget`); queued trials (enqueued, heartbeat retries) pass through;
@@ -224,9 +224,9 @@ class TunerRDBStorage(optuna.storages.RDBStorage):
             histories = (
                 session.query(Attr.value_json)
                 .join(Trial, Trial.trial_id == Attr.trial_id)
-                .filter(Trial.study_id == study_id, Attr.key == "retry_history")
+                .filter(Trial.study_id == study_id, Attr.key == RETRY_HISTORY)
             )
-            retried = {int(history[-1]) for (value,) in histories if (history := json.loads(value))}
+            retried = {n for (value,) in histories if (n := last_retried(json.loads(value))) is not None}
             retried_failures = 0
             if retried:
                 retried_failures = (

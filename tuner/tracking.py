@@ -193,6 +193,19 @@ class TrialRecord:
 # helpers
 
 
+def _store_in_wal_mode(client) -> None:
+    """MLflow's SQLite store in write-ahead-log mode, like the Optuna storage beside it: logging
+    a trial took a dozen fsync'd commits, and their waits and the logging thread's work
+    slowed the trials training meanwhile. Best effort: MLflow's store object is internal."""
+    from .sqlite import use_wal
+
+    try:
+        engine = client._tracking_client.store.engine
+    except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
+        return
+    use_wal(engine)
+
+
 def _ms(seconds: float | None) -> int:
     return int(round((time.time() if seconds is None else seconds) * 1000))
 
@@ -851,19 +864,6 @@ def _trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any
 
 # --------------------------------------------------------------------------------------------
 # artifacts
-
-
-def _store_in_wal_mode(client) -> None:
-    """MLflow's SQLite store in write-ahead-log mode, like the Optuna storage beside it: logging
-    a trial took a dozen fsync'd commits, and their waits and the logging thread's work
-    slowed the trials training meanwhile. Best effort: MLflow's store object is internal."""
-    from .sqlite import use_wal
-
-    try:
-        engine = client._tracking_client.store.engine
-    except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
-        return
-    use_wal(engine)
 
 
 def _write_artifacts(
