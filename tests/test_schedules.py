@@ -1,0 +1,89 @@
+"""Every learning-rate schedule's rate at the first, a middle and the last epoch against its
+formula; reduce-on-plateau's reductions; and the rates the training loop actually uses."""
+
+import math
+
+import pytest
+from sklearn.datasets import make_classification
+
+from model import MLPClassifier
+from model.schedules import SCHEDULES, make_schedule
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+LR, T = 0.1, 40  # initial rate and epoch budget; epochs are 0-based, the last is T - 1 = 39
+FLOOR = LR / 100
+
+#: name -> {epoch: rate}, each rate written out from the schedule's formula.
+EXPECTED = {
+    "constant": {0: LR, 20: LR, 39: LR},
+    # halved every T // 4 = 10 epochs
+    "step": {0: LR, 9: LR, 10: LR / 2, 20: LR / 4, 39: LR / 8},
+    # LR * 0.01 ** (epoch / T)
+    "exponential": {0: LR, 20: LR / 10, 39: LR * 0.01 ** (39 / 40)},
+    # LR / (1 + 99 epoch / T)
+    "inverse_time": {0: LR, 20: LR / 50.5, 39: LR / (1 + 99 * 39 / 40)},
+    # FLOOR + (LR - FLOOR) (1 + cos(pi epoch / T)) / 2
+    "cosine": {0: LR, 20: (LR + FLOOR) / 2, 39: FLOOR + (LR - FLOOR) * (1 + math.cos(math.pi * 39 / 40)) / 2},
+    # without losses to observe, plateau keeps its rate
+    "plateau": {0: LR, 20: LR, 39: LR},
+}
+
+
+def test_every_schedule_is_covered():
+    assert set(EXPECTED) == set(SCHEDULES)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_rate_matches_the_formula(name):
+    schedule = make_schedule(name, LR, T)
+    for epoch, rate in EXPECTED[name].items():
+        assert schedule.rate(epoch) == pytest.approx(rate, rel=1e-12), (name, epoch)
+
+
+def test_step_with_a_budget_not_divisible_by_four():
+    s = make_schedule("step", 1.0, 10)  # period 10 // 4 = 2
+    assert [s.rate(e) for e in range(10)] == [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625]
+
+
+def test_cosine_stays_at_its_floor_past_the_budget():
+    s = make_schedule("cosine", LR, T)
+    assert s.rate(T) == pytest.approx(FLOOR, rel=1e-12)
+    assert s.rate(3 * T) == pytest.approx(FLOOR, rel=1e-12)
+
+
+def test_plateau_halves_after_patience_epochs_without_improvement_by_tol():
+    s = make_schedule("plateau", 0.8, T, patience=3, tol=0.01)
+    losses = [
+        1.0,    # first loss: best = 1.0
+        0.995,  # better, but not by tol: bad 1
+        0.9,    # improved by more than tol: reset
+        0.9,    # bad 1
+        0.895,  # bad 2 (improvement below tol)
+        0.9,    # bad 3 -> halve to 0.4, counter reset
+        0.9,    # bad 1
+        0.9,    # bad 2
+        0.9,    # bad 3 -> halve to 0.2
+        0.5,    # improved: reset
+        0.5,    # bad 1
+        0.5,    # bad 2
+    ]
+    rates = []
+    for epoch, loss in enumerate(losses):
+        rates.append(s.rate(epoch))
+        s.observe(loss)
+    assert rates == [0.8] * 6 + [0.4] * 3 + [0.2] * 3
+    s.observe(0.5)  # bad 3 -> halve to 0.1
+    assert s.rate(len(losses)) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name", ["step", "exponential", "inverse_time", "cosine"])
+def test_training_uses_the_scheduled_rate_each_epoch(name):
+    """The rate in each epoch's logs is the schedule's for that epoch, laid out over max_epochs."""
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    seen = []
+    MLPClassifier(hidden_layer_sizes=(4,), lr_schedule=name, learning_rate=LR, max_epochs=8, batch_size=40,
+                  n_iter_no_change=100, random_state=0).fit(X, y, callbacks=[lambda e, logs: seen.append(logs)])
+    expected = make_schedule(name, LR, 8)
+    assert [logs["lr"] for logs in seen] == pytest.approx([expected.rate(e) for e in range(8)], rel=1e-12)
+    assert seen[-1]["lr"] < seen[0]["lr"]
