@@ -239,3 +239,47 @@ def test_params_from_trial_rebuilds_a_finished_trial():
     study.optimize(lambda t: drawn.append(suggest_params(t, space, 12)) or 0.0, n_trials=3)
     for trial, params in zip(study.trials, drawn):
         assert params_from_trial(trial, space, 12) == params
+
+
+def _params_of_runs(config, storage, runs, worker=None):
+    """Run the study ``runs`` times (each a fresh process's create_study, 4 trials each)."""
+    from tuner.runner import create_study
+
+    for _ in range(runs):
+        study = create_study(config, storage, worker)
+        study.optimize(lambda t: suggest_params(t, config.space, 10) and 0.0, n_trials=4)
+    return [t.params for t in study.trials]
+
+
+@pytest.mark.parametrize("worker", [None, "job-0"])
+def test_a_resumed_study_draws_new_trials_and_a_fresh_one_keeps_its_seed(tmp_path, worker):
+    """Issue 18: each run reseeded the sampler with the study seed, so a resumed study replayed
+    its first trials (trial 4 = trial 0). Run it three times: twelve different trials."""
+    config = StudyConfig.model_validate({"name": "r", "data": {"source": "sklearn:iris"}, "seed": 7})
+    params = _params_of_runs(config, f"sqlite:///{tmp_path}/a.db", 3, worker)
+    assert len(params) == 12
+    assert len({repr(sorted(p.items())) for p in params}) == 12
+    # a fresh study is still reproducible from its seed, and its first run samples as before
+    again = _params_of_runs(config, f"sqlite:///{tmp_path}/b.db", 3, worker)
+    assert again == params
+    plain = optuna.create_study(sampler=make_sampler(config, worker))
+    plain.optimize(lambda t: suggest_params(t, config.space, 10) and 0.0, n_trials=4)
+    assert [t.params for t in plain.trials] == params[:4]
+
+
+def test_enqueued_trials_do_not_change_a_fresh_study_seed(tmp_path):
+    """Trials enqueued before the first run (fixed default trials) are not sampled: a fresh
+    study's sampler keeps the study seed, and the enqueued trials run first."""
+    from tuner.runner import create_study
+
+    config = StudyConfig.model_validate({"name": "q", "data": {"source": "sklearn:iris"}, "seed": 7})
+    storage = f"sqlite:///{tmp_path}/q.db"
+    study = create_study(config, storage)
+    study.enqueue_trial({"n_layers": 1}, skip_if_exists=True)
+    study = create_study(config, storage)
+    plain = optuna.create_study(sampler=make_sampler(config))
+    plain.enqueue_trial({"n_layers": 1})
+    for s in (study, plain):
+        s.optimize(lambda t: suggest_params(t, config.space, 10) and 0.0, n_trials=3)
+    assert study.trials[0].params["n_layers"] == 1
+    assert [t.params for t in study.trials] == [t.params for t in plain.trials]

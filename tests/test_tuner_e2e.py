@@ -36,6 +36,9 @@ def finished_study(tmp_path_factory):
 def test_running_again_continues_the_same_study(finished_study):
     assert finished_study["after_first"] == 8
     assert len(finished_study["study"].trials) == 11
+    # the second run draws trials of its own (issue 18: it replayed trials 0-2 as 8-10)
+    params = [repr(sorted(t.params.items())) for t in finished_study["study"].trials]
+    assert len(set(params)) == len(params)
     assert "best trial" in finished_study["first"] and "test split" in finished_study["first"]
 
 

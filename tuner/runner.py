@@ -21,7 +21,7 @@ from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .errors import TunerError
 from .objective import Objective, build_estimator
-from .sampling import make_pruner, make_sampler
+from .sampling import make_pruner, make_sampler, trials_started
 from .storage import open_storage, resolve_storage_url
 from .tracking import StudyTracker
 
@@ -37,11 +37,16 @@ class StudyResult:
 
 
 def create_study(
-    config: StudyConfig, storage: str | optuna.storages.BaseStorage, worker: str | None = None
+    config: StudyConfig,
+    storage: str | optuna.storages.BaseStorage,
+    worker: str | None = None,
+    started: int | None = None,
 ) -> optuna.Study:
     """Create the study named in ``config`` or load it to continue (same name, same storage: a
     URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
-    sampling the study (see :func:`worker_seed`)."""
+    sampling the study, and ``started`` (default: counted now) is how many trials had run when
+    this run of the study began: both seed the sampler (see :func:`worker_seed`), so that a
+    resumed study draws new trials."""
     if isinstance(storage, str):
         storage = open_storage(storage)
     if hasattr(storage, "set_budget"):
@@ -54,6 +59,9 @@ def create_study(
         direction=config.direction,
         load_if_exists=True,
     )
+    started = trials_started(study) if started is None else started
+    if started:
+        study.sampler = make_sampler(config, worker, started)
     if study.user_attrs.get("metric") != config.metric:
         study.set_user_attr("metric", config.metric)
     return study
@@ -207,6 +215,7 @@ def run_worker(
     parent_run_id: str | None = None,
     blas_threads: int | None = None,
     worker: str | None = None,
+    started: int | None = None,
 ) -> None:
     """One worker: join (or create) the study and run trials until the total budget is reached.
 
@@ -223,7 +232,7 @@ def run_worker(
         own_parent = parent_run_id is None
         if own_parent:
             tracker.check_connection()  # before the study exists: an unreachable server changes nothing
-        study = create_study(config, storage, worker or f"{socket.gethostname()}-{os.getpid()}")
+        study = create_study(config, storage, worker or f"{socket.gethostname()}-{os.getpid()}", started)
         if own_parent:
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
@@ -243,13 +252,13 @@ def run_worker(
                 tracker.flush()
 
 
-def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker) -> None:
+def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
     from .cli import quiet_libraries
 
     quiet_libraries()
     interrupts.install()
     try:
-        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker)
+        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started)
     except KeyboardInterrupt:
         pass
 
@@ -269,10 +278,11 @@ def _run_workers(
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("spawn")
+    started = trials_started(study)  # counted once, so that the workers' seeds do not race
     procs = [
         ctx.Process(
             target=_worker_process,
-            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads, f"job-{i}"),
+            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads, f"job-{i}", started),
             name=f"tuner-worker-{i}",
         )
         for i in range(jobs)

@@ -17,18 +17,39 @@ from .errors import ConfigError
 from .space import grid_search_space
 
 
-def worker_seed(seed: int, worker: str | None) -> int:
-    """The sampler seed of one process: the study seed when one process samples, else a seed
-    of its own per worker. Workers seeded alike draw the same parameters: with ``--jobs 2`` the
-    second worker's first trials repeated the first worker's, wasting half the random start-up."""
-    if worker is None:
-        return seed
-    return zlib.crc32(f"{seed}:{worker}".encode())
+def worker_seed(seed: int, worker: str | None, started: int = 0) -> int:
+    """The sampler seed of one process in one run of a study.
+
+    A fresh study (``started`` 0) sampled by one process keeps the study seed, so that it is
+    reproducible; workers get a seed of their own per worker name, since workers seeded alike
+    draw the same parameters (with ``--jobs 2`` the second worker's first trials repeated the
+    first worker's). A resumed study (``started`` trials already ran) gets a seed derived from
+    the study seed, the worker and ``started``: reseeding with the study seed replayed the first
+    run's random start-up draws, so a resumed study repeated its first trials. ``started`` grows
+    whenever a run samples a trial, so every run of a study draws trials of its own.
+    """
+    if started == 0:
+        return seed if worker is None else zlib.crc32(f"{seed}:{worker}".encode())
+    return zlib.crc32(f"{seed}:{worker or ''}:resume-{started}".encode())
 
 
-def make_sampler(config: StudyConfig, worker: str | None = None) -> optuna.samplers.BaseSampler:
+def trials_started(study: optuna.Study) -> int:
+    """Trials of ``study`` that have run or are running (enqueued WAITING trials do not count: no
+    sampler drew them), the ``started`` of :func:`worker_seed`."""
+    return len(study.get_trials(deepcopy=False, states=_STARTED))
+
+
+_STARTED = (
+    optuna.trial.TrialState.RUNNING,
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+
+
+def make_sampler(config: StudyConfig, worker: str | None = None, started: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler (TPE by default), seeded with :func:`worker_seed`."""
-    name, options, seed = config.sampler.name, config.sampler.options(), worker_seed(config.seed, worker)
+    name, options, seed = config.sampler.name, config.sampler.options(), worker_seed(config.seed, worker, started)
     if name == "cmaes" and importlib.util.find_spec("cmaes") is None:
         raise ConfigError(
             f"{config.path}: sampler.name: 'cmaes' needs the 'cmaes' package, which is not installed "
