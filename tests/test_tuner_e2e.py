@@ -42,6 +42,20 @@ def test_running_again_continues_the_same_study(finished_study):
     assert "best trial" in finished_study["first"] and "test split" in finished_study["first"]
 
 
+def test_the_printed_ui_hint_runs_as_printed(finished_study):
+    """Issue 18: the summary said `tuner ui`, not found after `make tune` (the venv is not on
+    PATH): the printed command runs in a shell with this process's PATH and folder."""
+    import os
+    import re
+
+    from tests.test_hints import shell
+
+    command = re.search(r"browse it with `([^`]+)`", finished_study["first"]).group(1)
+    assert command.endswith(" ui")
+    done = shell(f"{command} --help", Path.cwd(), os.environ.get("PATH", ""))
+    assert done.returncode == 0 and "MLflow UI" in done.stdout, (command, done.stderr)
+
+
 def test_one_child_run_per_trial_with_params_curves_and_state(finished_study):
     study = finished_study["study"]
     client = MlflowClient(finished_study["tracking"])

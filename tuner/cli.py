@@ -130,7 +130,12 @@ def _print_summary(result) -> None:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
         console.print(f"[bold]test split[/] (scored once, best trial only): {scores}")
     if result.tracker is not None:
-        console.print(f"MLflow: experiment {config.name!r} at {result.tracker.tracking_uri}; browse it with `tuner ui`")
+        from .hints import tuner_command
+
+        console.print(
+            f"MLflow: experiment {config.name!r} at {result.tracker.tracking_uri}; browse it with `{tuner_command()} ui`",
+            highlight=False, soft_wrap=True,
+        )
 
 
 def _print_trials(study, metric: str, limit: int = 10) -> None:
@@ -313,7 +318,12 @@ def export(
     if result.registered_name:
         console.print(f"registered {result.registered_name!r} version {result.registered_version}, "
                       f"alias champion: models:/{result.registered_name}@champion")
-    console.print(f"serve it: mlflow models serve -m {result.path} --env-manager local --host 127.0.0.1 --port 5001")
+    from .hints import mlflow_serve_prefix
+
+    console.print(
+        f"serve it: {mlflow_serve_prefix()} models serve -m {result.path} --env-manager local --host 127.0.0.1 --port 5001",
+        highlight=False, soft_wrap=True,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
