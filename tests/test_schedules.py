@@ -44,6 +44,8 @@ def test_rate_matches_the_formula(name):
 def test_step_with_a_budget_not_divisible_by_four():
     s = make_schedule("step", 1.0, 10)  # period 10 // 4 = 2
     assert [s.rate(e) for e in range(10)] == [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625]
+    s = make_schedule("step", 1.0, 5)  # period 1
+    assert [s.rate(e) for e in range(5)] == [1, 0.5, 0.25, 0.125, 0.0625]
 
 
 def test_cosine_stays_at_its_floor_past_the_budget():
@@ -75,6 +77,22 @@ def test_plateau_halves_after_patience_epochs_without_improvement_by_tol():
     assert rates == [0.8] * 6 + [0.4] * 3 + [0.2] * 3
     s.observe(0.5)  # bad 3 -> halve to 0.1
     assert s.rate(len(losses)) == pytest.approx(0.1)
+
+
+def test_plateau_needs_an_improvement_by_more_than_tol():
+    s = make_schedule("plateau", 1.0, T, patience=1, tol=0.25)  # binary fractions: exact arithmetic
+    rates = []
+    losses = [
+        1.0,  # best = 1.0
+        0.75,  # not below best - tol = 0.75: bad, and patience 1 -> halve
+        0.5,  # below 0.75: best = 0.5
+        0.0,  # below 0.25: best = 0.0
+        0.0,  # bad -> halve
+    ]
+    for epoch, loss in enumerate(losses):
+        s.observe(loss)
+        rates.append(s.rate(epoch + 1))
+    assert rates == [1.0, 0.5, 0.5, 0.5, 0.25]
 
 
 @pytest.mark.parametrize("name", ["step", "exponential", "inverse_time", "cosine"])
