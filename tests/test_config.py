@@ -213,3 +213,31 @@ def test_metrics_registry():
         metrics.score("log_loss", [0, 1], y_pred=[0, 1])
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         metrics.direction("auc")
+
+
+def test_digits_header_shows_the_defaults():
+    """The header of studies/digits.toml says every `key = value` it shows is the default unless
+    marked required; issue 18 found `timeout = 600` there while the default is no limit."""
+    import tomllib
+
+    import re
+
+    from tuner.config import StudyConfig
+
+    header = STUDIES.joinpath("digits.toml").read_text().split("\n\n")[0]
+    defaults = StudyConfig.model_validate({"name": "x", "data": {"source": "sklearn:digits"}}).model_dump()
+    section, checked = None, 0
+    for line in header.splitlines():
+        text = line[2:] if line.startswith("# ") else ""
+        if m := re.match(r"\[(\w+)\]", text):
+            section = m.group(1)
+        elif (m := re.match(r"(\w+)( =|\s{2,})", text)) and "required" not in text and "inferred" not in text:
+            key = m.group(1)
+            table = defaults if section is None else defaults[section]
+            if m.group(2) == " =":
+                shown = tomllib.loads(f"v = {text.split('=', 1)[1].split()[0]}")["v"]
+                assert table[key] == shown, (section, key)
+            else:  # a key shown without a value has no default
+                assert table[key] is None, (section, key)
+            checked += 1
+    assert checked >= 8
