@@ -12,7 +12,8 @@ not import ``tuner``.
 ``predict(df)`` takes a pandas DataFrame of raw rows (the original column names, categorical
 values as strings, missing values allowed) and returns labels (classification) or values
 (regression). ``params={"predict_proba": True}`` returns a DataFrame of class probabilities
-instead, one column per class. A missing column or a value of the wrong type raises an
+instead, one column per class; a regression model's signature declares no parameters, so MLflow
+drops that one (logging a warning) before ``predict`` and values come back. A missing column or a value of the wrong type raises an
 ``MlflowException`` (HTTP 400 when served) that names the column.
 """
 
