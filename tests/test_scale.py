@@ -1,6 +1,7 @@
 """Running at scale, with real faults: workers on PostgreSQL, a worker killed with SIGKILL,
-Ctrl-C / SIGTERM, the MLflow server down at start and mid-study, an unreachable database, SQLite
-under `--jobs 2`, and the docker-compose topology run as local processes.
+Ctrl-C / SIGTERM, the MLflow server down at start and mid-study, an unreachable database, and
+the docker-compose topology run as local processes. (SQLite under `--jobs 2`, which needs no
+PostgreSQL: tests/test_tuner_parallel_http.py.)
 
 Every test gets a fresh PostgreSQL database (``postgres_url`` in conftest.py) and runs the real
 command line in subprocesses. Heartbeats are shortened through TUNER_HEARTBEAT_INTERVAL /
@@ -393,33 +394,6 @@ def test_database_unreachable_and_unknown_study_names(tmp_path, postgres_url):
     synced = run_cli("sync", "nope", "--storage", postgres_url, "--tracking-uri", tracking, cwd=tmp_path)
     _one_error_line(synced, "no study named 'nope'")
     assert "known" in synced.stderr  # the message names the studies that do exist
-
-
-# ------------------------------------------------------------------------------- 6. SQLite
-
-
-def test_sqlite_with_two_jobs_is_never_locked(tmp_path, tracking_server):
-    study_file = write_study(tmp_path, "sqlite_jobs", n_trials=16, epochs=2)
-    storage = f"sqlite:///{tmp_path}/optuna.db"
-    proc = run_cli("run", str(study_file), "--jobs", "2", "--storage", storage, "--tracking-uri", tracking_server,
-                   cwd=tmp_path, timeout=300)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
-    assert "database is locked" not in output
-    study = load(storage, "sqlite_jobs")
-    assert len(study.trials) == 16
-    assert all(t.state in DONE for t in study.trials), {t.number: t.user_attrs.get("fail_reason") for t in study.trials}
-    assert len({repr(sorted(t.params.items())) for t in study.trials}) == 16  # the two workers draw apart
-    # both processes log under the one parent run of this `tuner run`, one child run per trial
-    client = MlflowClient(tracking_server)
-    experiment = client.get_experiment_by_name("sqlite_jobs")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == list(range(16))
-    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}
 
 
 # ------------------------------------------------------------------------------- 7. compose

@@ -1,8 +1,11 @@
-"""The tuner against an MLflow server over HTTP (several worker processes: tests/test_scale.py)."""
+"""The tuner against an MLflow server over HTTP, in one process and with ``--jobs 2`` on SQLite
+(workers on PostgreSQL and faults: tests/test_scale.py). No PostgreSQL needed here."""
 
 from mlflow import MlflowClient
 
 from tests.helpers import child_runs, invoke, write_study
+from tests.test_scale import DONE, load, run_cli
+from tests.test_scale import write_study as write_fast_study
 
 
 def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
@@ -13,3 +16,27 @@ def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
     parents, children = child_runs(client, "overhttp")
     assert len(parents) == 1 and len(children) == 3
     assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) >= 1 for r in children)
+
+
+def test_sqlite_with_two_jobs_is_never_locked(tmp_path, tracking_server):
+    study_file = write_fast_study(tmp_path, "sqlite_jobs", n_trials=16, epochs=2)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    proc = run_cli("run", str(study_file), "--jobs", "2", "--storage", storage, "--tracking-uri", tracking_server,
+                   cwd=tmp_path, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "database is locked" not in output
+    study = load(storage, "sqlite_jobs")
+    assert len(study.trials) == 16
+    assert all(t.state in DONE for t in study.trials), {t.number: t.user_attrs.get("fail_reason") for t in study.trials}
+    assert len({repr(sorted(t.params.items())) for t in study.trials}) == 16  # the two workers draw apart
+    # both processes log under the one parent run of this `tuner run`, one child run per trial
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("sqlite_jobs")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == list(range(16))
+    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in children}
