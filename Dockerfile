@@ -22,5 +22,6 @@ RUN useradd --create-home --uid 10001 tuner \
  && chown tuner:tuner /mlartifacts /app
 WORKDIR /app
 COPY --chown=tuner:tuner studies ./studies
+COPY --chown=tuner:tuner data ./data
 USER tuner
 CMD ["tuner", "--help"]
