@@ -88,8 +88,8 @@ def test_categorical_cross_entropy_at_the_extremes(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_squared_error_at_the_extremes(dtype):
-    z, y = [[1e4, -1e4], [-1e4, 0.5]], [[0.0, 1.0], [1e4, 0.5]]
-    expected_loss = 0.5 * (1e8 + 10001.0**2 + 4e8 + 0.0) / 2
+    z, y = [[1e4, -1e4], [-1e4, 0.5], [3.0, 1e3]], [[0.0, 1.0], [1e4, 0.5], [1.0, -1e3]]
+    expected_loss = 0.5 * (1e8 + 10001.0**2 + 4e8 + 0.0 + 4.0 + 4e6) / 3
     _check_loss(SquaredError(), z, y, expected_loss, z, dtype)
 
 
@@ -101,7 +101,9 @@ def _check_loss(output, z, y, expected_loss, expected_prediction, dtype):
     tol = 8 * float(np.finfo(dtype).eps)
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         assert output.loss(z, y) == pytest.approx(expected_loss, rel=tol)
-        _close(output.predict(z), expected_prediction, dtype)
+        prediction = output.predict(z)
+        _close(prediction, expected_prediction, dtype)
+        assert not np.shares_memory(prediction, z)  # a new array: the logits are left alone
         value, delta = output.loss_and_delta(z.copy(), y)
     assert value == pytest.approx(expected_loss, rel=tol)
     _close(delta, expected_delta, dtype)

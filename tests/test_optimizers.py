@@ -152,11 +152,15 @@ def test_adamw_shrinks_weights_and_never_biases():
         opt.step(np.zeros(5), 0.1)  # no gradient: only the decay acts (Adam's step is 0 / eps)
     np.testing.assert_allclose(params[:3], np.array([2.0, -1.0, 0.5]) * (1 - 0.1 * 0.5) ** 3, rtol=1e-14)
     assert params[3] == 3.0 and params[4] == -2.0
+    # without a mask every parameter decays, at the default rate 0.01
+    params = np.array([2.0, -1.0])
+    AdamW(params).step(np.zeros(2), 0.1)
+    np.testing.assert_allclose(params, [2.0 * 0.999, -1.0 * 0.999], rtol=1e-14)
 
 
-def test_adamw_estimator_decays_weights_decoupled_from_the_loss(monkeypatch):
-    """One full-batch step of MLPClassifier(optimizer="adamw", l2=lam) differs from l2=0 by exactly
-    -lr * lam * W0 on the weights and not at all on the biases, and the loss has no L2 term."""
+def test_adamw_estimator_is_adam_plus_decoupled_decay(monkeypatch):
+    """One full-batch step of MLPClassifier(optimizer="adamw", l2=lam) differs from Adam without L2
+    by exactly -lr * lam * W0 on the weights and not at all on the biases; the loss has no L2 term."""
     X, y = make_classification(n_samples=64, n_features=5, random_state=0)
     initial = []
     original = Network.initialize
@@ -167,10 +171,10 @@ def test_adamw_estimator_decays_weights_decoupled_from_the_loss(monkeypatch):
 
     monkeypatch.setattr(Network, "initialize", recording_initialize)
     lr, lam = 0.01, 2.0
-    fits = [MLPClassifier(hidden_layer_sizes=(6,), optimizer="adamw", l2=l2, learning_rate=lr, batch_size=64,
-                          max_epochs=1, dtype="float64", random_state=0).fit(X, y) for l2 in (0.0, lam)]
+    plain, decayed = [MLPClassifier(hidden_layer_sizes=(6,), optimizer=name, l2=l2, learning_rate=lr, batch_size=64,
+                                    max_epochs=1, dtype="float64", random_state=0).fit(X, y)
+                      for name, l2 in (("adam", 0.0), ("adamw", lam))]
     np.testing.assert_array_equal(initial[0], initial[1])
-    plain, decayed = fits
     assert decayed.loss_curve_ == plain.loss_curve_  # decoupled: l2 is not in the objective
     for W0, Wp, Wd in zip(_split(initial[0], plain), plain.coefs_, decayed.coefs_):
         np.testing.assert_allclose(Wd - Wp, -lr * lam * W0, rtol=1e-9, atol=1e-15)

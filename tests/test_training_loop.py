@@ -1,0 +1,100 @@
+"""The training loop's bookkeeping: the epoch loss is the objective over every sample, the stopping
+rules fire on the exact epoch they promise, and early stopping restores the best epoch's weights."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_classification
+from sklearn.metrics import log_loss
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from model import MLPClassifier
+from model.network import Network
+from model.training import StoppingRules, TrainingState, _should_stop
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.5])
+def test_full_batch_epoch_loss_is_the_objective_at_the_initial_weights(monkeypatch, l2):
+    """With one batch, epoch 1's loss is J(W0) = (1/m) sum L + (l2/2m) ||W0||^2 over all m samples."""
+    X, y = make_classification(n_samples=50, n_features=7, random_state=3)
+    initial = []
+    original = Network.initialize
+
+    def recording_initialize(self, rng):
+        original(self, rng)
+        initial.append(self.params.copy())
+
+    monkeypatch.setattr(Network, "initialize", recording_initialize)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), optimizer="sgd", l2=l2, batch_size=50, max_epochs=1,
+                        dtype="float64", random_state=0).fit(X, y)
+    net = clf._network
+    net.params[:] = initial[0]
+    expected = net.loss_and_gradients(X, y.reshape(-1, 1).astype(float), l2)
+    assert clf.loss_curve_[0] == pytest.approx(expected, rel=1e-12)
+    p = 1 / (1 + np.exp(-net.predict_logits(X).ravel()))  # the same, written out
+    by_hand = log_loss(y, p) + l2 / (2 * 50) * sum(float((W**2).sum()) for W in net.coefs)
+    assert clf.loss_curve_[0] == pytest.approx(by_hand, rel=1e-9)
+    assert clf.stop_reason_ == "max_epochs"
+
+
+def _run_rules(rules: StoppingRules, values: list[float], key: str = "val_accuracy"):
+    """Feed one value per epoch to ``_should_stop``; return the epoch it stopped at and the state.
+
+    The network's parameters at epoch k are [k], so ``best`` shows which epoch was saved."""
+    state, net = TrainingState(), SimpleNamespace(params=np.zeros(1))
+    best = np.full(1, -1.0)
+    for epoch, value in enumerate(values, start=1):
+        state.epoch = epoch
+        net.params[:] = epoch
+        if key == "loss":
+            state.loss_curve.append(value)
+            logs = {"loss": value}
+        else:
+            state.loss_curve.append(1.0)
+            logs = {"loss": 1.0, key: value}
+        if _should_stop(state, rules, logs, "val_accuracy", net, best):
+            return epoch, state, best
+    return None, state, best
+
+
+def test_early_stopping_waits_exactly_patience_epochs_without_an_improvement_by_more_than_tol():
+    rules = StoppingRules(max_epochs=100, tol=0.125, early_stopping=True, patience=2)
+    # 0.625 is not above best + tol = 0.625 (strict), so epochs 3 and 4 do not improve
+    stopped, state, best = _run_rules(rules, [0.25, 0.5, 0.625, 0.5, 0.875])
+    assert stopped == 4 and state.stop_reason == "early_stopping"
+    assert state.best_epoch == 2 and state.best_score == 0.5 and best[0] == 2.0
+    assert state.validation_scores == [0.25, 0.5, 0.625, 0.5]
+    # an improvement resets the count: with patience 3, epoch 5 improves and the run goes on
+    stopped, state, best = _run_rules(rules.__class__(100, 0.125, early_stopping=True, patience=3),
+                                      [0.25, 0.5, 0.625, 0.5, 0.875, 0.875, 0.875, 0.875])
+    assert stopped == 8 and state.best_epoch == 5 and best[0] == 5.0
+
+
+def test_convergence_stops_after_n_iter_no_change_epochs_without_a_drop_by_more_than_tol():
+    rules = StoppingRules(max_epochs=100, tol=0.125, n_iter_no_change=2)
+    # 0.875 is not below 1.0 - tol (strict): no improvement, though it is the best loss so far
+    stopped, state, _ = _run_rules(rules, [1.0, 0.875, 0.75, 0.5], key="loss")
+    assert stopped == 3 and state.stop_reason == "converged"
+    assert state.best_epoch == 3 and state.best_loss == 0.75
+    # a loss equal to the best does not move the best epoch
+    stopped, state, _ = _run_rules(StoppingRules(100, 0.125, n_iter_no_change=3), [1.0, 0.5, 0.5, 0.5, 0.5], key="loss")
+    assert stopped == 5 and state.best_epoch == 2
+
+
+def test_early_stopping_restores_the_weights_of_the_best_epoch():
+    """The restored model's validation loss is the one logged at the best epoch, not the last."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    seen = []
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate=0.05, optimizer="sgd", early_stopping=True,
+                        patience=3, max_epochs=60, dtype="float64", random_state=0)
+    clf.fit(X_tr, y_tr, X_val=X_val, y_val=y_val, callbacks=[lambda e, logs: seen.append(logs)])
+    assert clf.stop_reason_ == "early_stopping" and clf.best_epoch_ < clf.n_iter_ == len(seen)
+    at_best, at_last = seen[clf.best_epoch_ - 1]["val_loss"], seen[-1]["val_loss"]
+    assert abs(at_best - at_last) > 1e-3  # restoring is not a no-op
+    assert log_loss(y_val, clf.predict_proba(X_val), labels=clf.classes_) == pytest.approx(at_best, rel=1e-6)
