@@ -167,6 +167,7 @@ def test_adamw_estimator_is_adam_plus_decoupled_decay(monkeypatch):
 
     def recording_initialize(self, rng):
         original(self, rng)
+        self.params[self.n_weights :] = 0.5  # non-zero biases, so decaying them would show
         initial.append(self.params.copy())
 
     monkeypatch.setattr(Network, "initialize", recording_initialize)

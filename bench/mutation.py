@@ -1,0 +1,124 @@
+"""Mutation testing of model/: how many small changes to the code do the model's tests catch?
+
+Runs mutmut (``pip install mutmut==3.8.1``) over model/ against the model's test files, in a
+scratch copy of the project so that the repository's own files and configuration are untouched,
+then prints the share of mutants killed and lists the survivors (``mutmut show NAME`` in the
+scratch folder shows a survivor's diff).
+
+    .venv/bin/python bench/mutation.py                    # all of model/, 2 workers
+    .venv/bin/python bench/mutation.py --only 'model/schedules.py' --max-children 1
+
+It is not part of the test suite: over all of model/ it takes a long time on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The tests of model/ (the tuner's tests only use the model as a black box and are slow).
+MODEL_TESTS = [
+    "tests/test_gradients.py",
+    "tests/test_model.py",
+    "tests/test_optimizers.py",
+    "tests/test_schedules.py",
+    "tests/test_dropout.py",
+    "tests/test_extremes.py",
+    "tests/test_training_loop.py",
+    "tests/test_initialisation.py",
+    "tests/test_preprocessing.py",
+    "tests/test_serialization.py",
+]
+SUPPORT = ["tests/__init__.py", "tests/conftest.py", "tests/helpers.py"]
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def prepare(folder: Path, tests: list[str], only: list[str]) -> None:
+    """Copy model/ and the tests into ``folder`` with a pyproject.toml holding mutmut's settings."""
+    shutil.copytree(ROOT / "model", folder / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "tests").mkdir()
+    for name in SUPPORT + tests:
+        shutil.copy2(ROOT / name, folder / name)
+    settings = [
+        "[tool.pytest.ini_options]",
+        'markers = ["slow: slow tests", "postgres: needs PostgreSQL"]',
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["model/"]',
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
+    ]
+    if only:
+        settings.append(f"only_mutate = {_toml_list(only)}")
+    (folder / "pyproject.toml").write_text("\n".join(settings) + "\n")
+
+
+#: mutmut's exit codes (mutmut/stats.py), grouped
+KILLED, SURVIVED, NO_TESTS = {1, 3}, {0}, {5, 33}
+
+
+def report(folder: Path) -> int:
+    """Print the share of mutants killed, per file and in all, and list the survivors."""
+    rows, survivors = [], []
+    for meta in sorted((folder / "mutants" / "model").glob("*.py.meta")):
+        codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+        if not codes:
+            continue
+        killed = sum(c in KILLED for c in codes.values())
+        survived = [k for k, c in codes.items() if c in SURVIVED]
+        no_tests = sum(c in NO_TESTS for c in codes.values())
+        other = len(codes) - killed - len(survived) - no_tests  # timeouts, not checked, suspicious
+        rows.append((meta.name.removesuffix(".meta"), len(codes), killed, len(survived), no_tests, other))
+        survivors += survived
+    if not rows:
+        print(f"no mutmut results under {folder}", file=sys.stderr)
+        return 1
+    total = [sum(r[i] for r in rows) for i in range(1, 6)]
+    print(f"{'file':<20} {'mutants':>8} {'killed':>8} {'survived':>9} {'no tests':>9} {'other':>6} {'share killed':>13}")
+    for name, *counts in [*rows, ("model/ (all)", *total)]:
+        print(f"{name:<20} {counts[0]:>8} {counts[1]:>8} {counts[2]:>9} {counts[3]:>9} {counts[4]:>6} {counts[1] / counts[0]:>13.1%}")
+    print(f"\nsurvivors ({len(survivors)}; see one with: cd {folder} && {sys.executable} -m mutmut show NAME):")
+    for name in survivors:
+        print("  " + name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
+    parser.add_argument("--tests", nargs="+", default=MODEL_TESTS, help="test files to run against each mutant")
+    parser.add_argument("--only", nargs="+", default=[], help="glob(s) of the files to mutate, e.g. 'model/optimizers.py'")
+    parser.add_argument("--workdir", type=Path, help="scratch folder to use and keep (default: a temporary one, removed)")
+    parser.add_argument("--report", type=Path, metavar="WORKDIR", help="only print the results of an earlier run kept in WORKDIR")
+    args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report)
+
+    folder = args.workdir or Path(tempfile.mkdtemp(prefix="mutation-"))
+    if args.workdir and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare(folder, args.tests, args.only)
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+                             cwd=folder, capture_output=True, text=True)
+        if not (folder / "mutants").exists():
+            print(run.stdout[-3000:], run.stderr[-3000:], sep="\n", file=sys.stderr)
+            return run.returncode or 1
+        return report(folder)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
