@@ -152,6 +152,8 @@ class RunResult:
     callback_seconds: list[float] = field(default_factory=list)
     #: ours: seconds per call of start_trial / end_trial / log_model.
     by_method: dict[str, list[float]] = field(default_factory=dict)
+    #: baseline: the best trial's fitted scikit-learn model (scored on other metrics by bench_quality.py).
+    model: Any = None
 
 
 def _counts(study: optuna.Study) -> tuple[int, int, int]:
@@ -365,7 +367,7 @@ def run_baseline(config: StudyConfig, seed: int, workdir: Path, storage_kind: st
         "baseline", seed, wall, complete, pruned, failed,
         best_val=study.best_value if complete else float("nan"),
         test_acc=test_acc, load_start=load_start, load_end=os.getloadavg()[0],
-        callback_seconds=callback.seconds,
+        callback_seconds=callback.seconds, model=objective.best[1] if objective.best else None,
     )
 
 

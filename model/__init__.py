@@ -1,7 +1,8 @@
 """A multilayer perceptron written with NumPy alone, behind scikit-learn estimators."""
 
+from .ensemble import MLPEnsemble
 from .estimators import MLPClassifier, MLPRegressor
 from .serialization import load, save
 from .training import DivergenceError, EpochCallback
 
-__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "EpochCallback", "load", "save"]
+__all__ = ["MLPClassifier", "MLPRegressor", "MLPEnsemble", "DivergenceError", "EpochCallback", "load", "save"]

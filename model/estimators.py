@@ -47,6 +47,7 @@ class BaseMLP(BaseEstimator):
         patience: int = 10,
         random_state: int | np.random.RandomState | None = None,
         dtype: str = "float32",
+        early_stopping_metric: str = "score",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -64,6 +65,7 @@ class BaseMLP(BaseEstimator):
         self.patience = patience
         self.random_state = random_state
         self.dtype = dtype
+        self.early_stopping_metric = early_stopping_metric
 
     # --- subclass hooks -------------------------------------------------------------------
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
@@ -80,7 +82,10 @@ class BaseMLP(BaseEstimator):
         """
         raise NotImplementedError
 
-    _monitor = ""
+    #: Early stopping's validation metric by ``early_stopping_metric``: (logged name, higher is
+    #: better). "score" is what ``score()`` computes (accuracy, R²); "loss" the validation loss
+    #: (cross-entropy, or RMSE for regressors), smoother and what a probability metric rewards.
+    _monitors: dict[str, tuple[str, bool]] = {}
 
     # --- fitted attributes -----------------------------------------------------------------
     @property
@@ -128,6 +133,10 @@ class BaseMLP(BaseEstimator):
                 ok = ok or (closed is True and value == high)
             if not ok:
                 raise ValueError(f"{name} must be a number in range ({low}, {high}); got {value!r}")
+        if self.early_stopping_metric not in self._monitors:
+            raise ValueError(
+                f"early_stopping_metric must be one of {sorted(self._monitors)}, got {self.early_stopping_metric!r}"
+            )
         if str(self.dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         self._layer_sizes = sizes
@@ -215,11 +224,12 @@ class BaseMLP(BaseEstimator):
                 n_iter_no_change=self.n_iter_no_change,
                 early_stopping=bool(self.early_stopping) and X_val is not None,
                 patience=self.patience,
+                higher_is_better=self._monitors[self.early_stopping_metric][1],
             ),
             rng=self._rng,
             state=state,
             evaluate=evaluate,
-            monitor=self._monitor,
+            monitor=self._monitors[self.early_stopping_metric][0],
             callbacks=callbacks,
         )
         self.loss_curve_ = list(state.loss_curve)
@@ -305,7 +315,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multilayer perceptron classifier: binary (one sigmoid), multiclass (softmax) and
     multi-label (one sigmoid per label, y as an indicator matrix)."""
 
-    _monitor = "val_accuracy"
+    _monitors = {"score": ("val_accuracy", True), "loss": ("val_loss", False)}
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y); ``classes`` lists every label on the first call."""
@@ -409,7 +419,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     unit-scale ones; predictions are returned in the original units.
     """
 
-    _monitor = "val_r2"
+    _monitors = {"score": ("val_r2", True), "loss": ("val_rmse", False)}
 
     def partial_fit(self, X, y):
         """One epoch over (X, y)."""

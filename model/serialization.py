@@ -120,6 +120,39 @@ def _restore_estimator(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
     return est
 
 
+def _model_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header and arrays of one MLP, or of an :class:`~model.ensemble.MLPEnsemble` (each member's
+    arrays prefixed ``m<i>_``, their headers listed in order with the weights)."""
+    from .ensemble import MLPEnsemble
+
+    if not isinstance(est, MLPEnsemble):
+        return _estimator_state(est)
+    members, weights = est._members()
+    meta: dict[str, Any] = {"class": "MLPEnsemble", "weights": [float(w) for w in weights], "members": []}
+    arrays: dict[str, np.ndarray] = {}
+    for i, member in enumerate(members):
+        member_meta, member_arrays = _estimator_state(member)
+        meta["members"].append(member_meta)
+        arrays.update({f"m{i}_{name}": a for name, a in member_arrays.items()})
+    return meta, arrays
+
+
+def _restore_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
+    """The inverse of :func:`_model_state`."""
+    if meta["class"] != "MLPEnsemble":
+        return _restore_estimator(meta, arrays)
+    from .ensemble import MLPEnsemble
+
+    members = []
+    for i, member_meta in enumerate(meta["members"]):
+        prefix = f"m{i}_"
+        member_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
+        members.append(_restore_estimator(member_meta, member_arrays))
+    ensemble = MLPEnsemble(members, list(meta["weights"]))
+    ensemble._members()  # the same checks as at saving
+    return ensemble
+
+
 def _split_pipeline(obj):
     """(preprocessor or None, estimator) for an estimator or a two-step Pipeline."""
     from sklearn.pipeline import Pipeline
@@ -133,8 +166,8 @@ def _split_pipeline(obj):
 
 
 def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Save a fitted MLPClassifier/MLPRegressor, or a Pipeline of a TabularPreprocessor and one
-    of them, to ``path`` (a ``.npz`` file; a directory gets ``model.npz`` inside).
+    """Save a fitted MLPClassifier/MLPRegressor/MLPEnsemble, or a Pipeline of a
+    TabularPreprocessor and one of them, to ``path`` (a ``.npz`` file; a directory gets ``model.npz`` inside).
 
     ``metadata`` (JSON-safe) is stored alongside, e.g. provenance of a tuned model.
     """
@@ -142,7 +175,7 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     if path.is_dir():
         path = path / MODEL_FILE
     pre, (est_name, est) = _split_pipeline(obj)
-    meta, arrays = _estimator_state(est)
+    meta, arrays = _model_state(est)
     header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "estimator": meta}
     if pre is not None:
         header["pipeline"] = {
@@ -201,7 +234,7 @@ def load(path: str | Path):
     preprocessor. Raises :class:`ModelFileError` for a corrupted, altered or foreign file."""
     header, arrays = _read(path)
     try:
-        est = _restore_estimator(header["estimator"], arrays)
+        est = _restore_model(header["estimator"], arrays)
         pipeline = header.get("pipeline")
         if pipeline is None:
             return est

@@ -33,6 +33,9 @@ class StoppingRules:
     n_iter_no_change: int = 10
     early_stopping: bool = False
     patience: int = 10
+    #: Whether a higher value of the monitored validation metric is better (accuracy, R²) or a
+    #: lower one (a loss).
+    higher_is_better: bool = True
 
 
 @dataclass
@@ -69,7 +72,7 @@ def train(
     """Run up to ``rules.max_epochs`` epochs of shuffled mini-batch descent on (X, Y).
 
     With ``rules.early_stopping`` the weights of the epoch with the best ``monitor`` value
-    (higher is better) are restored at the end.
+    (the highest, or the lowest when ``rules.higher_is_better`` is false) are restored at the end.
     """
     n = X.shape[0]
     batch_size = min(max(1, batch_size), n)
@@ -129,8 +132,8 @@ def _should_stop(
 ) -> bool:
     """Track the best epoch; True when the loss converged or validation stopped improving."""
     if monitor is not None and monitor in logs:
-        score = logs[monitor]
-        state.validation_scores.append(score)
+        state.validation_scores.append(logs[monitor])
+        score = logs[monitor] if rules.higher_is_better else -logs[monitor]
         if rules.early_stopping:
             if score > state.best_score + rules.tol:
                 state.best_score, state.best_epoch = score, state.epoch

@@ -33,7 +33,8 @@ from tuner.cli import app
 from tuner.config import load_config
 from tuner.data import load_splits
 from tuner.data import fingerprint
-from tuner.export import check_no_pickle, export_study, resolve_config, trial_epochs
+from tuner.export import check_no_pickle, export_study, resolve_config
+from tuner.objective import trial_epochs
 from tuner import runner
 from tuner.tracking import StudyTracker
 
@@ -56,7 +57,7 @@ missing = "impute"
 metric = "f1_macro"
 
 [budget]
-n_trials = 2
+n_trials = 4
 max_epochs = 10
 
 [space]
@@ -79,9 +80,10 @@ def env(tmp_path_factory):
     result = runner.run_study(study_file, storage=storage, tracking_uri=tracking)
     config = load_config(study_file)
     exported = export_study(
-        study_file, out=folder / "exports" / "best", register_as=REGISTERED,
+        study_file, out=folder / "exports" / "best", register_as=REGISTERED, best=True,
         storage=storage, tracking_uri=tracking,
     )
+    final = export_study(study_file, out=folder / "exports" / "final", storage=storage, tracking_uri=tracking, log=False)
     refit_dir = folder / "exports" / "refit"
     cli = CliRunner().invoke(
         app,
@@ -92,7 +94,7 @@ def env(tmp_path_factory):
     assert cli.exit_code == 0, cli.output
     return {
         "folder": folder, "study": result.study, "config": config, "splits": load_splits(config),
-        "exported": exported, "refit_dir": refit_dir, "refit_output": cli.output,
+        "exported": exported, "final": final, "result": result, "refit_dir": refit_dir, "refit_output": cli.output,
         "storage": storage, "tracking": tracking,
     }
 
@@ -262,8 +264,26 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def test_final_export_is_the_model_the_run_scored(env):
+    """The default export is the run's final model (members refit on training + validation rows,
+    averaged when several): same members, same test scores, the same answers from model.load,
+    the pyfunc and the run's own pipeline."""
+    final, result, X = env["final"], env["result"], raw_test_rows(env)
+    assert final.source == "final"
+    assert final.metadata["members"] == {str(k): v for k, v in result.final.members.items()}
+    assert final.metadata["trained_on"] == "train+validation"
+    assert final.test_scores == pytest.approx(result.test_scores, abs=1e-12)
+    loaded = model.load(final.path)
+    expected = result.final.pipeline.predict_proba(X)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=0, atol=1e-12)
+    pyfunc = mlflow.pyfunc.load_model(str(final.path))
+    np.testing.assert_array_equal(pyfunc.predict(X), loaded.predict(X))
+    assert check_no_pickle(final.path) == []
+
+
 def test_mlflow_models_serve_answers_like_in_process(env, tmp_path):
-    path = env["exported"].path
+    """Served over HTTP, the final model (an ensemble when the run chose several trials)."""
+    path = env["final"].path
     X = raw_test_rows(env)
     expected = mlflow.pyfunc.load_model(str(path)).predict(X)
     expected_proba = model.load(path).predict_proba(X)
@@ -322,7 +342,7 @@ def test_missing_trial_model_is_retrained_deterministically(env, tmp_path, monke
 
     monkeypatch.setattr(StudyTracker, "load_model", no_model)
     result = export_study(
-        env["folder"] / "wine_export.toml", out=tmp_path / "retrained", log=False,
+        env["folder"] / "wine_export.toml", out=tmp_path / "retrained", log=False, best=True,
         storage=env["storage"], tracking_uri=env["tracking"],
     )
     assert result.source == "retrained" and "trained trial" in result.notes[0]

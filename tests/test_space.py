@@ -255,7 +255,9 @@ def _params_of_runs(config, storage, runs, worker=None):
 def test_a_resumed_study_draws_new_trials_and_a_fresh_one_keeps_its_seed(tmp_path, worker):
     """Issue 18: each run reseeded the sampler with the study seed, so a resumed study replayed
     its first trials (trial 4 = trial 0). Run it three times: twelve different trials."""
-    config = StudyConfig.model_validate({"name": "r", "data": {"source": "sklearn:iris"}, "seed": 7})
+    config = StudyConfig.model_validate(
+        {"name": "r", "data": {"source": "sklearn:iris"}, "seed": 7, "result": {"start_from_defaults": False}}
+    )
     params = _params_of_runs(config, f"sqlite:///{tmp_path}/a.db", 3, worker)
     assert len(params) == 12
     assert len({repr(sorted(p.items())) for p in params}) == 12
@@ -272,7 +274,9 @@ def test_enqueued_trials_do_not_change_a_fresh_study_seed(tmp_path):
     study's sampler keeps the study seed, and the enqueued trials run first."""
     from tuner.runner import create_study
 
-    config = StudyConfig.model_validate({"name": "q", "data": {"source": "sklearn:iris"}, "seed": 7})
+    config = StudyConfig.model_validate(
+        {"name": "q", "data": {"source": "sklearn:iris"}, "seed": 7, "result": {"start_from_defaults": False}}
+    )
     storage = f"sqlite:///{tmp_path}/q.db"
     study = create_study(config, storage)
     study.enqueue_trial({"n_layers": 1}, skip_if_exists=True)

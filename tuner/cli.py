@@ -127,8 +127,17 @@ def _print_summary(result) -> None:
     for key, value in best.params.items():
         console.print(f"  {key} = {value}")
     if result.test_scores:
+        final = result.final
+        what = "best trial" if final is None or final.kind == "single" else (
+            "ensemble of trials " + ", ".join(f"{n}" + (f" x{w}" if w > 1 else "") for n, w in final.members.items())
+        )
+        rows = "training + validation rows" if final is not None and final.refit else "the training rows"
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
-        console.print(f"[bold]test split[/] (scored once, best trial only): {scores}")
+        console.print(f"[bold]final model[/]: {what}, trained on {rows} (see \\[result] in the study file)")
+        console.print(f"[bold]test split[/] (scored once): final model {scores}")
+        if result.best_trial_scores and final is not None and (final.kind != "single" or final.refit):
+            alone = ", ".join(f"{k} {v:.4f}" for k, v in result.best_trial_scores.items())
+            console.print(f"  best trial alone, as trained in its trial: {alone}")
     if result.tracker is not None:
         from .hints import tuner_command
 
@@ -289,13 +298,14 @@ def ui(
 def export(
     study: Annotated[str, typer.Argument(help="Study name or study file (.toml); the study's data is needed.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Model folder to write (default: exports/<study>).")] = None,
-    refit: Annotated[bool, typer.Option("--refit", help="Retrain the trial's parameters on training + validation rows for the epochs the trial used.")] = False,
+    refit: Annotated[bool, typer.Option("--refit", help="With one trial (--trial/--best, the best by default): retrain its parameters on training + validation rows for the epochs the trial used.")] = False,
+    best: Annotated[bool, typer.Option("--best", help="Export the best trial's own model instead of the study's final model.")] = False,
     register: Annotated[Optional[str], typer.Option("--register", help="Also create a version of this registered model, alias 'champion'.")] = None,
-    trial: Annotated[Optional[int], typer.Option("--trial", min=0, help="Trial number to export (default: the best trial).")] = None,
+    trial: Annotated[Optional[int], typer.Option("--trial", min=0, help="Export this trial's model instead of the study's final model.")] = None,
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Export a trial's model as an MLflow pyfunc model (no pickle), logged to the study's MLflow run."""
+    """Export the study's final model (or one trial's) as an MLflow pyfunc model (no pickle), logged to the study's MLflow run."""
     import os
 
     quiet_libraries()
@@ -303,14 +313,17 @@ def export(
     from .export import export_study
 
     result = export_study(
-        study, out=out, refit=refit, register_as=register, trial_number=trial,
+        study, out=out, refit=refit, register_as=register, trial_number=trial, best=best,
         storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False),
     )
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
+    members = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in result.metadata["members"].items())
+    rows = "training + validation rows" if result.metadata["trained_on"] == "train+validation" else "training rows"
     what = {"trial": "the model trial {n} trained", "retrained": "trial {n}'s model, trained again",
-            "refit": "trial {n}'s parameters refitted on training + validation rows"}[result.source]
-    console.print(f"exported {what.format(n=result.trial_number)} of study {result.study_name!r} to {result.path}")
+            "refit": "trial {n}'s parameters refitted on training + validation rows",
+            "final": "the final model (trials {members}, on {rows})"}[result.source]
+    console.print(f"exported {what.format(n=result.trial_number, members=members, rows=rows)} of study {result.study_name!r} to {result.path}")
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
     console.print(f"validation {result.metadata['objective']['metric']} {result.validation_score:.4f} (trial); test split: {scores}")
     if result.model_id:

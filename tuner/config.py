@@ -6,6 +6,7 @@ as a ConfigError whose message has one line per problem: "<file>: <key>: <what i
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from pydantic import (
 
 from . import metrics
 from .errors import ConfigError
-from .space import Choices, Fixed, Range, SpaceConfig
+from .space import Choices, Fixed, Range, SpaceConfig, fit_to_data
 
 SKLEARN_DATASETS = {
     "digits": "classification",
@@ -200,6 +201,26 @@ def _check_options(section: str, name: str, given: dict[str, Any], table: dict[s
             raise KeyedError(f"{section}.{key}", f"not an option of the {name!r} {section} (options: {allowed})")
 
 
+#: The most epochs a study's default epoch budget grows to on a small training set.
+MAX_FITTED_EPOCHS = 200
+
+
+class ResultConfig(_Section):
+    """[result]: what a study hands back besides its best trial.
+
+    ``start_from_defaults``: the estimator's own defaults (clipped into the space) are the first
+    trial, so a study never ends worse on validation than no tuning. ``refit``: the final model
+    is trained again on training + validation rows for the epochs its trial needed, as
+    ``GridSearchCV(refit=True)`` does. ``ensemble``: up to this many trials, chosen greedily on
+    validation (Caruana et al., 2004), are averaged into the final model; 1 keeps the best trial
+    alone.
+    """
+
+    start_from_defaults: bool = True
+    refit: bool = True
+    ensemble: int = Field(5, ge=1, le=50)
+
+
 class StudyConfig(_Section):
     """A whole study file."""
 
@@ -211,6 +232,7 @@ class StudyConfig(_Section):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
+    result: ResultConfig = Field(default_factory=ResultConfig)
 
     _path: str = PrivateAttr(default="<study>")
 
@@ -259,16 +281,33 @@ class StudyConfig(_Section):
     ) -> StudyConfig:
         """A copy with budget/seed values replaced by the ones given (None keeps the file's value)."""
         budget = {"n_trials": n_trials, "timeout": timeout, "max_epochs": max_epochs}
-        budget = self.budget.model_dump() | {k: v for k, v in budget.items() if v is not None}
+        given = {k: v for k, v in self.budget.model_dump().items() if k in self.budget.model_fields_set}
+        budget = given | {k: v for k, v in budget.items() if v is not None}
         raw = self.model_dump() | {"budget": budget}
+        # Only the [space] entries the file set: the others stay defaults that fit the data.
+        raw["space"] = {k: v for k, v in raw["space"].items() if k in self.space.model_fields_set}
         if seed is not None:
             raw["seed"] = seed
         return _validate(raw, self._path, base_dir=None)
 
+    def fitted_to_data(self, n_train: int) -> StudyConfig:
+        """A copy whose default space entries fit a training set of ``n_train`` rows (see
+        :func:`tuner.space.fit_to_data`); the study file's own entries are kept."""
+        update: dict[str, Any] = {"space": fit_to_data(self.space, n_train)}
+        if "max_epochs" not in self.budget.model_fields_set:
+            # Enough optimiser steps on small data: about 2,000 batches of 32 rows, up to 200 epochs.
+            epochs = min(MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train))))
+            budget = self.budget.model_copy(update={"max_epochs": epochs})
+            budget.model_fields_set.discard("max_epochs")
+            update["budget"] = budget
+        fitted = self.model_copy(update=update)
+        fitted._path = self._path
+        return fitted
+
     def flat_settings(self) -> dict[str, str | int | float | bool]:
         """Dotted keys to scalar values (None left out), e.g. for MLflow params."""
         flat: dict[str, Any] = {"name": self.name, "seed": self.seed, "task": self.task, "direction": self.direction}
-        for section in ("data", "objective", "budget"):
+        for section in ("data", "objective", "budget", "result"):
             for key, value in getattr(self, section).model_dump().items():
                 if value is not None:
                     flat[f"{section}.{key}"] = value
@@ -360,7 +399,9 @@ def batch_size_values(config: StudyConfig) -> list[int]:
 
 
 def check_against_data(config: StudyConfig, n_train: int, n_classes: int | None = None) -> None:
-    """Checks that need the data: batch sizes within the training set, binary-only metrics."""
+    """Checks that need the data: batch sizes within the training set (the study file's own
+    values; defaults are fitted to the data), binary-only metrics."""
+    config = config.fitted_to_data(n_train)
     too_big = [v for v in batch_size_values(config) if v > n_train]
     if too_big:
         raise ConfigError(

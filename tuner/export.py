@@ -64,7 +64,7 @@ class ExportResult:
     path: Path
     study_name: str
     trial_number: int
-    source: str  # "trial" (the model the trial trained), "retrained", "refit"
+    source: str  # "final" (the study's final model), "trial" (the model the trial trained), "retrained", "refit"
     validation_score: float
     test_scores: dict[str, float]
     metadata: dict[str, Any]
@@ -149,7 +149,7 @@ def pick_trial(study, number: int | None):
 def trial_model(config, splits, tracker, trial, notes: list[str]):
     """(pipeline, source): the model the trial trained, downloaded from its MLflow run, or, if
     the run has none, the same model trained again from the trial's parameters and seed."""
-    from .runner import retrain_trial
+    from .final import retrain_trial
 
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id:
@@ -165,40 +165,17 @@ def trial_model(config, splits, tracker, trial, notes: list[str]):
     return retrain_trial(config, splits, trial), "retrained"
 
 
-def trial_epochs(estimator) -> int:
-    """The epochs that made the trial's weights: the restored best epoch with early stopping,
-    else every epoch that ran."""
-    best = int(getattr(estimator, "best_epoch_", 0) or 0)
-    if getattr(estimator, "early_stopping", False) and best > 0:
-        return best
-    return int(estimator.n_iter_)
+def final_model(config, splits, study, notes: list[str]):
+    """The study's final model (tuner/final.py): the members its last ``tuner run`` chose, trained
+    again the same way, or, when no run recorded them, chosen now."""
+    from .final import build_final_model, recorded_final
 
-
-def refit_trial(config, splits, trial, epochs: int):
-    """(pipeline, fingerprint): the trial's parameters trained on training + validation rows for
-    exactly ``epochs`` epochs (no early stopping: there is no held-out split left), with the
-    preprocessing fitted on the same rows."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.pipeline import Pipeline
-
-    from model.preprocessing import TabularPreprocessor
-
-    from .data import fingerprint
-    from .objective import build_estimator
-    from .space import params_from_trial
-
-    X = pd.concat([splits.X_train, splits.X_val])
-    y = np.concatenate([splits.y_train, splits.y_val])
-    pre = TabularPreprocessor(missing=config.data.missing)
-    Xt = pre.fit_transform(X)
-    params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    est = build_estimator(splits.task, params, config.seed + trial.number)
-    est.set_params(max_epochs=epochs, early_stopping=False, n_iter_no_change=epochs + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(Xt, y)
-    return Pipeline([("preprocess", pre), ("mlp", est)]), fingerprint(X, y)
+    recorded = recorded_final(study)
+    if recorded is None:
+        notes.append("no run of this study recorded its final model; chose its members now (same rule)")
+        return build_final_model(config, splits, study)
+    members, epochs = recorded
+    return build_final_model(config, splits, study, members=members, epochs=epochs)
 
 
 def package_versions() -> dict[str, str]:
@@ -223,11 +200,14 @@ def _plain(value: Any) -> Any:
 
 def provenance(
     config, splits, trial, pipeline, *, source: str, test_scores: dict[str, float],
-    fingerprint: str, epochs: int | None,
+    fingerprint: str, epochs: int | None, members: dict[int, int] | None = None, refit: bool = False,
 ) -> dict[str, Any]:
     """The model's metadata: where it came from and how good it is."""
     est = pipeline.steps[-1][1]
-    model_params = est.get_params()
+    if hasattr(est, "estimators"):  # an ensemble: each member's parameters
+        model_params = {"members": [m.get_params() for m in est.estimators], "weights": list(est.weights)}
+    else:
+        model_params = {k: v for k, v in est.get_params().items() if k != "random_state"}
     meta = {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_VERSION,
@@ -239,13 +219,14 @@ def provenance(
         "columns": list(splits.columns),
         "hyperparameters": dict(trial.params),
         "fixed_parameters": {k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS},
-        "model_parameters": {k: v for k, v in model_params.items() if k != "random_state"},
+        "model_parameters": model_params,
+        "members": {str(k): int(v) for k, v in (members or {trial.number: 1}).items()},
         "objective": {"metric": config.metric, "direction": config.direction},
         "validation_score": float(trial.value),
         "test_scores": {k: float(v) for k, v in test_scores.items()},
         "source": source,
-        "trained_on": "train+validation" if source == "refit" else "train",
-        "epochs": int(epochs if epochs is not None else est.n_iter_),
+        "trained_on": "train+validation" if refit else "train",
+        "epochs": int(epochs if epochs is not None else getattr(est, "n_iter_", 0)),
         "data_source": config.data.source,
         "data_fingerprint": fingerprint,
         "seed": int(config.seed + trial.number),
@@ -506,6 +487,7 @@ def export_study(
     refit: bool = False,
     register_as: str | None = None,
     trial_number: int | None = None,
+    best: bool = False,
     storage: str | None = None,
     tracking_uri: str | None = None,
     log: bool = True,
@@ -513,12 +495,16 @@ def export_study(
 ) -> ExportResult:
     """Export a study's best (or chosen) trial; see the module docstring.
 
-    ``study`` is a study name, a study file or a StudyConfig.
+    ``study`` is a study name, a study file or a StudyConfig. By default the study's final model
+    (refit and ensemble as its ``[result]`` table says, the model ``tuner run`` scored); with
+    ``trial_number`` or ``best`` (implied by ``refit``) one trial's model, refit on request.
 
     ``log=False`` writes the folder only (no MLflow run, no registry); ``register_as`` needs
     ``log``.
     """
     from .data import load_splits
+    from .final import refit_trial
+    from .objective import trial_epochs
     from .runner import test_scores
     from .storage import load_existing_study, open_storage, resolve_storage_url
     from .tracking import StudyTracker
@@ -529,25 +515,36 @@ def export_study(
     config = resolve_config(study)
     url = resolve_storage_url(storage)
     optuna_study = load_existing_study(config.name, open_storage(url), url)
+    single = trial_number is not None or best or refit
     trial = pick_trial(optuna_study, trial_number)
     splits = load_splits(config, check=False)
+    config = config.fitted_to_data(len(splits.y_train))
     tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
     tracker.check_connection()
     out_path = Path(out) if out is not None else default_out(config.name)
     _prepare_out(out_path)
 
     notes: list[str] = []
-    pipeline, source = trial_model(config, splits, tracker, trial, notes)
-    epochs = trial_epochs(pipeline.steps[-1][1])
-    fingerprint = splits.fingerprint
-    if refit:
-        say(f"refitting trial {trial.number} on training + validation rows for {epochs} epochs")
-        pipeline, fingerprint = refit_trial(config, splits, trial, epochs)
-        source = "refit"
+    members = None
+    if single:
+        pipeline, source = trial_model(config, splits, tracker, trial, notes)
+        epochs = trial_epochs(pipeline.steps[-1][1])
+        fingerprint = splits.fingerprint
+        if refit:
+            say(f"refitting trial {trial.number} on training + validation rows for {epochs} epochs")
+            pipeline, fingerprint = refit_trial(config, splits, trial, epochs)
+            source = "refit"
+        trained_refit = refit
+    else:
+        say("training the study's final model (see [result] in the study file)")
+        final = final_model(config, splits, optuna_study, notes)
+        pipeline, fingerprint, source, members = final.pipeline, final.fingerprint, "final", final.members
+        trial = next(t for t in optuna_study.get_trials(deepcopy=False) if t.number == max(members, key=members.get))
+        epochs, trained_refit = final.epochs[trial.number], final.refit
     scores = test_scores(config, splits, pipeline)
     metadata = provenance(
         config, splits, trial, pipeline, source=source, test_scores=scores,
-        fingerprint=fingerprint, epochs=epochs,
+        fingerprint=fingerprint, epochs=epochs, members=members, refit=trained_refit,
     )
     result = ExportResult(
         path=out_path, study_name=config.name, trial_number=trial.number, source=source,

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
@@ -38,11 +39,22 @@ LOGGED_METRICS = {
 }
 
 
-def build_estimator(task: str, params: dict[str, Any], seed: int) -> MLPClassifier | MLPRegressor:
-    """The estimator for ``task`` with the trial's parameters and a per-trial seed."""
+#: Study metrics whose early stopping watches the estimator's score (accuracy, R²); every other
+#: metric watches the validation loss, which orders epochs as that metric does (log loss, RMSE)
+#: or, for roc_auc, f1_macro and mae, more closely than accuracy does. Stopping a log-loss study
+#: on accuracy restored early, under-confident weights (wine: test log loss 0.09 against 0.007
+#: for the untuned defaults).
+SCORE_STOPPED_METRICS = ("accuracy", "r2")
+
+
+def build_estimator(task: str, params: dict[str, Any], seed: int, metric: str | None = None) -> MLPClassifier | MLPRegressor:
+    """The estimator for ``task`` with the trial's parameters and a per-trial seed; with
+    ``patience``, early stopping on the validation metric that fits the study's ``metric``."""
     params = dict(params)
     if "patience" in params:
         params["early_stopping"] = True
+        if metric is not None and metric not in SCORE_STOPPED_METRICS:
+            params["early_stopping_metric"] = "loss"
     cls = MLPClassifier if task == "classification" else MLPRegressor
     return cls(random_state=seed, **params)
 
@@ -52,6 +64,38 @@ def validation_score(metric: str, estimator, X, y) -> float:
     if metrics.needs_proba(metric):
         return metrics.score(metric, y, proba=estimator.predict_proba(X), labels=estimator.classes_)
     return metrics.score(metric, y, y_pred=estimator.predict(X))
+
+
+#: How many of the best completed trials the final model's ensemble selection considers, per
+#: member it may pick (see tuner/final.py).
+CANDIDATES_PER_MEMBER = 3
+
+
+def validation_output(task: str, estimator, X) -> np.ndarray:
+    """What ensembles average: class probabilities, or predictions in the target's units."""
+    if task == "classification":
+        return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    return np.asarray(estimator.predict(X), dtype=np.float64)
+
+
+def trial_epochs(estimator) -> int:
+    """The epochs that made the trial's weights: the restored best epoch with early stopping,
+    else every epoch that ran (what a refit on more rows trains for)."""
+    best = int(getattr(estimator, "best_epoch_", 0) or 0)
+    if getattr(estimator, "early_stopping", False) and best > 0:
+        return best
+    return int(estimator.n_iter_)
+
+
+@dataclass
+class CompletedTrial:
+    """What the final model needs of a completed trial: its value, its validation outputs
+    (probabilities or predictions), the epochs it trained, and its model when kept."""
+
+    value: float
+    output: Any
+    epochs: int
+    estimator: Any = None
 
 
 @dataclass
@@ -81,6 +125,8 @@ class TrialRun:
             "n_params": float(getattr(estimator, "n_params_", 0)),
             "epochs": float(getattr(estimator, "n_iter_", 0)),
         }
+        if hasattr(estimator, "n_iter_"):
+            out["fit_epochs"] = float(trial_epochs(estimator))
         if self.pruned_epoch is not None:
             out["pruned_epoch"] = float(self.pruned_epoch)
         return out
@@ -99,6 +145,9 @@ class Objective:
         self.best_pipelines: dict[int, Pipeline] = {}
         self.histories: dict[int, dict[str, list[float]]] = {}
         self._best_value: float | None = None
+        #: The best completed trials of this process (as many as the final model may draw on).
+        self.completed: dict[int, CompletedTrial] = {}
+        self.keep_completed = config.result.ensemble * CANDIDATES_PER_MEMBER
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
         key = LOGGED_METRICS.get(self.metric)
@@ -133,7 +182,7 @@ class Objective:
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
         run.retry_of, run.previous_run_id = _retry_origin(trial)
         run.pending_run = self.tracker.start_trial_later(trial.number) if self.tracker else None
-        estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number)
+        estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number, self.metric)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -151,6 +200,7 @@ class Objective:
                 raise DivergenceError(f"final validation {self.metric} is {run.value}")
             run.state = "COMPLETE"
             run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
+            self._keep_completed(trial.number, run.value, estimator)
             return run.value
         except optuna.TrialPruned:
             raise
@@ -230,6 +280,20 @@ class Objective:
             self.best_pipelines = {number: self._pipeline(estimator)}
             self.histories = {number: dict(history)}
         return better
+
+
+    def _keep_completed(self, number: int, value: float, estimator) -> None:
+        """Remember the trial for the final model, keeping only the best ``keep_completed``."""
+        self.completed[number] = CompletedTrial(
+            value=value,
+            output=validation_output(self.splits.task, estimator, self.splits.Xt_val),
+            epochs=trial_epochs(estimator),
+            estimator=estimator,
+        )
+        if len(self.completed) > self.keep_completed:
+            sign = -1.0 if self.config.direction == "maximize" else 1.0
+            worst = max(self.completed, key=lambda n: (sign * self.completed[n].value, n))
+            del self.completed[worst]
 
 
 def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:

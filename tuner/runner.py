@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,8 +20,10 @@ from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .errors import TunerError
+from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
 from .sampling import make_pruner, make_sampler, trials_started
+from .space import defaults_trial
 from .storage import open_storage, resolve_storage_url
 from .tracking import StudyTracker
 
@@ -32,8 +34,12 @@ class StudyResult:
 
     study: optuna.Study
     config: StudyConfig
+    #: The final model's scores (see tuner/final.py: refit and ensemble as the study file says).
     test_scores: dict[str, float]
     tracker: StudyTracker | None
+    #: The best trial's own model (trained on the training split) on the same test split.
+    best_trial_scores: dict[str, float] = field(default_factory=dict)
+    final: FinalModel | None = None
 
 
 def create_study(
@@ -64,6 +70,9 @@ def create_study(
         study.sampler = make_sampler(config, worker, started)
     if study.user_attrs.get("metric") != config.metric:
         study.set_user_attr("metric", config.metric)
+    if config.result.start_from_defaults and config.sampler.name != "grid" and not study.get_trials(deepcopy=False):
+        # The estimator's defaults go first: the study can only improve on them (on validation).
+        study.enqueue_trial(defaults_trial(config.space), skip_if_exists=True)
     return study
 
 
@@ -83,18 +92,6 @@ def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict
         else:
             scores[name] = metrics.score(name, splits.y_test, y_pred=pipeline.predict(splits.X_test))
     return scores
-
-
-def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:
-    """Train a completed trial's model again from its parameters and seed (deterministic)."""
-    from .space import params_from_trial
-
-    params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    est = build_estimator(splits.task, params, config.seed + trial.number)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
-    return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
 
 
 def _fail_stale_trials(study: optuna.Study) -> None:
@@ -227,6 +224,7 @@ def run_worker(
 
     with threadpool_limits(blas_threads), objects_frozen():
         splits = load_splits(config)
+        config = config.fitted_to_data(len(splits.y_train))
         storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
         tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
         own_parent = parent_run_id is None
@@ -337,6 +335,7 @@ def _run_study(
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
 ) -> StudyResult:
     splits = load_splits(config)
+    config = config.fitted_to_data(len(splits.y_train))
     study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
@@ -344,7 +343,7 @@ def _run_study(
     tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
     gc.freeze()  # and what the setup made (see objects_frozen)
     objective = Objective(config, splits, tracker)
-    status, scores, best_history = "FAILED", {}, None
+    status, scores, best_scores, best_history, final = "FAILED", {}, {}, None, None
     try:
         if jobs > 1:
             _run_workers(config, storage_url, tracker, study, jobs, callbacks)
@@ -355,16 +354,23 @@ def _run_study(
             pipeline = objective.best_pipelines.get(best.number) or _stored_or_retrained(
                 config, splits, tracker, best
             )
-            scores = test_scores(config, splits, pipeline)
+            best_scores = test_scores(config, splits, pipeline)
             best_history = objective.histories.get(best.number)
+            final = build_final_model(config, splits, study, objective.completed)
+            scores = test_scores(config, splits, final.pipeline)
+            study.set_user_attr(FINAL_ATTR, final.describe())
             study.set_user_attr("test_scores", scores)
+            study.set_user_attr("best_trial_test_scores", best_scores)
         status = "FINISHED"
-        return StudyResult(study, config, scores, tracker)
+        return StudyResult(study, config, scores, tracker, best_scores, final)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        tracker.finish_parent(study, test_scores=scores or None, best_history=best_history, status=status)
+        tracker.finish_parent(
+            study, test_scores=scores or None, best_history=best_history, status=status,
+            best_trial_test_scores=best_scores or None, final=final.describe() if final else None,
+        )
 
 
 def _stored_or_retrained(

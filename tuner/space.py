@@ -253,6 +253,75 @@ class SpaceConfig(BaseModel):
         return {name: getattr(self, name).describe() for name in DOMAINS}
 
 
+def fit_to_data(space: SpaceConfig, n_train: int) -> SpaceConfig:
+    """The space with the entries the study file left to their defaults fitted to a training set
+    of ``n_train`` rows; entries the file sets are kept as written (and checked against the data
+    by ``config.check_against_data``).
+
+    Batch sizes: the default choices that leave at least two steps per epoch (a batch of more
+    than half the rows learns one step an epoch); on a training set too small for any, one batch
+    of all its rows.
+    """
+    if "batch_size" in space.model_fields_set:
+        return space
+    fitting = [b for b in DEFAULT_SPACE["batch_size"] if b <= n_train // 2]
+    if len(fitting) > 1:
+        spec: Range | Choices | Fixed | Dropped = Choices(values=tuple(fitting))
+    else:
+        spec = Fixed(value=fitting[0] if fitting else max(1, int(n_train)))
+    fitted = space.model_copy(update={"batch_size": spec})
+    fitted.model_fields_set.discard("batch_size")  # still the default, fitted again on other data
+    return fitted
+
+
+DEFAULTS_TRIAL: dict[str, Any] = {
+    "n_layers": 1, "units": 64, "activation": "relu", "batch_size": 32, "learning_rate": 1e-3,
+    "lr_schedule": "constant", "optimizer": "adam", "l2": 1e-4, "dropout": 0.0, "patience": 10,
+}
+"""The estimators' own defaults (``MLPClassifier()``: one layer of 64 ReLU units, Adam at 1e-3,
+batches of 32, L2 1e-4, no dropout) as space values; ``patience`` is the estimators' default for
+early stopping, which every trial uses."""
+
+
+def _clip(spec: Range, value: float, kind: str) -> int | float:
+    value = min(max(value, spec.low), spec.high)
+    if spec.step:
+        value = spec.low + round((value - spec.low) / spec.step) * spec.step
+        value = min(value, spec.high)
+    return int(round(value)) if kind == "int" else float(value)
+
+
+def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
+    """The estimators' defaults as a trial of ``space`` (for ``study.enqueue_trial``): each value
+    clipped into its range, or, for choices that do not include it, the first choice; fixed and
+    dropped parameters are not drawn, so they are left out."""
+    params: dict[str, Any] = {}
+
+    def value_for(name: str, spec: Range | Choices | Fixed | Dropped) -> Any:
+        default = DEFAULTS_TRIAL[name]
+        if isinstance(spec, Range):
+            return _clip(spec, default, DOMAINS[name].kind)
+        if isinstance(spec, Choices):
+            if default in spec.values:
+                return default
+            if DOMAINS[name].kind == "choice":
+                return spec.values[0]
+            return min(spec.values, key=lambda v: abs(math.log(float(v) / default)) if v > 0 else math.inf)
+        return None
+
+    n_layers = value_for("n_layers", space.n_layers)
+    if n_layers is not None:
+        params["n_layers"] = n_layers
+    units = value_for("units", space.units)
+    if units is not None and not (isinstance(space.n_layers, Dropped) and isinstance(space.units, Dropped)):
+        layers = n_layers or (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
+        params.update({f"units_l{i}": units for i in range(int(layers))})
+    for name in DOMAINS:
+        if name not in ("n_layers", "units") and (v := value_for(name, getattr(space, name))) is not None:
+            params[name] = v
+    return params
+
+
 def default_space() -> SpaceConfig:
     """The course's tuning list (DEFAULT_SPACE) as a SpaceConfig."""
     return SpaceConfig()

@@ -703,11 +703,15 @@ class StudyTracker:
         test_scores: Mapping[str, float] | None = None,
         best_history: Mapping[str, list[float]] | None = None,
         status: str = "FINISHED",
+        best_trial_test_scores: Mapping[str, float] | None = None,
+        final: Mapping[str, Any] | None = None,
     ) -> None:
         """Log the study summary to the parent run and terminate it with ``status``.
 
         Logs params ``best_<param>``, metrics ``best_value``, ``best_<metric>`` (the best trial's
-        final metrics, read from its child run), ``test_<metric>``, ``n_complete`` / ``n_pruned`` /
+        final metrics, read from its child run), ``test_<metric>`` (the final model, see tuner/final.py), ``best_trial_test_<metric>`` (the best
+        trial's own model), ``final_members`` / ``final_refit`` (tags: the final model's trials and
+        weights, and whether they were refit), ``n_complete`` / ``n_pruned`` /
         ``n_failed``; tags ``best_trial_number`` / ``best_run_id``; artifacts
         ``optimization_history.png``, ``param_importances.png`` (>= 2 complete trials),
         ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
@@ -778,10 +782,14 @@ class StudyTracker:
                     k = k[len("final_") :]  # the curve's final value, see TrialRecord
                 if value is not None and f"best_{k}" != "best_value":
                     metrics.append(Metric(_key(f"best_{k}"), value, now, 0))
-        for k, v in (test_scores or {}).items():
-            value = _metric_value(v)
-            if value is not None:
-                metrics.append(Metric(_key(f"test_{k}"), value, now, 0))
+        for prefix, scores in (("test", test_scores), ("best_trial_test", best_trial_test_scores)):
+            for k, v in (scores or {}).items():
+                value = _metric_value(v)
+                if value is not None:
+                    metrics.append(Metric(_key(f"{prefix}_{k}"), value, now, 0))
+        if final:
+            members = ",".join(f"{k}x{v}" for k, v in final.get("members", {}).items())
+            tags += [RunTag("final_members", members), RunTag("final_refit", str(bool(final.get("refit"))).lower())]
         try:
             self.client.log_batch(
                 run_id, metrics=_dedupe(metrics), params=_dedupe(params), tags=tags

@@ -1,0 +1,241 @@
+"""The model a study hands back: which trials it is made of, on which rows they are trained.
+
+After the trials, the study's ``[result]`` table decides the final model:
+
+- ``ensemble = N`` (default 5): Caruana's greedy ensemble selection (Caruana et al., 2004). From
+  the best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric, start from the one of lowest
+  validation loss and repeatedly add (with replacement) the trial whose addition lowers the
+  validation loss of the averaged outputs most, up to N picks or until no addition helps. The
+  loss is the log loss of the averaged class probabilities (a smooth score that separates trials
+  tied on accuracy) or the squared error of the averaged predictions. A trial's weight is the
+  number of times it was picked. ``ensemble = 1`` keeps the study's best trial alone.
+- ``refit = true`` (default): each chosen trial is trained again from its parameters and seed on
+  training + validation rows, for the epochs its trial needed (no early stopping: nothing is left
+  to stop on), with the preprocessing fitted on the same rows (``GridSearchCV(refit=True)``).
+
+The validation outputs of the trials come from the objective of this process when it ran them,
+else from the trial trained again (deterministic from its parameters and seed). The test split is
+not used here: the caller scores the result once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from sklearn.pipeline import Pipeline
+
+from model import MLPEnsemble
+
+from .config import StudyConfig
+from .data import Splits, fingerprint
+from .objective import CANDIDATES_PER_MEMBER, CompletedTrial, build_estimator, trial_epochs, validation_output
+from .space import params_from_trial
+
+#: The study user attribute that records the final model's members (read back by the export).
+FINAL_ATTR = "final_model"
+
+
+@dataclass
+class FinalModel:
+    """The final model (raw rows in) and what it is made of."""
+
+    pipeline: Pipeline
+    members: dict[int, int]  # trial number -> weight (times picked)
+    refit: bool
+    validation_loss: float | None = None
+    fingerprint: str = ""
+    epochs: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "ensemble" if len(self.members) > 1 else "single"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe summary, stored on the study (see :data:`FINAL_ATTR`)."""
+        return {
+            "members": {str(k): int(v) for k, v in self.members.items()},
+            "refit": self.refit,
+            "epochs": {str(k): int(v) for k, v in self.epochs.items()},
+            "validation_loss": self.validation_loss,
+        }
+
+
+def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials, best first by the study's direction (ties: the earlier trial)."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * float(t.value), t.number))
+
+
+def ensemble_loss(task: str, y: np.ndarray, output: np.ndarray, classes) -> float:
+    """Validation loss of (averaged) outputs: log loss, or mean squared error."""
+    if task == "classification":
+        from sklearn.metrics import log_loss
+
+        return float(log_loss(y, np.clip(output, 1e-15, 1.0), labels=list(classes)))
+    return float(np.mean((np.asarray(y, dtype=np.float64) - output) ** 2))
+
+
+def greedy_selection(
+    outputs: dict[int, np.ndarray], loss, size: int
+) -> tuple[dict[int, int], float]:
+    """Caruana's forward selection with replacement: ``{trial: times picked}`` and the loss of
+    the weighted average. ``outputs`` maps trial numbers to validation outputs, ``loss`` scores
+    an averaged output (lower is better); stops after ``size`` picks or when no pick helps."""
+    if not outputs:
+        raise ValueError("no candidate trials to select from")
+    picks: Counter[int] = Counter()
+    total: np.ndarray | None = None
+    best_loss = np.inf
+    for _ in range(size):
+        n = sum(picks.values())
+        scored = []
+        for number, out in outputs.items():
+            avg = out if total is None else (total + out) / (n + 1)
+            scored.append((loss(avg), number))
+        value, number = min(scored)  # ties: the lower trial number
+        if value >= best_loss:
+            break
+        best_loss = value
+        picks[number] += 1
+        total = outputs[number] if total is None else total + outputs[number]
+    return dict(picks), float(best_loss)
+
+
+def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:
+    """Train a completed trial's model again from its parameters and seed on the training split,
+    as the trial did (deterministic)."""
+    params = params_from_trial(trial, config.space, config.budget.max_epochs)
+    est = build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
+    return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
+
+
+def refit_rows(config: StudyConfig, splits: Splits):
+    """(preprocessor, Xt, y, fingerprint) of training + validation rows, the preprocessing
+    fitted on them."""
+    import pandas as pd
+
+    from model.preprocessing import TabularPreprocessor
+
+    X = pd.concat([splits.X_train, splits.X_val])
+    y = np.concatenate([splits.y_train, splits.y_val])
+    pre = TabularPreprocessor(missing=config.data.missing)
+    return pre, pre.fit_transform(X), y, fingerprint(X, y)
+
+
+def refit_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y):
+    """The trial's parameters and seed trained on (Xt, y) for exactly ``epochs`` epochs."""
+    params = params_from_trial(trial, config.space, config.budget.max_epochs)
+    est = build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+    est.set_params(max_epochs=int(epochs), early_stopping=False, n_iter_no_change=int(epochs) + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(Xt, y)
+    return est
+
+
+def refit_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int):
+    """(pipeline, fingerprint): one trial refit on training + validation rows (see the module)."""
+    pre, Xt, y, fp = refit_rows(config, splits)
+    return Pipeline([("preprocess", pre), ("mlp", refit_estimator(config, splits, trial, epochs, Xt, y))]), fp
+
+
+def _known(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, completed: dict[int, CompletedTrial]
+) -> CompletedTrial:
+    """The trial's validation output and epochs: from this process's objective, else trained again."""
+    if trial.number in completed:
+        return completed[trial.number]
+    estimator = retrain_trial(config, splits, trial).steps[-1][1]
+    return CompletedTrial(
+        value=float(trial.value),
+        output=validation_output(splits.task, estimator, splits.Xt_val),
+        epochs=trial_epochs(estimator),
+        estimator=estimator,
+    )
+
+
+def select_members(
+    config: StudyConfig, splits: Splits, study: optuna.Study, completed: dict[int, CompletedTrial] | None = None
+) -> tuple[dict[int, int], dict[int, CompletedTrial], float | None]:
+    """The members of the final model (``{trial: weight}``), what is known of each, and the
+    validation loss of their average (None for the single best trial)."""
+    completed = completed or {}
+    ranked = ranked_trials(study)
+    if not ranked:
+        raise ValueError(f"study {study.study_name!r} has no completed trial")
+    size = config.result.ensemble
+    multilabel = splits.task == "classification" and splits.classes is None
+    if size == 1 or len(ranked) == 1 or multilabel:
+        best = study.best_trial
+        return {best.number: 1}, {best.number: _known(config, splits, best, completed)}, None
+    pool = ranked[: size * CANDIDATES_PER_MEMBER]
+    known = {t.number: _known(config, splits, t, completed) for t in pool}
+    outputs = {n: k.output for n, k in known.items() if np.all(np.isfinite(k.output))}
+    classes = splits.classes
+
+    def loss(output: np.ndarray) -> float:
+        return ensemble_loss(splits.task, splits.y_val, output, classes)
+
+    members, value = greedy_selection(outputs, loss, size)
+    return members, {n: known[n] for n in members}, value
+
+
+def build_final_model(
+    config: StudyConfig,
+    splits: Splits,
+    study: optuna.Study,
+    completed: dict[int, CompletedTrial] | None = None,
+    members: dict[int, int] | None = None,
+    epochs: dict[int, int] | None = None,
+) -> FinalModel:
+    """The final model of ``study`` as its ``[result]`` table says (see the module docstring).
+    ``members`` (and their ``epochs``) replay a recorded selection instead of selecting again."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    value = None
+    known: dict[int, CompletedTrial] = {}
+    if members is None:
+        members, known, value = select_members(config, splits, study, completed)
+        epochs = {n: known[n].epochs for n in members}
+    elif epochs is None or set(epochs) != set(members):
+        known = {n: _known(config, splits, trials[n], completed or {}) for n in members}
+        epochs = {n: known[n].epochs for n in members}
+    if config.result.refit:
+        pre, Xt, y, fp = refit_rows(config, splits)
+        estimators = [refit_estimator(config, splits, trials[n], epochs[n], Xt, y) for n in members]
+    else:
+        pre, fp = splits.preprocessor, splits.fingerprint
+        estimators = [
+            known[n].estimator if n in known and known[n].estimator is not None
+            else retrain_trial(config, splits, trials[n]).steps[-1][1]
+            for n in members
+        ]
+    if len(estimators) == 1:
+        final_est = estimators[0]
+    else:
+        final_est = MLPEnsemble(estimators, [float(w) for w in members.values()])
+    return FinalModel(
+        pipeline=Pipeline([("preprocess", pre), ("mlp", final_est)]),
+        members=dict(members), refit=config.result.refit, validation_loss=value,
+        fingerprint=fp, epochs=epochs,
+    )
+
+
+def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int]] | None:
+    """``(members, epochs)`` of the final model the study's last run chose (:data:`FINAL_ATTR`),
+    or None when no run recorded one (e.g. a study run by ``tuner worker`` only)."""
+    recorded = study.user_attrs.get(FINAL_ATTR)
+    try:
+        members = {int(k): int(v) for k, v in recorded["members"].items()}
+        epochs = {int(k): int(v) for k, v in recorded["epochs"].items()}
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+    return (members, epochs) if members else None
