@@ -55,10 +55,12 @@ batch_size = 64
 
 
 @pytest.mark.postgres
-def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db):
+def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, tracking_server):
     """Issue 18: pasted, the block failed (no .venv/bin on PATH, `createdb` without the role of
     the URL, workers started before the MLflow server answered). Here it runs in bash in a
-    scratch folder, with a free port, a scratch database and a small study named digits."""
+    scratch folder, with a scratch database and a small study named digits. Its `mlflow server`
+    line is the one placeholder: the session's server (the same command, tests/helpers.py) takes
+    its place, since starting one costs 10-80 s on this machine."""
     import os
     import signal
     import subprocess
@@ -68,7 +70,7 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db):
     from mlflow import MlflowClient
 
     from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin_connection
-    from tests.helpers import cli_env, free_port
+    from tests.helpers import cli_env
 
     if (PG_HOST, PG_PORT, PG_USER) != ("127.0.0.1", 5432, "postgres"):
         pytest.skip("the README's block names the PostgreSQL server at 127.0.0.1:5432, user postgres")
@@ -76,10 +78,13 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db):
     dbname = url.rsplit("/", 1)[1]
     with _admin_connection() as conn:  # the block creates it; the fixture drops it afterwards
         conn.execute(f'DROP DATABASE "{dbname}"')
-    port = free_port()
+    port = tracking_server.rsplit(":", 1)[1]
     block = shell_block("### Workers on PostgreSQL, locally")
     assert "5000" in block and "postgres optuna" in block and "5432/optuna" in block
-    script = (block.replace("5000", str(port)).replace("postgres optuna", f"postgres {dbname}")
+    server_line = re.compile(r"^\.venv/bin/mlflow server --backend-store-uri sqlite:///mlflow\.db "
+                             r"--host 127\.0\.0\.1 --port 5000 &$", re.M)
+    assert len(server_line.findall(block)) == 1
+    script = (server_line.sub(":", block).replace("5000", port).replace("postgres optuna", f"postgres {dbname}")
               .replace("5432/optuna", f"5432/{dbname}"))
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     (tmp_path / "studies").mkdir()
@@ -88,14 +93,14 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db):
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if os.path.realpath(p) != os.path.realpath(Path(sys.executable).parent))
     log = tmp_path / "block.log"
-    with open(log, "w") as out:  # a file: the server left running keeps a pipe open after bash ends
+    with open(log, "w") as out:  # a file: anything left running would keep a pipe open
         proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             proc.wait(timeout=300)
         finally:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)  # the MLflow server the block leaves running
+                os.killpg(proc.pid, signal.SIGTERM)  # whatever the block left running
             except ProcessLookupError:
                 pass
             proc.wait(timeout=30)
@@ -106,7 +111,7 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db):
     study = optuna.load_study(study_name="digits", storage=url)
     assert len(study.trials) == 6
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("digits")
     parents = [r for r in client.search_runs([experiment.experiment_id])
                if "mlflow.parentRunId" not in r.data.tags]
