@@ -505,9 +505,11 @@ class StudyTracker:
             self._warned = True
         logger.debug("MLflow %s failed", what, exc_info=exc)
         if first:
+            from .hints import tuner_command
+
             warnings.warn(
                 f"MLflow tracking failed ({what}): {_first_line(exc)}. Tuning continues; "
-                "missing trials can be logged later with `tuner sync`.",
+                f"missing trials can be logged later with `{tuner_command()} sync`.",
                 TrackingWarning,
                 stacklevel=3,
             )
@@ -732,9 +734,11 @@ class StudyTracker:
             )
             return
         if not self._available():
+            from .hints import tuner_command
+
             warnings.warn(
                 "MLflow is unreachable: the study summary was not logged to the parent run; "
-                "`tuner sync` logs the missing trials once it is back",
+                f"`{tuner_command()} sync` logs the missing trials once it is back",
                 TrackingWarning,
                 stacklevel=2,
             )
