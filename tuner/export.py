@@ -503,6 +503,7 @@ def export_study(
     ``log``.
     """
     from .data import load_splits
+    from .definition import check_definition, study_definition
     from .final import refit_trial
     from .objective import trial_epochs
     from .runner import test_scores
@@ -519,6 +520,7 @@ def export_study(
     trial = pick_trial(optuna_study, trial_number)
     splits = load_splits(config, check=False)
     config = config.fitted_to_data(len(splits.y_train))
+    check_definition(optuna_study, study_definition(config, splits), config.path)  # the file still fits the study
     tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
     tracker.check_connection()
     out_path = Path(out) if out is not None else default_out(config.name)

@@ -10,7 +10,7 @@ import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import optuna
 from sklearn.pipeline import Pipeline
@@ -19,6 +19,7 @@ from . import interrupts, metrics
 from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
+from .definition import check_definition, study_definition
 from .errors import TunerError
 from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
@@ -47,12 +48,15 @@ def create_study(
     storage: str | optuna.storages.BaseStorage,
     worker: str | None = None,
     started: int | None = None,
+    definition: dict[str, Any] | None = None,
 ) -> optuna.Study:
     """Create the study named in ``config`` or load it to continue (same name, same storage: a
     URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
     sampling the study, and ``started`` (default: counted now) is how many trials had run when
     this run of the study began: both seed the sampler (see :func:`worker_seed`), so that a
-    resumed study draws new trials."""
+    resumed study draws new trials. ``definition`` (:func:`tuner.definition.study_definition`) is
+    stored on a new study and checked against an existing one: a study file changed in what
+    defines the study is refused, not mixed in."""
     if isinstance(storage, str):
         storage = open_storage(storage)
     if hasattr(storage, "set_budget"):
@@ -65,6 +69,8 @@ def create_study(
         direction=config.direction,
         load_if_exists=True,
     )
+    if definition is not None:
+        check_definition(study, definition, config.path)
     started = trials_started(study) if started is None else started
     if started:
         study.sampler = make_sampler(config, worker, started)
@@ -230,7 +236,10 @@ def run_worker(
         own_parent = parent_run_id is None
         if own_parent:
             tracker.check_connection()  # before the study exists: an unreachable server changes nothing
-        study = create_study(config, storage, worker or f"{socket.gethostname()}-{os.getpid()}", started)
+        study = create_study(
+            config, storage, worker or f"{socket.gethostname()}-{os.getpid()}", started,
+            definition=study_definition(config, splits),
+        )
         if own_parent:
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
         else:
@@ -339,7 +348,7 @@ def _run_study(
     study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
-    study = create_study(config, study_storage)
+    study = create_study(config, study_storage, definition=study_definition(config, splits))
     tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
     gc.freeze()  # and what the setup made (see objects_frozen)
     objective = Objective(config, splits, tracker)

@@ -1,0 +1,88 @@
+"""Issue 12, case 1: a study file changed in what defines the study is refused on resume (and on
+export), with one line naming what changed; budget, sampler, pruner and [result] may change."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuner import runner
+from tuner.config import StudyConfig
+from tuner.definition import DEFINITION_ATTR
+from tuner.errors import TunerError
+from tuner.export import export_study
+from tuner.storage import open_storage
+
+BASE = {"name": "d", "data": {"source": "sklearn:iris"}, "budget": {"n_trials": 2, "max_epochs": 4},
+        "pruner": {"name": "none"}, "result": {"ensemble": 1, "refit": False}}
+
+
+def _config(**changes) -> StudyConfig:
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            raw.setdefault(section, {})[name] = value
+        else:
+            raw[section] = value
+    return StudyConfig.model_validate(raw)
+
+
+# One study for the module, on one test worker: the refused runs leave it untouched, the last two
+# tests change it.
+pytestmark = pytest.mark.xdist_group("definition")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("definition")
+    storage, tracking = f"sqlite:///{tmp_path}/o.db", f"sqlite:///{tmp_path}/m.db"
+    runner.run_study(_config(), storage=storage, tracking_uri=tracking)
+    return storage, tracking
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"objective": {"metric": "log_loss"}}, "objective.metric was 'accuracy', now 'log_loss'"),
+        ({"space": {"activation": ["tanh"]}}, "space.activation was"),
+        ({"seed": 1}, "seed was 0, now 1"),
+        ({"data__test_fraction": 0.3}, "data.test_fraction was 0.2, now 0.3"),
+        ({"budget__max_epochs": 9}, "budget.max_epochs was 4, now 9"),
+    ],
+)
+def test_a_changed_definition_is_refused_and_the_study_is_untouched(stores, changes, named):
+    storage, tracking = stores
+    before = [(t.number, t.state, t.value) for t in open_storage(storage).get_all_trials(1)]
+    with pytest.raises(TunerError, match="already exists in this storage with other settings") as err:
+        runner.run_study(_config(**changes), storage=storage, tracking_uri=tracking, n_trials=4)
+    assert named in str(err.value) and "\n" not in str(err.value)
+    assert [(t.number, t.state, t.value) for t in open_storage(storage).get_all_trials(1)] == before
+
+
+def test_export_refuses_a_changed_study_file(stores, tmp_path):
+    storage, tracking = stores
+    with pytest.raises(TunerError, match="space.units was"):
+        export_study(_config(space={"units": {"low": 4, "high": 8}}), out=tmp_path / "x", log=False,
+                     storage=storage, tracking_uri=tracking)
+
+
+def test_budget_sampler_pruner_and_result_may_change(stores):
+    storage, tracking = stores
+    changed = _config(budget={"n_trials": 3, "max_epochs": 4}, sampler={"name": "random"},
+                      pruner={"name": "median"}, result={"ensemble": 2})
+    result = runner.run_study(changed, storage=storage, tracking_uri=tracking)
+    assert len(result.study.trials) == 3
+
+
+def test_a_study_from_before_definitions_is_checked_on_its_metric(stores):
+    storage, tracking = stores
+    import optuna
+
+    study = optuna.load_study(study_name="d", storage=storage)
+    study._storage.set_study_user_attr(study._study_id, DEFINITION_ATTR, None)  # as an old study
+    study = optuna.load_study(study_name="d", storage=storage)
+    assert study.user_attrs.get(DEFINITION_ATTR) is None and study.user_attrs["metric"] == "accuracy"
+    with pytest.raises(TunerError, match="objective.metric was 'accuracy', now 'f1_macro'"):
+        runner.run_study(_config(objective={"metric": "f1_macro"}), storage=storage, tracking_uri=tracking)
+    runner.run_study(_config(), storage=storage, tracking_uri=tracking, n_trials=3)  # same metric: adopted
+    assert optuna.load_study(study_name="d", storage=storage).user_attrs[DEFINITION_ATTR]["seed"] == 0

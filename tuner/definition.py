@@ -1,0 +1,72 @@
+"""What defines a study: the settings that give its trials' values their meaning.
+
+A study's trials are comparable only while the metric, the data and its split, the epoch budget
+and the search space stay the same. The first run of a study stores them (the study user
+attribute :data:`DEFINITION_ATTR`); every later run, worker or resume compares its own and stops
+with one line naming what changed, instead of ranking accuracy against log loss or exporting a
+best trial from another space. What may change between runs: the number of trials, the timeout,
+the sampler, the pruner and the ``[result]`` table (how the final model is made).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from .config import StudyConfig
+from .data import Splits
+from .errors import TunerError
+
+DEFINITION_ATTR = "definition"
+
+
+def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
+    """The settings that define ``config``'s study, as flat JSON-safe key/value pairs (the space
+    as fitted to the data)."""
+    data = config.data
+    definition: dict[str, Any] = {
+        "task": config.task,
+        "objective.metric": config.metric,
+        "direction": config.direction,
+        "data.source": data.source,
+        "data.target": data.target,
+        "data.fingerprint": splits.fingerprint,
+        "data.validation_fraction": data.validation_fraction,
+        "data.test_fraction": data.test_fraction,
+        "data.missing": data.missing,
+        "seed": config.seed,
+        "budget.max_epochs": config.budget.max_epochs,
+    }
+    definition.update({f"space.{k}": v for k, v in config.space.describe().items()})
+    return definition
+
+
+def check_definition(study: optuna.Study, definition: dict[str, Any], path: str) -> None:
+    """Store ``definition`` on a new study; on an existing one, TunerError naming every setting
+    that differs from the stored one. A study from before definitions were stored is checked on
+    its metric (the one setting it recorded) and then given the definition."""
+    stored = study.user_attrs.get(DEFINITION_ATTR)
+    if stored is None:
+        old_metric = study.user_attrs.get("metric")
+        if old_metric is not None and old_metric != definition["objective.metric"] and study.get_trials(deepcopy=False):
+            stored = {"objective.metric": old_metric}
+        else:
+            study.set_user_attr(DEFINITION_ATTR, definition)
+            return
+    changed = [key for key in stored if key in definition and stored[key] != definition[key]]
+    if not changed:
+        return
+    shown = "; ".join(f"{key} was {_short(stored[key])}, now {_short(definition[key])}" for key in changed)
+    raise TunerError(
+        f"{path}: study {study.study_name!r} already exists in this storage with other settings ({shown}); "
+        "its trials would not be comparable: give the study a new name (or another --storage), or restore "
+        "the settings it was created with"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        text = repr(value[:12] + "…")  # a data fingerprint
+    return text
