@@ -110,9 +110,11 @@ def resolve_config(study):
                     return load_config(candidate)
         except (OSError, tomllib.TOMLDecodeError):
             continue
+    from .hints import tuner_command
+
     raise TunerError(
         f"no study file for study {text!r} in ./ or ./studies/; pass the study file "
-        f"(tuner export path/to/{text}.toml): export needs its data to check and score the model"
+        f"({tuner_command()} export path/to/{text}.toml): export needs its data to check and score the model"
     )
 
 
