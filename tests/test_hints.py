@@ -58,3 +58,13 @@ def test_serve_hint_puts_the_venv_first_so_uvicorn_is_found(monkeypatch):
     assert done.stdout.split() == [str(BIN / "mlflow"), str(BIN / "uvicorn")]
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{path}")
     assert mlflow_serve_prefix() == "mlflow"
+
+
+def test_export_error_names_the_command_that_runs(monkeypatch, tmp_path):
+    from tuner.errors import TunerError
+    from tuner.export import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TunerError) as info:
+        resolve_config("nosuch")
+    assert f"({tuner_command()} export path/to/nosuch.toml)" in str(info.value)
