@@ -86,3 +86,30 @@ def test_a_study_from_before_definitions_is_checked_on_its_metric(stores):
         runner.run_study(_config(objective={"metric": "f1_macro"}), storage=storage, tracking_uri=tracking)
     runner.run_study(_config(), storage=storage, tracking_uri=tracking, n_trials=3)  # same metric: adopted
     assert optuna.load_study(study_name="d", storage=storage).user_attrs[DEFINITION_ATTR]["seed"] == 0
+
+
+def test_no_command_prints_a_database_password(make_postgres_db, tmp_path):
+    """Issue 12, case 8: the storage URL's password never reaches the output (PostgreSQL here
+    trusts local connections, so any password connects)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import cli_env
+
+    url = make_postgres_db().replace("postgres@", "postgres:s3cr3t@", 1)
+    study = tmp_path / "pw.toml"
+    study.write_text('name = "pw"\n[data]\nsource = "sklearn:iris"\n[budget]\nn_trials = 1\nmax_epochs = 2\n'
+                     '[result]\nensemble = 1\nrefit = false\n')
+    env = cli_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db")
+    outputs = []
+    for args in (["status", "--storage", url], ["worker", str(study), "--storage", url], ["status", "--storage", url],
+                 ["status", "--storage", url.rsplit("/", 1)[0] + "/no_such_db"]):
+        proc = subprocess.run([sys.executable, "-m", "tuner.cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+        outputs.append(proc.stdout + proc.stderr)
+    assert "no studies in postgresql+psycopg://postgres:***@" in outputs[0]
+    assert "worker joining study 'pw' on postgresql+psycopg://postgres:***@" in outputs[1]
+    assert "pw" in outputs[2] and "cannot open the study storage" in outputs[3]
+    assert not [o for o in outputs if "s3cr3t" in o], outputs
+    assert os.environ.get("PGPASSWORD") != "s3cr3t"

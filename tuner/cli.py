@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .urls import redact_url
+
 app = typer.Typer(
     help="Tune NumPy MLPs with Optuna; track every trial in MLflow.",
     no_args_is_help=True,
@@ -142,7 +144,7 @@ def _print_summary(result) -> None:
         from .hints import tuner_command
 
         console.print(
-            f"MLflow: experiment {config.name!r} at {result.tracker.tracking_uri}; browse it with `{tuner_command()} ui`",
+            f"MLflow: experiment {config.name!r} at {redact_url(result.tracker.tracking_uri)}; browse it with `{tuner_command()} ui`",
             highlight=False, soft_wrap=True,
         )
 
@@ -194,7 +196,7 @@ def worker(
 
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
     url = resolve_storage_url(storage)
-    console.print(f"worker joining study {config.name!r} on {url}")
+    console.print(f"worker joining study {config.name!r} on {redact_url(url)}")
     run_worker(config, url, tracking_uri)
     import optuna
 
@@ -250,9 +252,9 @@ def status(
     if study_name is None:
         summaries = optuna.get_all_study_summaries(storage=store)
         if not summaries:
-            console.print(f"no studies in {url}")
+            console.print(f"no studies in {redact_url(url)}")
             return
-        table = Table(title=f"studies in {url}")
+        table = Table(title=f"studies in {redact_url(url)}")
         for col in ("study", "trials", "best value", "started"):
             table.add_column(col)
         for s in summaries:
@@ -286,9 +288,9 @@ def ui(
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith("http"):
-        console.print(f"the tracking store is a server already: open {uri}")
+        console.print(f"the tracking store is a server already: open {redact_url(uri)}")
         return
-    console.print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (runs table: http://127.0.0.1:{port}/#/experiments)")
+    console.print(f"MLflow UI for {redact_url(uri)} at http://127.0.0.1:{port} (runs table: http://127.0.0.1:{port}/#/experiments)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
 

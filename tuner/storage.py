@@ -22,6 +22,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from .budget import RETRY_HISTORY, BudgetGuard, advisory_lock, file_lock, last_retried, taken_slots
 from .errors import TunerError
 from .sqlite import use_wal
+from .urls import redact_url
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 STORAGE_ENV = "TUNER_STORAGE"
@@ -36,16 +37,6 @@ SQLITE_LOCK_TIMEOUT = 120
 def resolve_storage_url(flag: str | None = None) -> str:
     """The storage URL in force: ``--storage``, else ``$TUNER_STORAGE``, else the SQLite file."""
     return flag or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and tags."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -321,7 +312,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 time.sleep(0.5 * (attempt + 1))
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TunerError(f"cannot open the study storage {_redact(url)}: {first_line}") from None
+        raise TunerError(f"cannot open the study storage {redact_url(url)}: {first_line}") from None
 
 
 def load_existing_study(name: str, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:
@@ -332,5 +323,5 @@ def load_existing_study(name: str, storage: optuna.storages.BaseStorage, url: st
         names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
         known = ", ".join(names) if names else "none"
         raise TunerError(
-            f"no study named {name!r} in {_redact(url)} (studies there: {known})"
+            f"no study named {name!r} in {redact_url(url)} (studies there: {known})"
         ) from None

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import TunerError
+from tuner.urls import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -87,7 +88,6 @@ _HTTP_CHECK = {
 }
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 
 
 MODEL_ARTIFACT_DIR = "model"
@@ -208,11 +208,6 @@ def _store_in_wal_mode(client) -> None:
 
 def _ms(seconds: float | None) -> int:
     return int(round((time.time() if seconds is None else seconds) * 1000))
-
-
-def redact_url(value: str) -> str:
-    """Hide a password in a URL (``postgresql://user:secret@host/db`` -> ``user:***@``)."""
-    return _URL_PASSWORD.sub(r"\1***@", value)
 
 
 def _key(name: Any) -> str:
