@@ -1,8 +1,10 @@
 """Saving fitted models without pickle: one ``.npz`` file of plain arrays plus a JSON header.
 
 The header (a 0-d unicode array named ``__meta__``) holds the class, its parameters, the
-encoded labels and a SHA-256 of every array, so a file altered after saving is refused.
-``np.load(..., allow_pickle=False)`` reads it; nothing in it can execute code.
+encoded labels, the preprocessing and a SHA-256 of every array and of the header itself, so a
+file corrupted after saving is refused (version 1 files, which checked the arrays only, still
+load). The checksums are not keyed: they catch accidents, not a deliberate edit, which can
+recompute them. ``np.load(..., allow_pickle=False)`` reads it; nothing in it can execute code.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 import numpy as np
 
 FORMAT = "mlp-tuner-model"
-VERSION = 1
+VERSION = 2
+#: Versions :func:`load` reads: 1 (checksums of the arrays only) and 2 (of the header too).
+READABLE_VERSIONS = (1, 2)
+#: The key, among the checksums, of the header's own checksum (version 2).
+HEADER_DIGEST = "__header__"
 MODEL_FILE = "model.npz"
 
 
@@ -26,6 +32,14 @@ class ModelFileError(ValueError):
 
 def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _header_digest(header: dict[str, Any]) -> str:
+    """SHA-256 of the header in canonical JSON (sorted keys), its own checksum left out: class
+    labels, parameters and preprocessing are covered like the arrays are."""
+    body = {k: v for k, v in header.items() if k != "sha256"}
+    body["sha256"] = {k: v for k, v in header.get("sha256", {}).items() if k != HEADER_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def _labels_to_json(classes: np.ndarray) -> dict[str, Any]:
@@ -184,6 +198,7 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         }
     header["metadata"] = metadata or {}
     header["sha256"] = {name: _digest(a) for name, a in arrays.items()}
+    header["sha256"][HEADER_DIGEST] = _header_digest(header)
     text = json.dumps(header, allow_nan=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -216,9 +231,12 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ModelFileError(f"{path}: corrupted model header ({exc})") from None
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a model saved by model.save")
-    if header.get("version") != VERSION:
+    if header.get("version") not in READABLE_VERSIONS:
         raise ModelFileError(f"{path}: unsupported model format version {header.get('version')}")
-    expected = header.get("sha256", {})
+    expected = dict(header.get("sha256", {}))
+    if header["version"] >= 2:
+        if expected.pop(HEADER_DIGEST, None) != _header_digest(header):
+            raise ModelFileError(f"{path}: the header was changed after saving (checksum mismatch)")
     if set(expected) != set(arrays):
         raise ModelFileError(f"{path}: the arrays in the file do not match its header")
     for name, array in arrays.items():

@@ -96,3 +96,51 @@ def test_pickled_object_array_is_never_loaded(tmp_path):
     np.savez(path, __meta__=np.array([{"format": "mlp-tuner-model"}], dtype=object))
     with pytest.raises(ModelFileError):
         model.load(path)
+
+
+def _rewrite_header(path, change):
+    """The file at ``path`` with its JSON header changed by ``change(header)`` (arrays kept)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    header = json.loads(str(arrays.pop("__meta__")))
+    change(header)
+    with open(path, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(header)), **arrays)
+
+
+def test_an_altered_header_is_refused_and_version_1_files_still_load(tmp_path):
+    """Issue 12, case 9: reversed class labels or a shifted preprocessing mean in the header
+    inverted or ruined every prediction and were accepted; the header is now checksummed too."""
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from model.preprocessing import TabularPreprocessor
+    from model.serialization import HEADER_DIGEST
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    pre = TabularPreprocessor().fit(frame)
+    pipe = Pipeline([("preprocess", pre), ("mlp", MLPClassifier(max_epochs=3, random_state=0).fit(pre.transform(frame), y))])
+    path = model.save(pipe, tmp_path / "m.npz")
+    good = path.read_bytes()
+
+    def reverse_labels(h):
+        h["estimator"]["classes"]["values"].reverse()
+
+    def shift_a_mean(h):
+        h["pipeline"]["preprocessor"]["state"]["columns"][0]["mean"] += 1.0
+
+    for change in (reverse_labels, shift_a_mean):
+        path.write_bytes(good)
+        _rewrite_header(path, change)
+        with pytest.raises(ModelFileError, match="header was changed after saving"):
+            model.load(path)
+    # a version 1 file (checksums of the arrays only) still loads and predicts the same
+    path.write_bytes(good)
+
+    def as_version_1(h):
+        h["version"] = 1
+        del h["sha256"][HEADER_DIGEST]
+
+    _rewrite_header(path, as_version_1)
+    np.testing.assert_array_equal(model.load(path).predict_proba(frame), pipe.predict_proba(frame))
