@@ -350,3 +350,25 @@ def test_missing_trial_model_is_retrained_deterministically(env, tmp_path, monke
     np.testing.assert_array_equal(
         mlflow.pyfunc.load_model(str(result.path)).predict(X), model.load(env["exported"].path).predict(X)
     )
+
+
+def test_an_export_folder_holding_another_model_is_replaced_only_with_force(env, tmp_path):
+    """Issue 18 item 3: `tuner export --refit` (no --out) silently replaced the export of the
+    model the best trial trained. Another model is now refused without --force; the same
+    export again replaces it."""
+    from tuner.errors import TunerError
+
+    folder = tmp_path / "digits"
+    shutil.copytree(env["exported"].path, folder)  # the best trial's own model
+    kw = {"out": folder, "storage": env["storage"], "tracking_uri": env["tracking"], "log": False}
+    with pytest.raises(TunerError, match="holds trial .* as trained in its trial, not the final model .*--force"):
+        export_study(env["folder"] / "wine_export.toml", **kw)
+    assert read_header(folder)["metadata"]["source"] in ("trial", "retrained")  # untouched
+    export_study(env["folder"] / "wine_export.toml", best=True, **kw)  # the same model: replaced
+    cli = CliRunner().invoke(
+        app, ["export", str(env["folder"] / "wine_export.toml"), "--refit", "--out", str(folder),
+              "--storage", env["storage"], "--tracking-uri", env["tracking"]],
+    )
+    assert cli.exit_code == 1 and "--force" in cli.output
+    forced = export_study(env["folder"] / "wine_export.toml", force=True, **kw)
+    assert forced.source == "final" and read_header(folder)["metadata"]["source"] == "final"

@@ -302,6 +302,7 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="Model folder to write (default: exports/<study>).")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With one trial (--trial/--best, the best by default): retrain its parameters on training + validation rows for the epochs the trial used.")] = False,
     best: Annotated[bool, typer.Option("--best", help="Export the best trial's own model instead of the study's final model.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an export folder that holds another model.")] = False,
     register: Annotated[Optional[str], typer.Option("--register", help="Also create a version of this registered model, alias 'champion'.")] = None,
     trial: Annotated[Optional[int], typer.Option("--trial", min=0, help="Export this trial's model instead of the study's final model.")] = None,
     storage: StorageOpt = None,
@@ -315,7 +316,7 @@ def export(
     from .export import export_study
 
     result = export_study(
-        study, out=out, refit=refit, register_as=register, trial_number=trial, best=best,
+        study, out=out, refit=refit, register_as=register, trial_number=trial, best=best, force=force,
         storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False),
     )
     for note in result.notes:

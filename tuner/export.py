@@ -344,11 +344,31 @@ def check_no_pickle(path: Path) -> list[str]:
     return problems
 
 
-def _prepare_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if out.is_dir() and (out / "MLmodel").is_file():
-            return  # a previous export: replaced once the new one is written
+def _what(study: str, source: str, trial: int | None) -> str:
+    """What an export holds, in words: the identity compared before a folder is replaced."""
+    if source == "final":
+        return f"the final model of study {study!r}"
+    kind = "refit on training + validation rows" if source == "refit" else "as trained in its trial"
+    return f"trial {trial} of study {study!r}, {kind}"
+
+
+def _prepare_out(out: Path, what: str, force: bool) -> None:
+    """Check that ``out`` may receive an export described by ``what``: absent, empty, or a previous
+    export of the same thing (replaced once the new one is written); another model is replaced
+    only with ``force``."""
+    if not (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+        return
+    if not (out.is_dir() and (out / "MLmodel").is_file()):
         raise TunerError(f"{out} exists and is not an exported model folder; choose another --out")
+    try:
+        from mlflow.models import Model
+
+        old = Model.load(str(out)).metadata or {}
+        held = _what(old["study"], old["source"], old.get("trial"))
+    except Exception:  # noqa: BLE001 - an unreadable previous export: treated as another model
+        held = "a model this version cannot read"
+    if held != what and not force:
+        raise TunerError(f"{out} holds {held}, not {what}; pass --force to replace it, or choose another --out")
 
 
 def _swap_in(new: Path, out: Path) -> None:
@@ -490,6 +510,7 @@ def export_study(
     register_as: str | None = None,
     trial_number: int | None = None,
     best: bool = False,
+    force: bool = False,
     storage: str | None = None,
     tracking_uri: str | None = None,
     log: bool = True,
@@ -500,6 +521,7 @@ def export_study(
     ``study`` is a study name, a study file or a StudyConfig. By default the study's final model
     (refit and ensemble as its ``[result]`` table says, the model ``tuner run`` scored); with
     ``trial_number`` or ``best`` (implied by ``refit``) one trial's model, refit on request.
+    An existing folder holding another model is replaced only with ``force``.
 
     ``log=False`` writes the folder only (no MLflow run, no registry); ``register_as`` needs
     ``log``.
@@ -526,7 +548,8 @@ def export_study(
     tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
     tracker.check_connection()
     out_path = Path(out) if out is not None else default_out(config.name)
-    _prepare_out(out_path)
+    source_kind = ("refit" if refit else "trial") if single else "final"
+    _prepare_out(out_path, _what(config.name, source_kind, trial.number if single else None), force)
 
     notes: list[str] = []
     members = None
