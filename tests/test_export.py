@@ -281,19 +281,21 @@ def test_final_export_is_the_model_the_run_scored(env):
     assert check_no_pickle(final.path) == []
 
 
-def test_mlflow_models_serve_answers_like_in_process(env, tmp_path):
-    """Served over HTTP, the final model (an ensemble when the run chose several trials)."""
+def test_tuner_serve_answers_like_in_process(env, tmp_path):
+    """Served over HTTP by `tuner serve`: the final model (an ensemble when the run chose several
+    trials) answers as it does in process; the server stops on SIGTERM."""
     path = env["final"].path
     X = raw_test_rows(env)
     expected = mlflow.pyfunc.load_model(str(path)).predict(X)
     expected_proba = model.load(path).predict_proba(X)
     port = _free_port()
-    bin_dir = str(Path(sys.executable).parent)  # uvicorn lives next to the interpreter
-    environment = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    # `tuner serve` (issue 15) with the venv's bin NOT on PATH: it must find uvicorn itself.
+    bin_dir = os.path.realpath(Path(sys.executable).parent)
+    search = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != bin_dir)
+    environment = os.environ | {"PATH": search or "/usr/bin:/bin"}
     log = open(tmp_path / "serve.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(path), "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "tuner.cli", "serve", str(env["final"].path), "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -324,6 +326,9 @@ def test_mlflow_models_serve_answers_like_in_process(env, tmp_path):
             f"{base}/invocations", {"dataframe_records": json.loads(X.drop(columns=["hue"]).to_json(orient="records"))}
         )
         assert status == 400 and "'hue'" in answer["message"]
+        printed = (tmp_path / "serve.log").read_text()
+        assert f"serving {env['final'].path} at http://127.0.0.1:{port}/invocations" in printed
+        assert f"curl -s -X POST http://127.0.0.1:{port}/invocations" in printed
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.hints import mlflow_serve_prefix, tuner_command
+from tuner.hints import tuner_command
 
 BIN = Path(sys.executable).parent
 
@@ -43,21 +43,6 @@ def test_tuner_hint_runs_without_the_venv_on_path(monkeypatch, tmp_path):
 def test_tuner_hint_is_plain_when_the_shell_finds_the_same_script(monkeypatch):
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{path_without_venv()}")
     assert tuner_command() == "tuner"
-
-
-@pytest.mark.skipif(not (BIN / "mlflow").is_file(), reason="needs mlflow installed beside python")
-def test_serve_hint_puts_the_venv_first_so_uvicorn_is_found(monkeypatch):
-    path = path_without_venv()
-    monkeypatch.setenv("PATH", path)
-    prefix = mlflow_serve_prefix()
-    assert prefix.endswith(" mlflow") and prefix.startswith("PATH=")
-    # what `mlflow models serve` needs: uvicorn found on the PATH the printed line sets
-    env_part = prefix[: -len("mlflow")]
-    done = shell(f"{env_part} bash -c 'command -v mlflow && command -v uvicorn'", Path.cwd(), path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(BIN / "mlflow"), str(BIN / "uvicorn")]
-    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{path}")
-    assert mlflow_serve_prefix() == "mlflow"
 
 
 def test_export_error_names_the_command_that_runs(monkeypatch, tmp_path):

@@ -334,12 +334,46 @@ def export(
     if result.registered_name:
         console.print(f"registered {result.registered_name!r} version {result.registered_version}, "
                       f"alias champion: models:/{result.registered_name}@champion")
-    from .hints import mlflow_serve_prefix
+    from .hints import tuner_command
 
+    console.print(f"serve it: {tuner_command()} serve {result.path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="An exported model folder (tuner export).")],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+) -> None:
+    """Serve an exported model over HTTP with MLflow's scoring server, from this environment."""
+    import os
+    import shlex
+    import subprocess
+
+    from .errors import TunerError
+
+    if not (model_dir / "MLmodel").is_file():
+        raise TunerError(f"{model_dir}: not an exported model folder (no MLmodel file); run tuner export first")
+    # MLflow starts uvicorn from PATH: put this environment's scripts first.
+    bin_dir = str(Path(os.path.abspath(sys.executable)).parent)
+    env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    url = f"http://{host}:{port}"
+    example = model_dir / "serving_input_example.json"
+    console.print(f"serving {model_dir} at {url}/invocations (Ctrl-C stops it); try:", highlight=False, soft_wrap=True)
     console.print(
-        f"serve it: {mlflow_serve_prefix()} models serve -m {result.path} --env-manager local --host 127.0.0.1 --port 5001",
+        f"curl -s -X POST {url}/invocations -H 'Content-Type: application/json' -d @{shlex.quote(str(example))}",
         highlight=False, soft_wrap=True,
     )
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+           "--host", host, "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise typer.Exit(130) from None
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -44,14 +44,3 @@ def tuner_command() -> str:
     if found:
         return "tuner"
     return f"{shlex.quote(sys.executable)} -m tuner.cli"
-
-
-def mlflow_serve_prefix() -> str:
-    """How to start ``mlflow`` for ``mlflow models serve``, which starts ``uvicorn`` from ``PATH``:
-    ``mlflow`` when this installation's ``bin`` is on ``PATH`` already, else with it put first
-    (``PATH=/abs/.venv/bin:$PATH mlflow``)."""
-    folder = _bin()
-    on_path = any(_same_file(p, folder) for p in os.environ.get("PATH", "").split(os.pathsep) if p)
-    if on_path or not (folder / "mlflow").is_file():
-        return "mlflow"
-    return f"PATH={shlex.quote(str(folder))}:$PATH mlflow"
