@@ -6,10 +6,13 @@ STUDY ?= studies/digits.toml
 
 .PHONY: tune test bench clean
 
+# With uv when pip can install it (several times faster), else, or if uv fails, with pip alone.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	if $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'; then :; else \
+	  echo "uv unavailable: installing with pip"; \
+	  $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e '.[dev]'; \
+	fi
 	touch $@
 
 tune: $(VENV)/.installed
