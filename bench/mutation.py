@@ -9,6 +9,14 @@ scratch folder shows a survivor's diff).
     .venv/bin/python bench/mutation.py --only 'model/schedules.py' --max-children 1
 
 It is not part of the test suite: over all of model/ it takes a long time on 2 cores.
+
+Last full run, at a0ea989 (2026-12-01, 2 shared cores, --max-children 2, 36 minutes):
+2242 of 2766 mutants killed (81.1%); optimizers.py 99.1%, training.py 94.2%, losses.py 90.6%,
+schedules.py 87.5%, activations.py 86.4%, network.py 86.4%, preprocessing.py 82.5%,
+estimators.py 70.9%, serialization.py 67.0%. Most survivors seen are equivalent (an ``out=``
+buffer or scratch array dropped, which only allocates; a default no caller uses) or change only
+an error message; estimators.py and serialization.py are also exercised by
+tests/test_estimator_checks.py and the tuner's export tests, which this run leaves out for time.
 """
 
 from __future__ import annotations
