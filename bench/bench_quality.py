@@ -30,6 +30,7 @@ classes, generated once with a fixed seed 12345, a default study of 20 trials).
 
     .venv/bin/python bench/bench_quality.py --markdown              # all, seeds 0-4
     .venv/bin/python bench/bench_quality.py --datasets digits --seeds 0,1
+    .venv/bin/python bench/bench_quality.py --merge a.json b.json --markdown   # one table of several runs
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def report(rows: dict[str, dict[int, dict[str, tuple[float, float]]]], markdown:
         cells = [name, config.metric]
         for system in SYSTEMS:
             vals = [r[system][0] for r in by_seed.values() if system in r]
-            cells.append(f"{_mean(vals):.4f}" + (f" (min {min(vals):.4f})" if system == "tuned (final)" and vals else "") if vals else "-")
+            worst = (min if better else max)(vals) if vals else None
+            cells.append(f"{_mean(vals):.4f}" + (f" (worst {worst:.4f})" if system == "tuned (final)" else "") if vals else "-")
         wins = sum(
             (r["tuned (final)"][0] >= r["ours untuned"][0]) if better else (r["tuned (final)"][0] <= r["ours untuned"][0])
             for r in by_seed.values()
@@ -184,7 +186,14 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the Optuna + sklearn baseline")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path, help="also write every score to this file")
+    parser.add_argument("--merge", type=Path, nargs="+", help="print one table from the --json files of earlier runs")
     args = parser.parse_args()
+    if args.merge:
+        merged: dict = {}
+        for path in args.merge:
+            merged.update(json.loads(path.read_text()))
+        print_report(merged, args.seeds, args.markdown)
+        return
     bench_tuning.quiet()
     import mlflow  # noqa: F401 - imported once, outside the timings
 
@@ -195,18 +204,22 @@ def main() -> None:
             rows[name] = {}
             for seed in seeds:
                 rows[name][seed] = run_one(name, seed, Path(tmp), baseline=not args.no_baseline)
-                shown = {k: round(v[0], 4) for k, v in rows[name][seed].items()}
+                shown = {k: (round(v[0], 4), round(v[1], 1)) for k, v in rows[name][seed].items()}
                 print(f"{name} seed {seed}: {shown}", file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+    print_report(rows, args.seeds, args.markdown)
+
+
+def print_report(rows, seeds: str, markdown: bool) -> None:
     import numpy
     import sklearn
 
     print(
         f"_Python {platform.python_version()}; NumPy {numpy.__version__}; scikit-learn {sklearn.__version__}; "
-        f"{os.cpu_count()} CPUs; seeds {args.seeds}; mean over seeds (tuned: also the lowest seed)_\n"
+        f"{os.cpu_count()} CPUs; seeds {seeds}; mean over seeds (tuned: also its worst seed)_\n"
     )
-    print(report(rows, args.markdown))
+    print(report(rows, markdown))
 
 
 if __name__ == "__main__":
