@@ -107,11 +107,16 @@ def greedy_selection(
     return dict(picks), float(best_loss)
 
 
+def trial_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial):
+    """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric."""
+    params = params_from_trial(trial, config.space, config.budget.max_epochs)
+    return build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+
+
 def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:
     """Train a completed trial's model again from its parameters and seed on the training split,
     as the trial did (deterministic)."""
-    params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    est = build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+    est = trial_estimator(config, splits, trial)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
@@ -133,8 +138,7 @@ def refit_rows(config: StudyConfig, splits: Splits):
 
 def refit_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y):
     """The trial's parameters and seed trained on (Xt, y) for exactly ``epochs`` epochs."""
-    params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    est = build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+    est = trial_estimator(config, splits, trial)
     est.set_params(max_epochs=int(epochs), early_stopping=False, n_iter_no_change=int(epochs) + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
