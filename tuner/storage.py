@@ -22,6 +22,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from .budget import RETRY_HISTORY, BudgetGuard, advisory_lock, file_lock, last_retried, taken_slots
 from .errors import TunerError
 from .sqlite import use_wal
+from .store_creation import open_racing
 from .urls import redact_url
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -61,14 +62,6 @@ def heartbeat_settings() -> tuple[int, int]:
     if grace <= interval:
         raise TunerError(f"${GRACE_PERIOD_ENV} ({grace}) must be longer than the heartbeat interval ({interval})")
     return interval, grace
-
-
-SCHEMA_RACE_RETRIES = 3
-
-
-def _schema_race(exc: Exception) -> bool:
-    text = str(exc)
-    return type(exc).__name__ == "IntegrityError" or "already exists" in text or "UniqueViolation" in text
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -288,28 +281,24 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.endswith((".log", ".journal")) and "://" not in url:
         return TunerJournalStorage(url)
     interval, grace = heartbeat_settings()
+
+    def open_rdb() -> TunerRDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = TunerRDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        if url.startswith("sqlite"):
+            use_wal(storage.engine)
+        return storage
+
     try:
-        for attempt in range(SCHEMA_RACE_RETRIES + 1):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    storage = TunerRDBStorage(
-                        url,
-                        engine_kwargs=_engine_kwargs(url),
-                        heartbeat_interval=interval,
-                        grace_period=grace,
-                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                    )
-                    if url.startswith("sqlite"):
-                        use_wal(storage.engine)
-                    return storage
-            except Exception as exc:
-                # Workers started together on an empty database all create Optuna's tables; on
-                # PostgreSQL the losers fail with a duplicate-key / already-exists error. The
-                # tables exist by then: opening again succeeds.
-                if attempt == SCHEMA_RACE_RETRIES or not _schema_race(exc):
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        # Workers started together on an empty database all create Optuna's tables.
+        return open_racing(open_rdb, url)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TunerError(f"cannot open the study storage {redact_url(url)}: {first_line}") from None

@@ -193,17 +193,33 @@ class TrialRecord:
 # helpers
 
 
-def _store_in_wal_mode(client) -> None:
-    """MLflow's SQLite store in write-ahead-log mode, like the Optuna storage beside it: logging
-    a trial took a dozen fsync'd commits, and their waits and the logging thread's work
-    slowed the trials training meanwhile. Best effort: MLflow's store object is internal."""
-    from .sqlite import use_wal
+def _open_client(tracking_uri: str | None) -> MlflowClient:
+    """An MlflowClient whose database store is created (or migrated) safely when other
+    processes create it at the same instant (:mod:`tuner.store_creation`), after checking that
+    a server database exists; an SQLite store is then put in write-ahead-log mode, like the
+    Optuna storage beside it: logging a trial took a dozen fsync'd commits, and their waits and
+    the logging thread's work slowed the trials training meanwhile."""
+    from mlflow import MlflowClient
 
+    from .sqlite import use_wal
+    from .store_creation import check_database, open_racing
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if _is_http(uri):
+        return MlflowClient(tracking_uri=uri)
+    check_database(uri, "MLflow tracking store")
     try:
-        engine = client._tracking_client.store.engine
-    except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
-        return
-    use_wal(engine)
+        # The client opens its store when it is made.
+        client = open_racing(lambda: MlflowClient(tracking_uri=uri), uri)
+    except Exception as exc:
+        raise TunerError(f"MLflow tracking store {redact_url(uri)} cannot be opened: {_first_line(exc)}") from None
+    if uri.startswith("sqlite:"):
+        try:
+            engine = client._tracking_client.store.engine
+        except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
+            return client
+        use_wal(engine)
+    return client
 
 
 def _ms(seconds: float | None) -> int:
@@ -394,15 +410,11 @@ class StudyTracker:
         *,
         artifact_location: str | None = None,
     ) -> None:
-        from mlflow import MlflowClient
-
         self.study_name = study_name
         self.storage_url = redact_url(storage_url)
         self.experiment_name = experiment_name or study_name
-        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        self.client: MlflowClient = _open_client(tracking_uri)
         self.tracking_uri: str = self.client.tracking_uri
-        if self.tracking_uri.startswith("sqlite:"):
-            _store_in_wal_mode(self.client)
         if _is_http(self.tracking_uri):
             for key, value in _HTTP_DEFAULTS.items():
                 os.environ.setdefault(key, value)

@@ -1,0 +1,68 @@
+"""Stores opened by several processes at the same instant (issue 12 case 4): a fresh SQLite
+file (Optuna's storage, MLflow's tracking store) is created under a lock beside it, a server
+database is retried; and a tracking database that does not exist fails in one line at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cli_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Each process imports everything first, says "ready", and opens both stores when told to go,
+# so that the openings start together (the slow imports would otherwise stagger them).
+OPEN_BOTH = """
+import sys
+from tuner.storage import open_storage
+from tuner.tracking import StudyTracker
+folder = sys.argv[1]
+print("ready", flush=True)
+sys.stdin.readline()
+open_storage(f"sqlite:///{folder}/optuna.db")
+StudyTracker("s", "sqlite:///optuna.db", tracking_uri=f"sqlite:///{folder}/mlflow.db").check_connection()
+print("opened", flush=True)
+"""
+
+
+def test_processes_creating_fresh_sqlite_stores_together(tmp_path):
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_BOTH, str(tmp_path)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=cli_env())
+        for _ in range(3)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
+    assert all(out.strip() == "opened" for out, _ in results)
+
+
+@pytest.mark.postgres
+def test_a_tracking_database_that_does_not_exist_fails_in_one_line(tmp_path, make_postgres_db):
+    from tests.helpers import write_study
+
+    existing = make_postgres_db()  # the server is there, the database named below is not
+    missing = existing.rsplit("/", 1)[0] + "/no_such_mlflow_db"
+    study = write_study(tmp_path, "nodb", n_trials=1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "run", str(study), "--storage", f"sqlite:///{tmp_path}/o.db",
+         "--tracking-uri", missing],
+        capture_output=True, text=True, cwd=tmp_path, env=cli_env(), timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: MLflow tracking store"), proc.stderr[-3000:]
+    assert "no_such_mlflow_db" in lines[0] and "does not exist" in lines[0]
