@@ -95,6 +95,9 @@ from tuner.data import load_splits  # noqa: E402
 from tuner.sampling import make_pruner, make_sampler, unwrap_pruner  # noqa: E402
 from tuner.space import suggest_params  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import format_table  # noqa: E402
+
 DEFAULT_STUDY = ROOT / "studies" / "digits.toml"
 EARLY_STOPPING_TOL = 1e-4  # our model's default tol
 
@@ -422,16 +425,6 @@ def overhead_rows(results: list[RunResult]) -> tuple[list[str], list[list[str]]]
             f"{1000 * _med(b.callback_seconds):.0f}" if b and b.callback_seconds else "",
         ])
     return header, rows
-
-
-def format_table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*header), "  ".join("-" * w for w in widths)] + [fmt.format(*r) for r in rows])
 
 
 def verdict(results: list[RunResult]) -> list[str]:

@@ -17,7 +17,19 @@ Workloads (``--workload``):
 - ``tuned``: the digits study as it is (TPE, median pruner). Each run samples its own trials
   (two workers see each other's running trials), so the work differs from run to run.
 
+Launch (``--launch``), how the workers are started, as a user would:
+
+- ``jobs``: one ``tuner run STUDY --jobs W`` (SQLite and PostgreSQL).
+- ``worker``: W separate ``tuner worker STUDY`` processes started together on this host (the
+  README's "as many as you like" and docker-compose's ``--scale worker=W``; PostgreSQL only, the
+  storage Optuna recommends for separate processes).
+
+Threads (``--threads``): ``policy`` starts the workers as the README says (one BLAS thread per
+worker process, ``tuner.threads``); ``all`` passes ``--threads <CPUs>``, what every worker had
+before the policy (OpenBLAS's default of one thread per core), to measure what the policy buys.
+
     .venv/bin/python bench/bench_workers.py [--trials 40] [--repeats 3] [--workload fixed] [--markdown]
+    .venv/bin/python bench/bench_workers.py --launch worker --workers 1 2 4 --threads policy all
 """
 
 from __future__ import annotations
@@ -33,6 +45,9 @@ from pathlib import Path
 
 import optuna
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import format_table  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 
@@ -45,12 +60,13 @@ def _pg_admin(sql: str) -> None:
 
 
 def fixed_study_file(folder: Path) -> Path:
-    """digits.toml with the pruner off: every trial trains to its own end."""
+    """digits.toml with the pruner off (every trial trains to its own end) and no defaults trial
+    (the queue holds exactly the drawn trials)."""
     text = (REPO / "studies/digits.toml").read_text()
     pruner = '[pruner]\nname = "median"\nn_warmup_steps = 5\n'
     assert pruner in text, "studies/digits.toml's [pruner] table changed: update bench_workers.py"
     path = folder / "digits-fixed.toml"
-    path.write_text(text.replace(pruner, '[pruner]\nname = "none"\n'))
+    path.write_text(text.replace(pruner, '[pruner]\nname = "none"\n\n[result]\nstart_from_defaults = false\n'))
     return path
 
 
@@ -68,7 +84,27 @@ def enqueue_fixed_trials(study_file: Path, storage: str, trials: int) -> None:
         study.enqueue_trial(trial.params)
 
 
-def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: str) -> dict:
+def launch(launch_kind: str, study_file: Path, workers: int, trials: int, storage: str, tracking: str,
+           threads: str, folder: Path) -> None:
+    """Run the study to ``trials`` with ``workers`` workers started the ``launch_kind`` way."""
+    thread_args = [] if threads == "policy" else ["--threads", str(os.cpu_count() or 1)]
+    common = [str(study_file), "--trials", str(trials), "--storage", storage, "--tracking-uri", tracking, *thread_args]
+    cli = [sys.executable, "-m", "tuner.cli"]
+    env = os.environ.copy()
+    if launch_kind == "jobs":
+        subprocess.run([*cli, "run", *common, "--jobs", str(workers)], cwd=folder, check=True,
+                       capture_output=True, text=True, env=env)
+        return
+    procs = [subprocess.Popen([*cli, "worker", *common], cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"tuner worker exited {proc.returncode}: {err[-3000:]}")
+
+
+def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: str,
+        launch_kind: str = "jobs", threads: str = "policy") -> dict:
     db = None
     if storage_kind == "postgresql":
         db = f"bench_{uuid.uuid4().hex[:8]}"
@@ -81,9 +117,11 @@ def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: st
         if workload == "fixed":
             study_file = fixed_study_file(folder)
             enqueue_fixed_trials(study_file, storage, trials)
-        cmd = [sys.executable, "-m", "tuner.cli", "run", str(study_file), "--trials", str(trials),
-               "--jobs", str(workers), "--storage", storage, "--tracking-uri", f"sqlite:///{folder}/mlflow-{storage_kind}-{workers}.db"]
-        subprocess.run(cmd, cwd=folder, check=True, capture_output=True, text=True, env=os.environ.copy())
+        tracking = f"sqlite:///{folder}/mlflow-{uuid.uuid4().hex[:8]}.db"
+        import mlflow
+
+        mlflow.MlflowClient(tracking).search_experiments()  # the store exists before workers race to it
+        launch(launch_kind, study_file, workers, trials, storage, tracking, threads, folder)
         study = optuna.load_study(study_name="digits", storage=storage)
         done = [t for t in study.trials if t.datetime_complete is not None]
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
@@ -91,9 +129,12 @@ def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: st
             (t.datetime_complete - t.datetime_start).total_seconds() - t.user_attrs["train_seconds"]
             for t in done if "train_seconds" in t.user_attrs
         ]
+        train = [t.user_attrs["train_seconds"] for t in done if "train_seconds" in t.user_attrs]
+        blas = sorted({int(t.user_attrs.get("blas_threads", 0)) for t in done})
         return {
-            "storage": storage_kind, "workers": workers, "trials": len(done), "span": span,
-            "per_minute": 60 * len(done) / span, "overhead_ms": 1000 * statistics.median(overhead),
+            "storage": storage_kind, "launch": launch_kind, "threads": threads, "blas": blas,
+            "workers": workers, "trials": len(done), "span": span, "per_minute": 60 * len(done) / span,
+            "overhead_ms": 1000 * statistics.median(overhead), "train_s": statistics.median(train),
         }
     finally:
         if db:
@@ -105,33 +146,38 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median is reported")
     parser.add_argument("--workload", choices=("fixed", "tuned"), default="fixed")
+    parser.add_argument("--launch", choices=("jobs", "worker"), default="jobs")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", choices=("policy", "all"), nargs="+", default=["policy"])
+    parser.add_argument("--storages", choices=("sqlite", "postgresql"), nargs="+", default=None,
+                        help="default: both for --launch jobs, postgresql for --launch worker")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    storages = args.storages or (["sqlite", "postgresql"] if args.launch == "jobs" else ["postgresql"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("sqlite", "postgresql"):
-            for workers in (1, 2):
-                runs = []
-                for _ in range(args.repeats):  # interleaving would mix load; repeats run back to back
-                    r = run(kind, workers, args.trials, Path(tmp), args.workload)
-                    print(f"  {kind:10s} workers {workers}: {r['trials']} trials in {r['span']:.1f} s", file=sys.stderr, flush=True)
-                    runs.append(r)
-                rows.append(sorted(runs, key=lambda r: r["span"])[len(runs) // 2])
-    base = {r["storage"]: r["per_minute"] for r in rows if r["workers"] == 1}
-    header = ["storage", "workers", "trials", "seconds", "trials / min", "speed-up vs 1 worker", "storage overhead / trial (median ms)"]
+        for kind in storages:
+            for threads in args.threads:
+                for workers in args.workers:
+                    runs = []
+                    for _ in range(args.repeats):  # interleaving would mix load; repeats run back to back
+                        r = run(kind, workers, args.trials, Path(tmp), args.workload, args.launch, threads)
+                        print(f"  {kind:10s} {args.launch} threads {threads} (BLAS {r['blas']}) workers {workers}: "
+                              f"{r['trials']} trials in {r['span']:.1f} s, load {os.getloadavg()[0]:.1f}",
+                              file=sys.stderr, flush=True)
+                        runs.append(r)
+                    rows.append(sorted(runs, key=lambda r: r["span"])[len(runs) // 2])
+    base = {(r["storage"], r["threads"]): r["per_minute"] for r in rows if r["workers"] == 1}
+    header = ["storage", "launch", "threads", "BLAS threads / worker", "workers", "trials", "seconds", "trials / min",
+              "speed-up vs 1 worker", "median train s / trial", "storage overhead / trial (median ms)"]
     lines = []
     for r in rows:
-        lines.append([r["storage"], str(r["workers"]), str(r["trials"]), f"{r['span']:.1f}", f"{r['per_minute']:.1f}",
-                      f"{r['per_minute'] / base[r['storage']]:.2f}x", f"{r['overhead_ms']:.0f}"])
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        for line in [header, *lines]:
-            print("  ".join(f"{c:>12s}" for c in line))
+        one = base.get((r["storage"], r["threads"]))
+        lines.append([r["storage"], r["launch"], r["threads"], ",".join(map(str, r["blas"])), str(r["workers"]),
+                      str(r["trials"]), f"{r['span']:.1f}", f"{r['per_minute']:.1f}",
+                      f"{r['per_minute'] / one:.2f}x" if one else "-", f"{r['train_s']:.2f}", f"{r['overhead_ms']:.0f}"])
+    print(format_table(header, lines, args.markdown))
     print(f"\nworkload {args.workload}; median of {args.repeats} runs per row; {os.cpu_count()} CPUs; "
           f"1-minute load at the end: {os.getloadavg()[0]:.1f}")
     return 0

@@ -88,13 +88,31 @@ def tuner_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tuner.cli", *args]
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(tuner_cmd(*args), capture_output=True, text=True, cwd=cwd, env=cli_env(), timeout=timeout)
+def run_cli(*args: str, cwd: Path, timeout: float = 180, env_changes: dict[str, str | None] | None = None
+            ) -> subprocess.CompletedProcess:
+    """``tuner ARGS`` in a subprocess; ``env_changes`` sets variables, or unsets those given None."""
+    return subprocess.run(tuner_cmd(*args), capture_output=True, text=True, cwd=cwd, env=_env(env_changes),
+                          timeout=timeout)
 
 
-def start_cli(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+def start_cli(*args: str, cwd: Path, log: Path, env_changes: dict[str, str | None] | None = None) -> subprocess.Popen:
     out = open(log, "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(tuner_cmd(*args), stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=cli_env())
+    return subprocess.Popen(tuner_cmd(*args), stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            env=_env(env_changes))
+
+
+#: The suite runs its subprocesses with one BLAS thread; these unset that, as a user's shell would.
+BLAS_UNSET = {"OPENBLAS_NUM_THREADS": None, "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None}
+
+
+def _env(changes: dict[str, str | None] | None) -> dict[str, str]:
+    env = cli_env()
+    for key, value in (changes or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
 
 
 def load(storage: str, name: str) -> optuna.Study:
@@ -150,7 +168,8 @@ def assert_one_to_one(study: optuna.Study, tracking_uri: str) -> None:
 def test_two_workers_share_one_budget_on_postgres(tmp_path, postgres_url, tracking_server):
     study_file = write_study(tmp_path, "workers", n_trials=6)
     args = ("worker", str(study_file), "--storage", postgres_url, "--tracking-uri", tracking_server)
-    workers = [start_cli(*args, cwd=tmp_path, log=tmp_path / f"w{i}.log") for i in range(2)]
+    # as a user starts them: BLAS free to start a thread per core in each (issue 17)
+    workers = [start_cli(*args, cwd=tmp_path, log=tmp_path / f"w{i}.log", env_changes=BLAS_UNSET) for i in range(2)]
     try:
         codes = [w.wait(timeout=240) for w in workers]
     finally:
@@ -166,6 +185,8 @@ def test_two_workers_share_one_budget_on_postgres(tmp_path, postgres_url, tracki
     assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
     assert {c[0].data.tags["mlflow.parentRunId"] for c in children.values()} <= {p.info.run_id for p in parents}
     assert all("6 of 6 trials finished" in log for log in logs)
+    # each worker process trained with the thread policy's one BLAS thread (tuner/threads.py)
+    assert {t.user_attrs["blas_threads"] for t in study.trials} == {1}
 
 
 # ------------------------------------------------------------------------------- 2. SIGKILL

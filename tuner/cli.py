@@ -31,6 +31,13 @@ TrackingOpt = Annotated[
     Optional[str],
     typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or MLflow's own)."),
 ]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", min=1, envvar="TUNER_THREADS",
+        help="BLAS threads per worker process (default 1: scale with workers, not threads).",
+    ),
+]
 
 
 def user_errors(command):
@@ -77,6 +84,7 @@ def run(
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override the study's seed.")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Create or resume a study and run it to its total budget of trials."""
     quiet_libraries()
@@ -109,7 +117,8 @@ def run(
 
     with progress:
         result = run_study(
-            config, jobs=jobs, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end]
+            config, jobs=jobs, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end],
+            threads=threads,
         )
         on_trial_end(result.study, None)
     _print_summary(result)
@@ -187,6 +196,7 @@ def worker(
     tracking_uri: TrackingOpt = None,
     trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Total number of trials of the study.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=1, help="Stop starting trials after S seconds.")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Join (or create) a shared study and run trials until its total budget is reached."""
     quiet_libraries()
@@ -197,7 +207,7 @@ def worker(
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
     url = resolve_storage_url(storage)
     console.print(f"worker joining study {config.name!r} on {redact_url(url)}")
-    run_worker(config, url, tracking_uri)
+    run_worker(config, url, tracking_uri, blas_threads=threads)
     import optuna
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(url))

@@ -27,6 +27,7 @@ from .config import StudyConfig
 from .data import Splits
 from .sampling import unwrap_pruner
 from .space import suggest_params
+from .threads import current_blas_threads
 from .tracking import PendingRun, StudyTracker, TrialRecord
 
 #: The metrics the training loop already computes on the validation split, by metric name.
@@ -124,6 +125,8 @@ class TrialRun:
             "train_seconds": time.time() - self.started,
             "n_params": float(getattr(estimator, "n_params_", 0)),
             "epochs": float(getattr(estimator, "n_iter_", 0)),
+            # What the thread policy gave this trial (tuner.threads), as BLAS itself reports it.
+            "blas_threads": float(current_blas_threads() or 0),
         }
         if hasattr(estimator, "n_iter_"):
             out["fit_epochs"] = float(trial_epochs(estimator))

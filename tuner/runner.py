@@ -26,6 +26,7 @@ from .objective import Objective, build_estimator
 from .sampling import make_pruner, make_sampler, trials_started
 from .space import defaults_trial
 from .storage import open_storage, resolve_storage_url
+from .threads import limit_blas_threads, worker_threads
 from .tracking import StudyTracker
 
 
@@ -225,10 +226,10 @@ def run_worker(
     Trials nest under ``parent_run_id`` when given (``tuner run --jobs``), else under a parent run
     of this worker's own (``tuner worker``). ``worker`` seeds its sampler (default: this host
     and process, so that workers started alike on many hosts still draw different trials).
+    ``blas_threads``: see :mod:`tuner.threads` (default: the policy's one thread).
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(blas_threads), objects_frozen():
+    blas_threads = worker_threads(blas_threads)
+    with limit_blas_threads(blas_threads), objects_frozen():
         splits = load_splits(config)
         config = config.fitted_to_data(len(splits.y_train))
         storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
@@ -241,7 +242,7 @@ def run_worker(
             definition=study_definition(config, splits),
         )
         if own_parent:
-            tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker"})
+            tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads})
         else:
             tracker.parent_run_id = parent_run_id
         gc.freeze()  # and what the setup made (see objects_frozen)
@@ -277,13 +278,13 @@ def _run_workers(
     study: optuna.Study,
     jobs: int,
     callbacks: list[Callable] | None,
+    threads: int,
 ) -> None:
-    """``jobs`` worker processes on this host, sharing the storage and the parent run; each gets
-    its share of the cores for BLAS so that they do not oversubscribe."""
+    """``jobs`` worker processes on this host, sharing the storage and the parent run, each with
+    ``threads`` BLAS threads (see :mod:`tuner.threads`)."""
     import multiprocessing as mp
     import time
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("spawn")
     started = trials_started(study)  # counted once, so that the workers' seeds do not race
     procs = [
@@ -323,17 +324,21 @@ def run_study(
     tracking_uri: str | None = None,
     seed: int | None = None,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    threads: int | None = None,
 ) -> StudyResult:
     """Create or resume a study and run it until its total budget of trials is reached.
 
     ``n_trials`` is the study's total (trials already in the storage count); ``jobs`` worker
     processes share the storage. The test split is scored once, for the best trial, at the end.
+    ``threads``: BLAS threads per worker process (default: the policy of :mod:`tuner.threads`);
+    the limit holds while the study runs and is lifted when this returns.
     """
     if not isinstance(config, StudyConfig):
         config = load_config(config)
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
-    with objects_frozen():
-        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks)
+    threads = worker_threads(threads)
+    with limit_blas_threads(threads), objects_frozen():
+        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads)
 
 
 def _run_study(
@@ -342,6 +347,7 @@ def _run_study(
     storage_url: str,
     tracking_uri: str | None,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
+    threads: int,
 ) -> StudyResult:
     splits = load_splits(config)
     config = config.fitted_to_data(len(splits.y_train))
@@ -349,13 +355,13 @@ def _run_study(
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
     study = create_study(config, study_storage, definition=study_definition(config, splits))
-    tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs})
+    tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads})
     gc.freeze()  # and what the setup made (see objects_frozen)
     objective = Objective(config, splits, tracker)
     status, scores, best_scores, best_history, final = "FAILED", {}, {}, None, None
     try:
         if jobs > 1:
-            _run_workers(config, storage_url, tracker, study, jobs, callbacks)
+            _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads)
         else:
             optimize(study, objective, config, callbacks)
         if _has_complete(study):
