@@ -126,7 +126,7 @@ def run_one(name: str, seed: int, workdir: Path, baseline: bool) -> dict[str, tu
 
     config = study_config(name, workdir).with_overrides(seed=seed)
     splits = load_splits(config)
-    fitted = config.fitted_to_data(len(splits.y_train))
+    fitted = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
     run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-{seed}-", dir=workdir))
     results: dict[str, tuple[float, float]] = {}
     with contextlib.chdir(run_dir):

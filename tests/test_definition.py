@@ -48,6 +48,7 @@ def stores(tmp_path_factory):
         ({"seed": 1}, "seed was 0, now 1"),
         ({"data__test_fraction": 0.3}, "data.test_fraction was 0.2, now 0.3"),
         ({"budget__max_epochs": 9}, "budget.max_epochs was 4, now 9"),
+        ({"objective": {"validation_splits": 2}}, "objective.validation_splits was 5, now 2"),
     ],
 )
 def test_a_changed_definition_is_refused_and_the_study_is_untouched(stores, changes, named):

@@ -121,10 +121,28 @@ class DataConfig(_Section):
         return self
 
 
+#: ``[objective] validation_splits = "auto"``: AUTO_SPLITS splits when the training + validation
+#: rows are fewer than AUTO_SPLITS_MAX_ROWS, else one (tuner/resampling.py).
+AUTO_SPLITS = 5
+AUTO_SPLITS_MAX_ROWS = 1000
+MAX_VALIDATION_SPLITS = 20
+
+
 class ObjectiveConfig(_Section):
-    """[objective]: the validation metric to optimise (default: accuracy or rmse, by task)."""
+    """[objective]: the validation metric to optimise (default: accuracy or rmse, by task), and on
+    how many train / validation splits each trial is scored (see tuner/resampling.py; "auto" is
+    resolved by :meth:`StudyConfig.fitted_to_data`)."""
 
     metric: str | None = None
+    validation_splits: int | str = "auto"
+
+    @field_validator("validation_splits", mode="before")
+    @classmethod
+    def _splits(cls, value: Any) -> int | str:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value != "auto" and not (whole and 1 <= value <= MAX_VALIDATION_SPLITS):
+            raise ValueError(f"must be \"auto\" or a whole number from 1 to {MAX_VALIDATION_SPLITS}, got {value!r}")
+        return value
 
     @field_validator("metric")
     @classmethod
@@ -290,10 +308,14 @@ class StudyConfig(_Section):
             raw["seed"] = seed
         return _validate(raw, self._path, base_dir=None)
 
-    def fitted_to_data(self, n_train: int) -> StudyConfig:
+    def fitted_to_data(self, n_train: int, n_val: int | None = None) -> StudyConfig:
         """A copy whose default space entries fit a training set of ``n_train`` rows (see
-        :func:`tuner.space.fit_to_data`); the study file's own entries are kept."""
+        :func:`tuner.space.fit_to_data`); the study file's own entries are kept. With ``n_val``
+        (the validation rows), ``validation_splits = "auto"`` is resolved to a number too."""
         update: dict[str, Any] = {"space": fit_to_data(self.space, n_train)}
+        if n_val is not None and self.objective.validation_splits == "auto":
+            splits = AUTO_SPLITS if n_train + n_val < AUTO_SPLITS_MAX_ROWS else 1
+            update["objective"] = self.objective.model_copy(update={"validation_splits": splits})
         if "max_epochs" not in self.budget.model_fields_set:
             # Enough optimiser steps on small data: about 2,000 batches of 32 rows, up to 200 epochs.
             epochs = min(MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train))))

@@ -28,6 +28,7 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
     definition: dict[str, Any] = {
         "task": config.task,
         "objective.metric": config.metric,
+        "objective.validation_splits": config.objective.validation_splits,
         "direction": config.direction,
         "data.source": data.source,
         "data.target": data.target,

@@ -543,7 +543,7 @@ def export_study(
     single = trial_number is not None or best or refit
     trial = pick_trial(optuna_study, trial_number)
     splits = load_splits(config, check=False)
-    config = config.fitted_to_data(len(splits.y_train))
+    config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
     check_definition(optuna_study, study_definition(config, splits), config.path)  # the file still fits the study
     tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
     tracker.check_connection()

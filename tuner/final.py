@@ -14,8 +14,10 @@ After the trials, the study's ``[result]`` table decides the final model:
   to stop on), with the preprocessing fitted on the same rows (``GridSearchCV(refit=True)``).
 
 The validation outputs of the trials come from the objective of this process when it ran them,
-else from the trial trained again (deterministic from its parameters and seed). The test split is
-not used here: the caller scores the result once.
+else from the trial trained again (deterministic from its parameters and seed). With several
+validation splits (``[objective] validation_splits``, tuner/resampling.py) they are the outputs of
+every split, scored together, and a refit trains for the median of the splits' epochs. The test
+split is not used here: the caller scores the result once.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from model import MLPEnsemble
 
 from .config import StudyConfig
 from .data import Splits, fingerprint
-from .objective import CANDIDATES_PER_MEMBER, CompletedTrial, build_estimator, trial_epochs, validation_output
+from .objective import (
+    CANDIDATES_PER_MEMBER,
+    CompletedTrial,
+    build_estimator,
+    score_resamples,
+    trial_epochs,
+    validation_output,
+)
+from .resampling import Resample, resamples, validation_targets
 from .space import params_from_trial
 
 #: The study user attribute that records the final model's members (read back by the export).
@@ -153,18 +163,22 @@ def refit_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenT
 
 
 def _known(
-    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, completed: dict[int, CompletedTrial]
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, completed: dict[int, CompletedTrial],
+    extra: list[Resample],
 ) -> CompletedTrial:
-    """The trial's validation output and epochs: from this process's objective, else trained again."""
+    """The trial's validation outputs (every split's, see tuner/resampling.py) and epochs: from
+    this process's objective, else trained again."""
     if trial.number in completed:
         return completed[trial.number]
     estimator = retrain_trial(config, splits, trial).steps[-1][1]
-    return CompletedTrial(
-        value=float(trial.value),
-        output=validation_output(splits.task, estimator, splits.Xt_val),
-        epochs=trial_epochs(estimator),
-        estimator=estimator,
-    )
+    output = validation_output(splits.task, estimator, splits.Xt_val)
+    epochs = trial_epochs(estimator)
+    if extra:
+        _, outputs, more = score_resamples(
+            config.metric, splits.task, lambda: trial_estimator(config, splits, trial), extra
+        )
+        output, epochs = np.concatenate([output, *outputs]), int(np.median([epochs, *more]))
+    return CompletedTrial(value=float(trial.value), output=output, epochs=epochs, estimator=estimator)
 
 
 def select_members(
@@ -178,16 +192,17 @@ def select_members(
         raise ValueError(f"study {study.study_name!r} has no completed trial")
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
+    extra = resamples(config, splits)
     if size == 1 or len(ranked) == 1 or multilabel:
         best = study.best_trial
-        return {best.number: 1}, {best.number: _known(config, splits, best, completed)}, None
+        return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
     pool = ranked[: size * CANDIDATES_PER_MEMBER]
-    known = {t.number: _known(config, splits, t, completed) for t in pool}
+    known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
     outputs = {n: k.output for n, k in known.items() if np.all(np.isfinite(k.output))}
-    classes = splits.classes
+    classes, y_val = splits.classes, validation_targets(splits, extra)
 
     def loss(output: np.ndarray) -> float:
-        return ensemble_loss(splits.task, splits.y_val, output, classes)
+        return ensemble_loss(splits.task, y_val, output, classes)
 
     members, value = greedy_selection(outputs, loss, size)
     return members, {n: known[n] for n in members}, value
@@ -210,7 +225,8 @@ def build_final_model(
         members, known, value = select_members(config, splits, study, completed)
         epochs = {n: known[n].epochs for n in members}
     elif epochs is None or set(epochs) != set(members):
-        known = {n: _known(config, splits, trials[n], completed or {}) for n in members}
+        extra = resamples(config, splits)
+        known = {n: _known(config, splits, trials[n], completed or {}, extra) for n in members}
         epochs = {n: known[n].epochs for n in members}
     if config.result.refit:
         pre, Xt, y, fp = refit_rows(config, splits)

@@ -25,6 +25,7 @@ from . import interrupts, metrics
 from .budget import RETRY_HISTORY, last_retried
 from .config import StudyConfig
 from .data import Splits
+from .resampling import Resample, resamples
 from .sampling import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
@@ -88,6 +89,28 @@ def trial_epochs(estimator) -> int:
     return int(estimator.n_iter_)
 
 
+def score_resamples(metric: str, task: str, make_estimator, extra: list[Resample]):
+    """``(scores, outputs, epochs)`` of a trial's parameters trained afresh (``make_estimator()``)
+    on each extra split (tuner/resampling.py), with early stopping on that split's validation
+    rows; the interrupt check runs every epoch."""
+    scores, outputs, epochs = [], [], []
+    for split in extra:
+        estimator = make_estimator()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(split.Xt_train, split.y_train, X_val=split.Xt_val, y_val=split.y_val,
+                          callbacks=[_check_interrupts])
+        scores.append(validation_score(metric, estimator, split.Xt_val, split.y_val))
+        outputs.append(validation_output(task, estimator, split.Xt_val))
+        epochs.append(trial_epochs(estimator))
+    return scores, outputs, epochs
+
+
+def _check_interrupts(epoch: int, logs: dict[str, float]) -> bool:
+    interrupts.check()
+    return False
+
+
 @dataclass
 class CompletedTrial:
     """What the final model needs of a completed trial: its value, its validation outputs
@@ -119,6 +142,10 @@ class TrialRun:
     #: For a retry of a trial whose worker died: that trial's number and MLflow run id.
     retry_of: int | None = None
     previous_run_id: str | None = None
+    #: With several validation splits: each split's score (the value is their mean).
+    split_values: list[float] | None = None
+    #: The epochs a refit trains for (the median over the splits).
+    fit_epochs: int | None = None
 
     def summary(self, estimator) -> dict[str, float]:
         out = {
@@ -128,7 +155,9 @@ class TrialRun:
             # What the thread policy gave this trial (tuner.threads), as BLAS itself reports it.
             "blas_threads": float(current_blas_threads() or 0),
         }
-        if hasattr(estimator, "n_iter_"):
+        if self.fit_epochs is not None:
+            out["fit_epochs"] = float(self.fit_epochs)
+        elif hasattr(estimator, "n_iter_"):
             out["fit_epochs"] = float(trial_epochs(estimator))
         if self.pruned_epoch is not None:
             out["pruned_epoch"] = float(self.pruned_epoch)
@@ -151,6 +180,8 @@ class Objective:
         #: The best completed trials of this process (as many as the final model may draw on).
         self.completed: dict[int, CompletedTrial] = {}
         self.keep_completed = config.result.ensemble * CANDIDATES_PER_MEMBER
+        #: The splits beyond the study's own that score a trial (tuner/resampling.py).
+        self.resamples = resamples(config, splits)
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
         key = LOGGED_METRICS.get(self.metric)
@@ -199,11 +230,24 @@ class Objective:
                 run.reason = f"pruned by {type(unwrap_pruner(trial.study.pruner)).__name__} at epoch {run.pruned_epoch}"
                 raise optuna.TrialPruned(run.reason)
             run.value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+            output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
+            epochs = trial_epochs(estimator)
+            if self.resamples and math.isfinite(run.value):
+                scores, outputs, more_epochs = score_resamples(
+                    self.metric, self.splits.task, lambda: build_estimator(
+                        self.splits.task, params, self.config.seed + trial.number, self.metric),
+                    self.resamples,
+                )
+                run.split_values = [run.value, *scores]
+                run.value = float(np.mean(run.split_values))
+                output = np.concatenate([output, *outputs])
+                epochs = int(np.median([epochs, *more_epochs]))
             if not math.isfinite(run.value):
                 raise DivergenceError(f"final validation {self.metric} is {run.value}")
             run.state = "COMPLETE"
+            run.fit_epochs = epochs
             run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
-            self._keep_completed(trial.number, run.value, estimator)
+            self._keep_completed(trial.number, run.value, estimator, output, epochs)
             return run.value
         except optuna.TrialPruned:
             raise
@@ -239,6 +283,8 @@ class Objective:
         summary = run.summary(estimator)
         if not run.interrupted:
             attrs: dict[str, Any] = {**summary, "history": dict(run.history)}
+            if run.split_values is not None:
+                attrs["split_values"] = run.split_values
             if run.state == "FAIL" and run.reason:
                 attrs["fail_reason"] = run.reason
             for key, value in attrs.items():
@@ -285,14 +331,10 @@ class Objective:
         return better
 
 
-    def _keep_completed(self, number: int, value: float, estimator) -> None:
-        """Remember the trial for the final model, keeping only the best ``keep_completed``."""
-        self.completed[number] = CompletedTrial(
-            value=value,
-            output=validation_output(self.splits.task, estimator, self.splits.Xt_val),
-            epochs=trial_epochs(estimator),
-            estimator=estimator,
-        )
+    def _keep_completed(self, number: int, value: float, estimator, output: np.ndarray, epochs: int) -> None:
+        """Remember the trial for the final model, keeping only the best ``keep_completed``:
+        its validation outputs over every split and the epochs a refit trains for."""
+        self.completed[number] = CompletedTrial(value=value, output=output, epochs=epochs, estimator=estimator)
         if len(self.completed) > self.keep_completed:
             sign = -1.0 if self.config.direction == "maximize" else 1.0
             worst = max(self.completed, key=lambda n: (sign * self.completed[n].value, n))

@@ -231,7 +231,7 @@ def run_worker(
     blas_threads = worker_threads(blas_threads)
     with limit_blas_threads(blas_threads), objects_frozen():
         splits = load_splits(config)
-        config = config.fitted_to_data(len(splits.y_train))
+        config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
         storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
         tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
         own_parent = parent_run_id is None
@@ -350,7 +350,7 @@ def _run_study(
     threads: int,
 ) -> StudyResult:
     splits = load_splits(config)
-    config = config.fitted_to_data(len(splits.y_train))
+    config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
     study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     tracker.check_connection()
