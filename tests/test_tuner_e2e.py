@@ -50,8 +50,12 @@ def test_the_printed_ui_hint_runs_as_printed(finished_study):
 
     from tests.test_hints import shell
 
-    command = re.search(r"browse it with `([^`]+)`", finished_study["first"]).group(1)
-    assert command.endswith(" ui")
+    output = " ".join(finished_study["first"].split())  # rich wraps long lines
+    command = re.search(r"browse it with `([^`]+)`", output).group(1)
+    # the store the run used (not the one `tuner ui` opens by default), and the runs table's link
+    assert command.endswith(f" ui --tracking-uri {finished_study['tracking']}")
+    experiment = MlflowClient(finished_study["tracking"]).get_experiment_by_name("small").experiment_id
+    assert f"then open http://127.0.0.1:5000/#/experiments/{experiment}/runs" in output
     done = shell(f"{command} --help", Path.cwd(), os.environ.get("PATH", ""))
     assert done.returncode == 0 and "MLflow UI" in done.stdout, (command, done.stderr)
 

@@ -16,6 +16,9 @@ def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
     parents, children = child_runs(client, "overhttp")
     assert len(parents) == 1 and len(children) == 3
     assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) >= 1 for r in children)
+    # the run ends with the link to the study's runs table on that server (issue 15)
+    experiment = client.get_experiment_by_name("overhttp").experiment_id
+    assert f"the study's runs are at {tracking_server}/#/experiments/{experiment}/runs" in " ".join(result.output.split())
 
 
 def test_sqlite_with_two_jobs_is_never_locked(tmp_path, tracking_server):

@@ -150,12 +150,30 @@ def _print_summary(result) -> None:
             alone = ", ".join(f"{k} {v:.4f}" for k, v in result.best_trial_scores.items())
             console.print(f"  best trial alone, as trained in its trial: {alone}")
     if result.tracker is not None:
-        from .hints import tuner_command
+        console.print(_where_to_look(config.name, result.tracker), highlight=False, soft_wrap=True)
 
-        console.print(
-            f"MLflow: experiment {config.name!r} at {redact_url(result.tracker.tracking_uri)}; browse it with `{tuner_command()} ui`",
-            highlight=False, soft_wrap=True,
-        )
+
+def _where_to_look(name: str, tracker) -> str:
+    """The one line that leads to the study's runs: the runs table's link on a tracking server,
+    else the command that starts the UI on this store and the link it will serve."""
+    import shlex
+
+    from .hints import tuner_command
+    from .tracking import experiment_url, resolve_tracking_uri
+
+    uri = tracker.tracking_uri
+    try:
+        experiment = tracker.experiment_id
+    except Exception:  # noqa: BLE001 - the store went away at the end: say where it was, no link
+        experiment = None
+    url = experiment_url(uri, experiment) if experiment else None
+    if url:
+        return f"MLflow: the study's runs are at {redact_url(url)}"
+    command = f"{tuner_command()} ui"
+    if uri != resolve_tracking_uri(None):  # a store other than the one `tuner ui` opens by itself
+        command += f" --tracking-uri {shlex.quote(redact_url(uri))}"
+    line = f"MLflow: experiment {name!r} at {redact_url(uri)}; browse it with `{command}`"
+    return line + (f", then open http://127.0.0.1:5000/#/experiments/{experiment}/runs" if experiment else "")
 
 
 def _print_trials(study, metric: str, limit: int = 10) -> None:
