@@ -240,7 +240,7 @@ def no_child_runs() -> Iterator[None]:
         StudyTracker.start_trial_later = original
 
 
-def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = True) -> RunResult:
+def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = True, threads: int | None = None) -> RunResult:
     from tuner.runner import run_study
 
     load_start = os.getloadavg()[0]
@@ -252,6 +252,7 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
             storage=f"sqlite:///{workdir / 'optuna.db'}",
             tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
             seed=seed,
+            threads=threads,
         )
         wall = time.perf_counter() - t0
     study = result.study
@@ -478,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="untracked: ours without the trials' MLflow runs, to measure what they cost")
     parser.add_argument("--baseline-storage", choices=["sqlite", "memory"], default="sqlite",
                         help="Optuna storage of the baseline (ours always uses SQLite)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads of ours (default: the tuner's policy, tuner/threads.py)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     args = parser.parse_args(argv)
 
@@ -502,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"study {config.name}: {config.budget.n_trials} trials, max_epochs {config.budget.max_epochs}, "
         f"sampler {config.sampler.name}, pruner {config.pruner.name} {config.pruner.options()}; seeds {seeds}; "
-        f"baseline storage {args.baseline_storage}",
+        f"baseline storage {args.baseline_storage}; BLAS threads of ours: {args.threads or 'policy'}",
         file=sys.stderr,
     )
     print(f"python {platform.python_version()}, numpy {np.__version__}, optuna {optuna.__version__}, "
@@ -514,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         for system in order:
             with tempfile.TemporaryDirectory(prefix=f"bench-tuning-{system}-") as tmp:
                 if system in ("ours", "untracked"):
-                    r = run_ours(config, seed, Path(tmp), child_runs=system == "ours")
+                    r = run_ours(config, seed, Path(tmp), child_runs=system == "ours", threads=args.threads)
                 else:
                     r = run_baseline(config, seed, Path(tmp), args.baseline_storage)
             results.append(r)
