@@ -276,7 +276,7 @@ def status(
     from .storage import load_existing_study, open_storage, resolve_storage_url
 
     url = resolve_storage_url(storage)
-    store = open_storage(url)
+    store = open_storage(url, read_only=True)
     if study_name is None:
         summaries = optuna.get_all_study_summaries(storage=store)
         if not summaries:

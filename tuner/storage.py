@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -22,7 +23,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from .budget import RETRY_HISTORY, BudgetGuard, advisory_lock, file_lock, last_retried, taken_slots
 from .errors import TunerError
 from .sqlite import use_wal
-from .store_creation import open_racing
+from .store_creation import open_racing, sqlite_file
 from .urls import redact_url
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -276,29 +277,43 @@ class TunerJournalStorage(optuna.storages.JournalStorage):
         self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``; one clear TunerError when it cannot be opened."""
+def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; one clear TunerError when it cannot be opened.
+
+    ``read_only`` (commands that only read, such as ``tuner status``): an SQLite file is opened
+    read-only, so that a file the user may not write can be read, and a missing file is an
+    error instead of a new empty database."""
     if url.endswith((".log", ".journal")) and "://" not in url:
+        if read_only and not Path(url).is_file():
+            raise TunerError(f"no study storage at {url}: the file does not exist")
         return TunerJournalStorage(url)
     interval, grace = heartbeat_settings()
+    path = sqlite_file(url) if read_only else None
+    if path is not None and not path.is_file():
+        raise TunerError(
+            f"no study storage at {redact_url(url)}: {path} does not exist (nothing has run with it; "
+            "--storage or $TUNER_STORAGE names another)"
+        )
+    rdb_url = f"sqlite:///file:{path}?mode=ro&uri=true" if path is not None else url
 
     def open_rdb() -> TunerRDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = TunerRDBStorage(
-                url,
+                rdb_url,
                 engine_kwargs=_engine_kwargs(url),
                 heartbeat_interval=interval,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                skip_table_creation=path is not None,
             )
-        if url.startswith("sqlite"):
+        if url.startswith("sqlite") and path is None:
             use_wal(storage.engine)
         return storage
 
     try:
         # Workers started together on an empty database all create Optuna's tables.
-        return open_racing(open_rdb, url)
+        return open_rdb() if read_only else open_racing(open_rdb, url)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TunerError(f"cannot open the study storage {redact_url(url)}: {first_line}") from None
