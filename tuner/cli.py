@@ -248,6 +248,7 @@ def sync(
     console.print(
         f"study {name!r}: {report.finished} finished trials; logged {len(report.logged)} missing, "
         f"closed {len(report.closed)} left running"
+        + (f", closed {len(report.dead_runs)} runs of dead processes" if report.dead_runs else "")
     )
     if report.failed:
         err_console.print(f"error: trials {report.failed} could not be logged; run sync again")

@@ -26,6 +26,7 @@ from .budget import RETRY_HISTORY, last_retried
 from .config import StudyConfig
 from .data import Splits
 from .resampling import Resample, resamples
+from .recovery import INTERRUPTED
 from .sampling import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
@@ -182,6 +183,8 @@ class Objective:
         self.keep_completed = config.result.ensemble * CANDIDATES_PER_MEMBER
         #: The splits beyond the study's own that score a trial (tuner/resampling.py).
         self.resamples = resamples(config, splits)
+        #: Trials of this process stopped by Ctrl-C / SIGTERM (see tuner.recovery.requeue_interrupted).
+        self.interrupted: list[int] = []
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
         key = LOGGED_METRICS.get(self.metric)
@@ -256,6 +259,7 @@ class Objective:
             raise
         except KeyboardInterrupt:
             run.reason, run.interrupted = "interrupted (SIGINT/SIGTERM)", True
+            self.interrupted.append(trial.number)  # queued again once Optuna has failed it
             raise
         except BaseException as exc:
             run.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -281,7 +285,9 @@ class Objective:
             self._attach_run(trial, run)
         run_id = run.run_id
         summary = run.summary(estimator)
-        if not run.interrupted:
+        if run.interrupted:
+            trial.set_user_attr(INTERRUPTED, True)
+        else:
             attrs: dict[str, Any] = {**summary, "history": dict(run.history)}
             if run.split_values is not None:
                 attrs["split_values"] = run.split_values
@@ -366,8 +372,8 @@ def _link_retry_runs(tracker, run_id: str | None, previous_run_id: str | None, r
         if previous_run_id:
             tracker.client.set_tag(previous_run_id, "tuner.retried_by", str(number))
             tracker.client.set_tag(previous_run_id, "optuna.state", "FAIL")
-            tracker.client.set_tag(previous_run_id, "optuna.reason", f"worker lost (no heartbeat); retried as trial {number}")
-            if tracker.client.get_run(previous_run_id).info.status == "RUNNING":
+            if tracker.client.get_run(previous_run_id).info.status == "RUNNING":  # else closed with its reason
+                tracker.client.set_tag(previous_run_id, "optuna.reason", f"worker lost (no heartbeat); retried as trial {number}")
                 tracker.client.set_terminated(previous_run_id, status="FAILED")
     except Exception:  # noqa: BLE001 - tracking never stops tuning; `tuner sync` closes runs later
         pass

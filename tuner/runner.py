@@ -23,6 +23,7 @@ from .definition import check_definition, study_definition
 from .errors import TunerError
 from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
+from .recovery import recover, requeue_interrupted
 from .sampling import make_pruner, make_sampler, trials_started
 from .space import defaults_trial
 from .storage import open_storage, resolve_storage_url
@@ -182,6 +183,7 @@ def optimize(
     n_trials = config.budget.n_trials
     timeout = config.budget.timeout
     start = time.monotonic()
+    recover(study, getattr(objective, "tracker", None), f"{socket.gethostname()}-{os.getpid()} starting the study")
     while True:
         interrupts.check()
         remaining = None if timeout is None else timeout - (time.monotonic() - start)
@@ -210,6 +212,9 @@ def optimize(
                 )
             except BudgetReached:  # another worker took the last slot first
                 continue
+            except KeyboardInterrupt:  # the trial it stopped is re-run on resume, off the budget
+                requeue_interrupted(study, getattr(objective, "interrupted", []))
+                raise
 
 
 def run_worker(

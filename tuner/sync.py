@@ -8,9 +8,10 @@ server was down can be logged afterwards, and a run left RUNNING is closed with 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .budget import FINISHED_STATES
+from .recovery import recover
 from .storage import load_existing_study, open_storage, resolve_storage_url
 from .tracking import StudyTracker, TrialRecord, trial_runs
 
@@ -21,6 +22,8 @@ class SyncReport:
     logged: list[int]
     closed: list[int]
     failed: list[int]
+    #: MLflow runs that dead processes had left RUNNING, closed (see tuner.recovery).
+    dead_runs: list[str] = field(default_factory=list)
 
 
 def sync_study(study_name: str, storage: str | None = None, tracking_uri: str | None = None) -> SyncReport:
@@ -29,6 +32,7 @@ def sync_study(study_name: str, storage: str | None = None, tracking_uri: str | 
     study = load_existing_study(study_name, open_storage(url), url)
     tracker = StudyTracker(study_name, url, tracking_uri=tracking_uri)
     tracker.check_connection()
+    dead_runs = recover(study, tracker, "tuner sync")
     runs = trial_runs(tracker.client, tracker.experiment_id, study_name)
     metric = f"val_{study.user_attrs.get('metric', 'value')}"
     finished = study.get_trials(deepcopy=False, states=FINISHED_STATES)
@@ -45,7 +49,7 @@ def sync_study(study_name: str, storage: str | None = None, tracking_uri: str | 
         tracker.end_trial(runs[trial.number].info.run_id, _record(trial, metric))
         if trial.number not in tracker.unlogged_trials:
             closed.append(trial.number)
-    return SyncReport(len(finished), logged, closed, sorted(tracker.unlogged_trials))
+    return SyncReport(len(finished), logged, closed, sorted(tracker.unlogged_trials), dead_runs)
 
 
 def _record(trial, metric: str) -> TrialRecord:

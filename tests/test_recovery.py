@@ -1,0 +1,121 @@
+"""What stopped processes leave behind (issue 12 cases 5 and 6): an interrupted trial is re-run
+on resume without using the budget, as a killed worker's trial is; after a SIGKILL, `tuner sync`
+fails the dead worker's trial and closes its MLflow run and its parent run, saying why."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import cli_env, wait_until, write_study
+from tuner import interrupts
+from tuner.budget import counted_trials, retry_links
+from tuner.recovery import TAG_CLOSED
+
+State = optuna.trial.TrialState
+DONE = (State.COMPLETE, State.PRUNED)
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+def test_an_interrupted_trial_is_rerun_on_resume_and_does_not_use_the_budget(tmp_path, monkeypatch):
+    from tuner.runner import run_study
+
+    study_file = write_study(tmp_path, "interrupted", n_trials=3)
+    url, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    real_check, calls = interrupts.check, []
+
+    def ctrl_c_at_the_third_epoch() -> None:  # checked before each trial and after each epoch
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupts, "check", ctrl_c_at_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study_file, storage=url, tracking_uri=tracking)
+    monkeypatch.setattr(interrupts, "check", real_check)
+    result = run_study(study_file, storage=url, tracking_uri=tracking)
+
+    trials = result.study.trials
+    assert trials[0].state == State.FAIL and trials[0].intermediate_values  # stopped mid-trial
+    retry = trials[retry_links(trials)[0]]
+    assert retry.params == trials[0].params and retry.state in DONE
+    assert len(counted_trials(trials)) == 3 and sum(t.state in DONE for t in trials) == 3
+    client = MlflowClient(tracking)
+    assert client.get_run(trials[0].user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    assert client.get_run(retry.user_attrs["mlflow_run_id"]).data.tags["tuner.retry_of"] == "0"
+
+
+# A trial of seconds (sigmoid units, plain SGD, many epochs), so that it is killed mid-trial.
+SLOW = """
+name = "killed"
+seed = 1
+[data]
+source = "sklearn:digits"
+[budget]
+n_trials = 2
+max_epochs = 3000
+[pruner]
+name = "none"
+[result]
+start_from_defaults = false
+[space]
+n_layers = 1
+units = 128
+activation = "sigmoid"
+batch_size = 16
+optimizer = "sgd"
+lr_schedule = "constant"
+learning_rate = 3e-4
+l2 = 1e-5
+dropout = 0.0
+patience = false
+"""
+
+
+def test_sync_after_sigkill_fails_the_trial_and_closes_its_runs(tmp_path, monkeypatch):
+    from tuner.sync import sync_study
+
+    # tuner sync closes nothing until the trial's heartbeat is stale (for 3 s here).
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_GRACE_PERIOD", "3")
+    (tmp_path / "killed.toml").write_text(SLOW)
+    url, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "worker", "killed.toml", "--storage", url, "--tracking-uri", tracking],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=cli_env(),
+    )
+    try:
+        def running_trial():
+            try:
+                trials = optuna.load_study(study_name="killed", storage=url).get_trials(states=(State.RUNNING,))
+            except KeyError:
+                return None
+            return next((t for t in trials if t.intermediate_values and "mlflow_run_id" in t.user_attrs), None)
+
+        victim = wait_until(running_trial, 120, "a running trial", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    closed: list[str] = []
+
+    def sync_fails_the_trial() -> bool:
+        closed.extend(sync_study("killed", storage=url, tracking_uri=tracking).dead_runs)
+        return optuna.load_study(study_name="killed", storage=url).trials[victim.number].state == State.FAIL
+
+    wait_until(sync_fails_the_trial, 60, "sync to find the dead worker's trial", poll=0.5)
+    study = optuna.load_study(study_name="killed", storage=url)
+    assert study.trials[victim.number].state == State.FAIL
+    client = MlflowClient(tracking)
+    trial_run = client.get_run(victim.user_attrs["mlflow_run_id"])
+    assert trial_run.info.status == "FAILED" and "heartbeat" in trial_run.data.tags[TAG_CLOSED]
+    parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "KILLED" and f"process {proc.pid}" in parent.data.tags[TAG_CLOSED]
+    assert sorted(closed) == sorted([trial_run.info.run_id, parent.info.run_id])
