@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.helpers import cli_env, wait_until, write_study
+from tests.test_scale import write_study as write_slow_study
 from tuner import interrupts
 from tuner.budget import counted_trials, retry_links
 from tuner.recovery import TAG_CLOSED
@@ -51,40 +52,13 @@ def test_an_interrupted_trial_is_rerun_on_resume_and_does_not_use_the_budget(tmp
     assert client.get_run(retry.user_attrs["mlflow_run_id"]).data.tags["tuner.retry_of"] == "0"
 
 
-# A trial of seconds (sigmoid units, plain SGD, many epochs), so that it is killed mid-trial.
-SLOW = """
-name = "killed"
-seed = 1
-[data]
-source = "sklearn:digits"
-[budget]
-n_trials = 2
-max_epochs = 3000
-[pruner]
-name = "none"
-[result]
-start_from_defaults = false
-[space]
-n_layers = 1
-units = 128
-activation = "sigmoid"
-batch_size = 16
-optimizer = "sgd"
-lr_schedule = "constant"
-learning_rate = 3e-4
-l2 = 1e-5
-dropout = 0.0
-patience = false
-"""
-
-
 def test_sync_after_sigkill_fails_the_trial_and_closes_its_runs(tmp_path, monkeypatch):
     from tuner.sync import sync_study
 
     # tuner sync closes nothing until the trial's heartbeat is stale (for 3 s here).
     monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
     monkeypatch.setenv("TUNER_GRACE_PERIOD", "3")
-    (tmp_path / "killed.toml").write_text(SLOW)
+    write_slow_study(tmp_path, "killed", n_trials=2, slow=True)  # trials of seconds: killed mid-trial
     url, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tuner.cli", "worker", "killed.toml", "--storage", url, "--tracking-uri", tracking],
