@@ -134,6 +134,19 @@ BAD = {
         'name = "t"\n[data]\nsource = "nope.csv"\ntarget = "y"\ntask = "classification"\n',
         "data.source: file not found:",
     ),
+    "data_source_is_a_directory": (
+        'name = "t"\n[data]\nsource = "."\ntarget = "y"\ntask = "classification"\n',
+        "is a directory; name a .csv, .tsv or .parquet file",
+    ),
+    "target_dropped": (
+        'name = "t"\n[data]\nsource = "study.toml"\ntarget = "y"\ntask = "classification"\ndrop = ["id", "y"]\n',
+        "data.drop: 'y' is the target column",
+    ),
+    "column_in_two_lists": (
+        MINIMAL + 'categorical = ["hue"]\nnumeric = ["hue"]\n',
+        "data.numeric: column 'hue' is named also in data.categorical",
+    ),
+    "empty_column_name": (MINIMAL + 'drop = [""]\n', "data.drop: string should have at least 1 character"),
     "unknown_sklearn_dataset": (
         'name = "t"\n[data]\nsource = "sklearn:mnist"\n',
         "data.source: unknown dataset 'sklearn:mnist' (allowed: sklearn:digits",

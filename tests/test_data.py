@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tuner.config import StudyConfig, load_config
-from tuner.data import load_splits
+from tuner.data import DataWarning, load_splits
 from tuner.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +147,7 @@ def test_unreadable_and_unsupported_files(tmp_path):
         load_splits(file_config(str(bad)))
     xlsx = tmp_path / "d.xlsx"
     xlsx.write_text("x")
-    with pytest.raises(DataError, match="unsupported file extension '.xlsx' \\(allowed: .csv, .parquet\\)"):
+    with pytest.raises(DataError, match="unsupported file extension '.xlsx' \\(allowed: .csv, .tsv, .parquet\\)"):
         load_splits(file_config(str(xlsx)))
 
 
@@ -188,3 +190,99 @@ def test_fingerprint_is_the_same_in_another_process():
     here = load_splits(load_config(root / "studies/wine_mixed.toml")).fingerprint
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert there.stdout.strip() == here
+
+
+# ------------------------------------------------------------------ how columns are read (issue 12)
+
+
+@contextmanager
+def no_data_warning():
+    """A DataWarning inside fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        yield
+
+
+def test_numeric_column_with_stray_tokens_is_read_as_numbers(tmp_path):
+    frame = frame_rows(90).astype({"a": object})
+    frame.loc[[3, 40, 77], "a"] = "unknown"
+    path = write_csv(tmp_path, frame)
+    with pytest.warns(DataWarning, match=r"column 'a' is numeric apart from 3 cell\(s\) holding 'unknown': read"):
+        splits = load_splits(file_config(path))
+    assert splits.X_train["a"].dtype == np.float64 and "a" in splits.feature_names
+    assert not any(name.startswith("a_") for name in splits.feature_names)  # not one-hot categories
+    everything = pd.concat([splits.X_train, splits.X_val, splits.X_test])
+    assert everything["a"].isna().sum() == 3
+    # Declared as missing: the same numbers, no warning.
+    with no_data_warning():
+        declared = load_splits(file_config(path, na_values=["unknown"]))
+    pd.testing.assert_frame_equal(declared.X_train, splits.X_train)
+
+
+def test_na_values_match_numbers_and_text(tmp_path):
+    frame = frame_rows(60).assign(c=lambda f: np.where(f.index % 7 == 0, -999, f.index))
+    frame.loc[[1, 2], "b"] = "?"
+    with no_data_warning():
+        splits = load_splits(file_config(write_csv(tmp_path, frame), na_values=["-999", "?"]))
+    everything = pd.concat([splits.X_train, splits.X_val, splits.X_test])
+    assert everything["c"].isna().sum() == 9 and (everything["c"] != -999).all()
+    assert everything["b"].isna().sum() == 2 and "b_?" not in splits.feature_names
+
+
+def test_identifier_columns_warn_and_can_be_dropped(tmp_path):
+    frame = frame_rows(60).assign(row=range(1, 61), name=[f"wine {i}" for i in range(60)])
+    path = write_csv(tmp_path, frame)
+    with pytest.warns(DataWarning) as caught:
+        load_splits(file_config(path))
+    messages = [str(w.message) for w in caught]
+    assert any("column 'row' looks like an identifier (distinct consecutive integers 1 to 60)" in m for m in messages)
+    assert any("column 'name' looks like an identifier (60 distinct values in 60 rows)" in m for m in messages)
+    assert any("leave it out with [data] drop = ['name']" in m for m in messages)
+    with no_data_warning():
+        splits = load_splits(file_config(path, drop=["row", "name"]))
+    assert list(splits.X_train.columns) == ["a", "b"] and splits.columns == ("a", "b")
+
+
+def test_declared_column_types(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = frame_rows(80).assign(
+        code=rng.choice([10, 20, 30], 80),  # numbers that name categories
+        level=np.where(rng.random(80) < 0.6, "unrecorded", rng.normal(size=80).round(3).astype(str)),
+    )
+    path = write_csv(tmp_path, frame)
+    with pytest.warns(DataWarning, match=r"column 'level' looks like an identifier \(38 distinct values in 80 rows\)"):
+        inferred = load_splits(file_config(path))  # mostly text: categories, one per few rows
+    assert "code" in inferred.feature_names and "level_unrecorded" in inferred.feature_names
+    with pytest.warns(DataWarning, match=r"column 'level' is numeric apart from \d+ cell\(s\) holding 'unrecorded'"):
+        declared = load_splits(file_config(path, categorical=["code"], numeric=["level"]))
+    assert {"code_10", "code_20", "code_30", "level"} <= set(declared.feature_names)
+    assert declared.X_train["level"].dtype == np.float64
+
+
+def test_unknown_column_names_are_one_line_per_key(tmp_path):
+    path = write_csv(tmp_path, frame_rows())
+    with pytest.raises(ConfigError) as info:
+        load_splits(file_config(path, drop=["id", "a"], categorical=["colour"]))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(f"data.drop: no column 'id' in {path} (columns: a, b, y)")
+    assert "data.categorical: no column 'colour'" in lines[1]
+
+
+@pytest.mark.parametrize("sep,suffix", [(";", ".csv"), ("\t", ".csv"), ("\t", ".tsv"), ("|", ".csv")])
+def test_delimiters_are_detected(tmp_path, sep, suffix):
+    frame = frame_rows(60)
+    path = tmp_path / f"d{suffix}"
+    frame.to_csv(path, sep=sep, index=False)
+    splits = load_splits(file_config(str(path)))
+    assert splits.columns == ("a", "b") and splits.X_train["a"].dtype == np.float64
+
+
+def test_semicolon_file_with_decimal_commas(tmp_path):
+    frame = frame_rows(60)
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, sep=";", decimal=",", index=False)
+    assert "," in path.read_text()
+    splits = load_splits(file_config(str(path)))
+    everything = pd.concat([splits.X_train, splits.X_val, splits.X_test]).sort_index()
+    np.testing.assert_allclose(everything["a"].to_numpy(), frame["a"].to_numpy())

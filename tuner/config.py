@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -61,8 +61,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: The file types a data source may have (read by tuner/data.py).
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+ColumnNames = list[Annotated[str, Field(min_length=1)]]
+
+
 class DataConfig(_Section):
-    """[data]: where the data comes from and how it is split."""
+    """[data]: where the data comes from, how its columns are read, and how it is split.
+
+    ``na_values``: extra cell values read as missing (e.g. ``"unknown"``, ``"?"``, ``"-999"``).
+    ``drop``: columns left out (identifiers, leaks). ``categorical`` / ``numeric``: columns whose
+    type the reader would otherwise infer wrongly (numeric codes that are categories; a numeric
+    column whose stray text should be missing values). The column names are checked against the
+    data when it is loaded (:func:`tuner.data.load_frame`).
+    """
 
     source: str
     target: str | None = None
@@ -70,6 +82,10 @@ class DataConfig(_Section):
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     missing: Literal["impute", "error"] = "impute"
+    na_values: ColumnNames = Field(default_factory=list)
+    drop: ColumnNames = Field(default_factory=list)
+    categorical: ColumnNames = Field(default_factory=list)
+    numeric: ColumnNames = Field(default_factory=list)
 
     @property
     def is_sklearn(self) -> bool:
@@ -86,16 +102,21 @@ class DataConfig(_Section):
             name = source.removeprefix("sklearn:")
             if name not in SKLEARN_DATASETS:
                 allowed = ", ".join(f"sklearn:{n}" for n in SKLEARN_DATASETS)
-                raise ValueError(f"unknown dataset {source!r} (allowed: {allowed}, or a .csv/.parquet path)")
+                raise ValueError(f"unknown dataset {source!r} (allowed: {allowed}, or a .csv/.tsv/.parquet path)")
             return source
         base = Path((info.context or {}).get("base_dir", "."))
         path = (base / source).expanduser().resolve()
+        if path.is_dir():
+            inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES)[:5]
+            hint = f" (data files in it: {', '.join(inside)})" if inside else ""
+            raise ValueError(f"{path} is a directory; name a .csv, .tsv or .parquet file{hint}")
         if not path.is_file():
             raise ValueError(f"file not found: {path} (relative paths resolve against the study file's folder)")
         return str(path)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
+        self._check_columns()
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise KeyedError(
                 "data.test_fraction",
@@ -119,6 +140,18 @@ class DataConfig(_Section):
                     "data.task", "required for file sources (allowed: classification, regression)"
                 )
         return self
+
+    def _check_columns(self) -> None:
+        """A column is named at most once across drop / categorical / numeric, never the target."""
+        seen: dict[str, str] = {}
+        for key in ("drop", "categorical", "numeric"):
+            for column in getattr(self, key):
+                if column == self.target:
+                    raise KeyedError(f"data.{key}", f"{column!r} is the target column")
+                if column in seen:
+                    where = "twice" if seen[column] == key else f"also in data.{seen[column]}"
+                    raise KeyedError(f"data.{key}", f"column {column!r} is named {where}")
+                seen[column] = key
 
 
 #: ``[objective] validation_splits = "auto"``: AUTO_SPLITS splits when the training + validation
@@ -331,6 +364,8 @@ class StudyConfig(_Section):
         flat: dict[str, Any] = {"name": self.name, "seed": self.seed, "task": self.task, "direction": self.direction}
         for section in ("data", "objective", "budget", "result"):
             for key, value in getattr(self, section).model_dump().items():
+                if isinstance(value, list):  # data.drop and the like: text, left out when empty
+                    value = ", ".join(map(str, value)) or None
                 if value is not None:
                     flat[f"{section}.{key}"] = value
         for section in ("sampler", "pruner"):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from model.preprocessing import TabularPreprocessor
 
-from .config import StudyConfig, check_against_data
-from .errors import DataError
+from .config import DATA_SUFFIXES, DataConfig, StudyConfig, check_against_data
+from .errors import ConfigError, DataError
 
 SKLEARN_LOADERS = {
     "digits": datasets.load_digits,
@@ -24,9 +27,24 @@ SKLEARN_LOADERS = {
     "iris": datasets.load_iris,
     "diabetes": datasets.load_diabetes,
 }
-FILE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 MIN_ROWS = 20
 MIN_PER_CLASS = 3
+#: Delimiters a text file may use, tried by csv.Sniffer on its first bytes (comma when unsure).
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 64 * 1024
+#: A text column is read as numbers when its other values are at most this many distinct
+#: tokens ("unknown", "n/a") filling under half of its non-missing cells.
+MAX_STRAY_TOKENS = 5
+#: A text column with at least one distinct value per this many rows looks like an identifier.
+ROWS_PER_LEVEL_OF_AN_ID = 4
+ID_NAME = re.compile(r"(?i)(^|[_\s.-])(id|uuid|guid|key|index)$|^unnamed: \d+$")
+NUMBER_WITH_DECIMAL_COMMA = r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?"
+
+
+class DataWarning(UserWarning):
+    """The data loaded, but a column may not be what the study means: numbers with stray tokens
+    read as missing, an identifier-like column. The message names the column and the ``[data]``
+    key that settles it; the study goes on."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,28 +70,202 @@ class Splits:
     columns: tuple[str, ...] = field(default=())
 
 
-def load_frame(source: str, target: str | None) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and target of `sklearn:<name>` (bundled, no download) or a .csv/.parquet file."""
+def load_frame(config: StudyConfig) -> tuple[pd.DataFrame, pd.Series]:
+    """Features and target of the study's data source, with the ``[data]`` column options applied.
+
+    The source is ``sklearn:<name>`` (bundled, no download) or a .csv/.tsv/.parquet file (the
+    delimiter of a text file is detected). ``na_values`` cells become missing; ``drop`` columns
+    are left out; ``categorical`` / ``numeric`` columns get that type; a text column that is
+    numbers apart from a few tokens is read as numbers with those tokens missing. Columns that
+    look wrong get a :class:`DataWarning` (see :func:`type_columns`).
+    """
+    data = config.data
+    source = data.source
     if source.startswith("sklearn:"):
         name = source.removeprefix("sklearn:")
         if name not in SKLEARN_LOADERS:
             raise DataError(f"unknown sklearn dataset {source!r} (allowed: {', '.join(SKLEARN_LOADERS)})")
         bunch = SKLEARN_LOADERS[name](as_frame=True)
-        return bunch.data, bunch.target.rename("target")
-    path = Path(source)
-    reader = FILE_READERS.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .parquet)")
+        frame, target = bunch.data.join(bunch.target.rename("target")), "target"
+    else:
+        frame, target = read_file(Path(source), data.categorical), data.target
+        if target is None:
+            raise DataError(f"{source}: data.target is required for file sources")
+        if target not in frame.columns:
+            shown = ", ".join(map(str, list(frame.columns)[:20]))
+            hint = ""
+            if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS[1:]):
+                hint = "; the file seems to use another delimiter than ',' and it was not detected"
+            raise DataError(f"{source}: target column {target!r} not found (columns: {shown}){hint}")
+    _check_named_columns(config, frame)
+    frame = _mark_missing(frame, data.na_values)
+    X = type_columns(frame.drop(columns=[target, *data.drop]), data, source)
+    return X, frame[target]
+
+
+def read_file(path: Path, categorical: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """A .csv/.tsv/.parquet file as a DataFrame; DataError with one line if it cannot be read.
+
+    A text file's delimiter is sniffed (comma, semicolon, tab, pipe); semicolon and tab files
+    with decimal commas ("1,5") are read as numbers. ``categorical`` columns of a text file are
+    read as text, as written.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)")
     try:
-        frame = reader(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        sep = "\t" if suffix == ".tsv" else sniff_delimiter(path)
+        as_text = {name: "string" for name in categorical}  # names absent from the file are ignored
+        frame = pd.read_csv(path, sep=sep, dtype=as_text)
+        if sep != "," and _has_decimal_commas(frame):
+            frame = pd.read_csv(path, sep=sep, dtype=as_text, decimal=",")
+        return frame
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise DataError(f"{path}: cannot read file: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if target is None:
-        raise DataError(f"{path}: data.target is required for file sources")
-    if target not in frame.columns:
-        shown = ", ".join(map(str, list(frame.columns)[:20]))
-        raise DataError(f"{path}: target column {target!r} not found (columns: {shown})")
-    return frame.drop(columns=[target]), frame[target]
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a text table (one of :data:`DELIMITERS`), from its first 64 KiB; ','
+    when the sample does not tell (a single column, say)."""
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(SNIFF_BYTES)
+    if len(sample) == SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # whole lines only
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _has_decimal_commas(frame: pd.DataFrame) -> bool:
+    """Whether a text column holds only numbers written with a decimal comma."""
+    for name in frame.columns:
+        values = _text_values(frame[name])
+        if values is not None and len(values) and values.str.fullmatch(NUMBER_WITH_DECIMAL_COMMA).all():
+            return True
+    return False
+
+
+def _text_values(series: pd.Series) -> pd.Series | None:
+    """The non-missing values of a text column, stripped; None for other columns."""
+    if not (pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)):
+        return None
+    return series.dropna().astype(str).str.strip()
+
+
+def _check_named_columns(config: StudyConfig, frame: pd.DataFrame) -> None:
+    """ConfigError, one line per key, for ``[data]`` column names that are not in the data."""
+    columns = [str(c) for c in frame.columns]
+    problems = []
+    for key in ("drop", "categorical", "numeric"):
+        unknown = [name for name in getattr(config.data, key) if name not in columns]
+        if unknown:
+            shown = ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
+            problems.append(
+                f"{config.path}: data.{key}: no column {', '.join(map(repr, unknown))} in "
+                f"{config.data.source} (columns: {shown})"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
+    """``frame`` with cells equal to one of ``tokens`` missing: text cells by their stripped text,
+    numeric cells by value (so "-999" matches -999 and -999.0)."""
+    if not tokens:
+        return frame
+    texts = {t.strip() for t in tokens}
+    numbers = pd.to_numeric(pd.Series(sorted(texts)), errors="coerce").dropna().tolist()
+    frame = frame.copy()
+    for name in frame.columns:
+        series = frame[name]
+        if _text_values(series) is not None:
+            frame[name] = series.mask(series.astype("string").str.strip().isin(texts))
+        elif numbers and pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+            hit = series.isin(numbers)
+            if hit.any():
+                frame[name] = series.astype("float64").mask(hit)
+    return frame
+
+
+def type_columns(X: pd.DataFrame, data: DataConfig, source: str) -> pd.DataFrame:
+    """``X`` with each feature column's type settled, warning (:class:`DataWarning`) about columns
+    that may be read wrongly.
+
+    - ``categorical`` columns: text (their categories are the values as written);
+    - ``numeric`` columns, and text columns that are numbers apart from at most
+      :data:`MAX_STRAY_TOKENS` distinct tokens in under half of their cells: numbers, the tokens
+      missing, with a warning naming the column and the tokens unless ``na_values`` declared them;
+    - a column that looks like an identifier (text with a distinct value per few rows, or
+      distinct consecutive integers, or integers under an id-like name) is kept, with a warning:
+      its values cannot carry to new rows.
+    """
+    X = X.copy()
+    for name in X.columns:
+        series = X[name]
+        if name in data.categorical:
+            if _text_values(series) is None:
+                X[name] = series.astype("string")
+            continue
+        values = _text_values(series)
+        if values is not None and len(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            stray = values[numbers.isna()]
+            tokens = sorted(set(stray))
+            declared = name in data.numeric
+            if declared or (len(tokens) <= MAX_STRAY_TOKENS and 2 * len(stray) < len(values)):
+                if numbers.notna().sum() == 0:
+                    raise DataError(f"{source}: column {name!r} is declared numeric but holds no number")
+                X[name] = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
+                if tokens:
+                    _warn(
+                        f"{source}: column {name!r} is numeric apart from {len(stray)} cell(s) holding "
+                        f"{_listed(tokens)}: read them as missing values (declare them with [data] na_values, "
+                        f"or keep the column as categories with [data] categorical = [{name!r}])"
+                    )
+                continue
+        if name not in data.numeric:
+            why = _looks_like_an_id(str(name), X[name])
+            if why:
+                _warn(
+                    f"{source}: column {name!r} looks like an identifier ({why}): a model cannot learn from "
+                    f"it for new rows; leave it out with [data] drop = [{name!r}]"
+                )
+    return X
+
+
+def _looks_like_an_id(name: str, series: pd.Series) -> str:
+    """Why ``series`` looks like a row identifier ('' if it does not)."""
+    present = series.dropna()
+    n = len(present)
+    if n < MIN_ROWS:
+        return ""
+    levels = present.nunique()
+    if _text_values(series) is not None:
+        if levels * ROWS_PER_LEVEL_OF_AN_ID >= n:
+            return f"{levels} distinct values in {n} rows"
+        return ""
+    if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return ""
+    values = present.to_numpy(dtype=np.float64)
+    if levels < n or not np.all(np.mod(values, 1) == 0):
+        return ""
+    if values.max() - values.min() == n - 1:
+        return f"distinct consecutive integers {values.min():.0f} to {values.max():.0f}"
+    if ID_NAME.search(name):
+        return f"distinct integers under an id-like name"
+    return ""
+
+
+def _listed(tokens: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(t) for t in tokens[:limit])
+    return shown + (f" and {len(tokens) - limit} more" if len(tokens) > limit else "")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=3)
 
 
 def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
@@ -138,7 +330,7 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
     ConfigError.
     """
     task = config.task
-    X, y_raw = load_frame(config.data.source, config.data.target)
+    X, y_raw = load_frame(config)
     if X.shape[1] == 0:
         raise DataError(f"{config.data.source}: no feature columns besides the target")
     if len(X) < MIN_ROWS:
