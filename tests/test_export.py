@@ -33,7 +33,7 @@ from tuner.cli import app
 from tuner.config import load_config
 from tuner.data import load_splits
 from tuner.data import fingerprint
-from tuner.export import check_no_pickle, export_study, resolve_config
+from tuner.export import check_no_pickle, export_study, resolve_config, write_model_folder
 from tuner.objective import trial_epochs
 from tuner import runner
 from tuner.tracking import StudyTracker
@@ -325,7 +325,7 @@ def test_tuner_serve_answers_like_in_process(env, tmp_path):
         status, answer = _post(
             f"{base}/invocations", {"dataframe_records": json.loads(X.drop(columns=["hue"]).to_json(orient="records"))}
         )
-        assert status == 400 and "'hue'" in answer["message"]
+        assert status == 400 and answer["message"] == "invalid input: missing column(s): 'hue'"  # no dump
         printed = (tmp_path / "serve.log").read_text()
         assert f"serving {env['final'].path} at http://127.0.0.1:{port}/invocations" in printed
         assert f"curl -s -X POST http://127.0.0.1:{port}/invocations" in printed
@@ -377,3 +377,45 @@ def test_an_export_folder_holding_another_model_is_replaced_only_with_force(env,
     assert cli.exit_code == 1 and "--force" in cli.output
     forced = export_study(env["folder"] / "wine_export.toml", force=True, **kw)
     assert forced.source == "final" and read_header(folder)["metadata"]["source"] == "final"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # two epochs suffice here
+def test_imputing_model_takes_a_missing_value_in_an_integer_column(tmp_path):
+    """Issue 12 case 3: the model imputes, so its signature declares an integer column double and
+    a row with NaN there reaches the model (a `long` column refused it, dumping the DataFrame)."""
+    from sklearn.pipeline import Pipeline
+
+    from tuner.config import StudyConfig
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"count": rng.integers(0, 9, 60), "b": rng.choice(["p", "q"], 60), "y": rng.integers(0, 2, 60)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    data = {"source": str(tmp_path / "d.csv"), "target": "y", "task": "classification"}
+    splits = load_splits(StudyConfig.model_validate({"name": "t", "data": data, "space": {"batch_size": [8]}}))
+    assert splits.X_train["count"].dtype == np.int64
+    estimator = model.MLPClassifier(max_epochs=2, random_state=0).fit(splits.Xt_train, splits.y_train)
+    pipeline = Pipeline([("preprocess", splits.preprocessor), ("mlp", estimator)])
+    path = write_model_folder(tmp_path / "m", pipeline, splits, {"study": "t"})
+    inputs = {c.name: c.type.name for c in Model.load(str(path)).signature.inputs.inputs}
+    assert inputs == {"count": "double", "b": "string"}
+    rows = splits.X_test.head(3).astype({"count": "float64"})
+    rows.loc[rows.index[0], "count"] = np.nan
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(path)).predict(rows), pipeline.predict(rows))
+
+
+def test_served_errors_are_short():
+    """What `tuner serve` answers a bad request: MLflow's scoring errors without the request's
+    DataFrame and the schema they repeat (texts as MLflow 3.17 writes them)."""
+    from tuner.serving import short_message
+
+    frame = str(pd.DataFrame({"count": ["lots", 4], "b": ["p", "q"]}))
+    wrapped = f"Failed to predict data '{frame}'. \nError: invalid input: missing column(s): 'hue'"
+    assert short_message(wrapped) == "invalid input: missing column(s): 'hue'"
+    enforced = (
+        f"Failed to predict data '{frame}'. \nError: Failed to enforce schema of data '{frame}' with schema "
+        "'['count': long (optional), 'b': string (optional)]'. Error: Incompatible input types for column count. "
+        "Can not safely convert float64 to int64. Hint: the type mismatch is likely caused by missing values."
+    )
+    assert short_message(enforced) == "Incompatible input types for column count. Can not safely convert float64 to int64."
+    parsed = "Invalid input. Failed to convert column count to type 'float64'. Error: 'ValueError(\"lots\")'"
+    assert short_message(parsed) == parsed

@@ -375,18 +375,18 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (default: this machine only).")] = "127.0.0.1",
 ) -> None:
-    """Serve an exported model over HTTP with MLflow's scoring server, from this environment."""
+    """Serve an exported model over HTTP with MLflow's scoring server, from this environment
+    (bad requests get a short error naming the column: tuner/serving.py)."""
     import os
     import shlex
     import subprocess
 
     from .errors import TunerError
+    from .serving import MODEL_ENV
 
     if not (model_dir / "MLmodel").is_file():
         raise TunerError(f"{model_dir}: not an exported model folder (no MLmodel file); run tuner export first")
-    # MLflow starts uvicorn from PATH: put this environment's scripts first.
-    bin_dir = str(Path(os.path.abspath(sys.executable)).parent)
-    env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = os.environ | {MODEL_ENV: str(model_dir.resolve())}
     url = f"http://{host}:{port}"
     example = model_dir / "serving_input_example.json"
     console.print(f"serving {model_dir} at {url}/invocations (Ctrl-C stops it); try:", highlight=False, soft_wrap=True)
@@ -394,8 +394,7 @@ def serve(
         f"curl -s -X POST {url}/invocations -H 'Content-Type: application/json' -d @{shlex.quote(str(example))}",
         highlight=False, soft_wrap=True,
     )
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-           "--host", host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "tuner.serving:create_app", "--host", host, "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env)
     try:
         raise typer.Exit(proc.wait())

@@ -252,16 +252,29 @@ def _signature(splits, pipeline):
 
     rows = splits.X_train
     params = {PROBA_PARAM: False} if splits.task == "classification" else None
-    inferred = infer_signature(rows, pipeline.predict(rows), params=params)
-    # Every column may hold missing values (imputed). Columns are marked optional so that a
-    # request without one reaches the model, whose error names the missing column(s).
+    inferred = infer_signature(_declared_rows(rows, splits.preprocessor.missing), pipeline.predict(rows), params=params)
+    # Columns are marked optional so that a request without one reaches the model, whose error
+    # names the missing column(s).
     inputs = Schema([ColSpec(c.type, c.name, required=False) for c in inferred.inputs.inputs])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
+def _declared_rows(rows, missing: str):
+    """``rows`` as the signature should describe them: a model that imputes takes a missing value
+    in any column, so integer columns are declared double (MLflow's schema enforcement refuses a
+    NaN in a ``long`` column, and pandas holds an integer column with a NaN as floats)."""
+    import pandas as pd
+
+    if missing != "impute":
+        return rows
+    integers = [c for c in rows.columns if pd.api.types.is_integer_dtype(rows[c].dtype)]
+    return rows.astype({c: "float64" for c in integers})
+
+
 def _input_example(splits, n: int = 5):
-    """A few raw training rows, with a missing value among them when the data has any."""
-    rows = splits.X_train
+    """A few raw training rows, with a missing value among them when the data has any, typed as
+    the signature declares them."""
+    rows = _declared_rows(splits.X_train, splits.preprocessor.missing)
     with_missing = rows[rows.isna().any(axis=1)]
     example = rows.head(n)
     if len(with_missing) and not example.isna().any(axis=None):
