@@ -164,3 +164,36 @@ def child_runs(client, study_name: str):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
+
+
+def released_together(code: str, argv: list[list[str]], cwd: Path, timeout: float = 120) -> list[str]:
+    """Run ``python -c code`` once per entry of ``argv``; each process does its slow setup, prints
+    ``ready`` and waits for a line on stdin, then all are released at once, so that what follows
+    (creating a store, asking for a trial) happens at the same instant. Returns their stdout
+    after ``ready``; fails on a non-zero exit."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=cwd, env=cli_env())
+        for args in argv
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [proc.communicate(timeout=timeout) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [p.returncode for p in procs] == [0] * len(procs), [err[-2000:] for _, err in results]
+    return [out for out, _ in results]
+
+
+def storage_url(kind: str, folder: Path, request) -> str:
+    """A fresh Optuna storage URL of ``kind``: sqlite, journal (a file) or postgres (a scratch
+    database of the ``postgres_url`` fixture)."""
+    if kind == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{folder}/o.db" if kind == "sqlite" else str(folder / "o.journal")

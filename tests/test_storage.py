@@ -6,6 +6,7 @@ import warnings
 import optuna
 import pytest
 
+from tests.helpers import storage_url
 from tuner import storage as storage_module
 from tuner.budget import BudgetReached, taken_slots
 from tuner.storage import open_storage
@@ -38,10 +39,7 @@ def test_postgres_stops_at_the_budget(postgres_url):
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "journal"])
 def test_storages_count_taken_slots_like_the_trials_say(tmp_path, kind, request):
-    if kind == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path}/o.db" if kind == "sqlite" else str(tmp_path / "o.journal")
+    url = storage_url(kind, tmp_path, request)
     storage = open_storage(url)
     study = optuna.create_study(study_name="counted", storage=storage)
     with warnings.catch_warnings():
