@@ -20,8 +20,6 @@ class Activation:
     """An element-wise non-linearity g with g'(z) expressed through a = g(z)."""
 
     name: str = ""
-    #: "he" for relu-like units, "glorot" for saturating ones.
-    init: str = "glorot"
 
     def forward(self, z: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
         """Overwrite ``z`` with g(z) and return it."""
@@ -82,7 +80,6 @@ class Tanh(Activation):
 
 class ReLU(Activation):
     name = "relu"
-    init = "he"
 
     def forward(self, z, scratch=None):
         return np.maximum(z, 0.0, out=z)
@@ -97,7 +94,6 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
-    init = "he"
 
     def forward(self, z, scratch=None):
         scaled = np.multiply(z, LEAKY_SLOPE, out=_scratch(z, scratch))
@@ -119,7 +115,6 @@ class ELU(Activation):
     """
 
     name = "elu"
-    init = "he"
 
     def forward(self, z, scratch=None):
         negative = np.minimum(z, 0.0, out=_scratch(z, scratch))

@@ -161,15 +161,19 @@ class Network:
         return int(self.params.size)
 
     def initialize(self, rng: np.random.Generator) -> None:
-        """He initialisation for relu-like hidden layers, Glorot for the others; zero biases."""
+        """Glorot uniform weights for every layer, W ~ U(-r, r) with r = sqrt(6 / (n_in + n_out));
+        zero biases.
+
+        This is scikit-learn's rule for every activation but the logistic one. He initialisation
+        (W ~ N(0, 2 / n_in)) for the relu-like layers, used before, made training with Adam
+        learn less per epoch at first (issue 11): Adam's steps are about the learning rate in
+        size whatever a weight's scale, so larger initial weights change relatively less per step.
+        """
         self.params[:] = 0.0
         for layer in self.layers:
             n_in, n_out = layer.W.shape
-            if layer.activation.init == "he":
-                layer.W[:] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
-            else:
-                bound = np.sqrt(6.0 / (n_in + n_out))
-                layer.W[:] = rng.uniform(-bound, bound, size=(n_in, n_out))
+            bound = np.sqrt(6.0 / (n_in + n_out))
+            layer.W[:] = rng.uniform(-bound, bound, size=(n_in, n_out))
 
     def set_params(self, coefs: Sequence[np.ndarray], intercepts: Sequence[np.ndarray]) -> None:
         for layer, W, b in zip(self.layers, coefs, intercepts, strict=True):
