@@ -67,6 +67,24 @@ def test_export_refuses_a_changed_study_file(stores, tmp_path):
                      storage=storage, tracking_uri=tracking)
 
 
+def test_export_by_name_from_another_folder_uses_the_settings_stored_with_the_study(stores, tmp_path, monkeypatch):
+    """Issue 15: `tuner export NAME --storage URL` where no study file is at hand."""
+    import optuna
+
+    from tuner.config import config_from_settings
+    from tuner.definition import STUDY_FILE_ATTR
+
+    storage, tracking = stores
+    stored = optuna.load_study(study_name="d", storage=storage).user_attrs[STUDY_FILE_ATTR]
+    assert config_from_settings(stored, "stored").model_dump() == _config().model_dump()
+    monkeypatch.chdir(tmp_path)  # no d.toml here, no studies/ folder
+    result = export_study("d", out=tmp_path / "by-name", log=False, storage=storage, tracking_uri=tracking)
+    assert result.study_name == "d" and (tmp_path / "by-name" / "MLmodel").is_file()
+    assert set(result.test_scores) >= {"accuracy"}
+    with pytest.raises(TunerError, match="no study named 'other'"):
+        export_study("other", out=tmp_path / "x", log=False, storage=storage, tracking_uri=tracking)
+
+
 def test_budget_sampler_pruner_and_result_may_change(stores):
     storage, tracking = stores
     changed = _config(budget={"n_trials": 3, "max_epochs": 4}, sampler={"name": "random"},

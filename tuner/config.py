@@ -341,6 +341,18 @@ class StudyConfig(_Section):
             raw["seed"] = seed
         return _validate(raw, self._path, base_dir=None)
 
+    def file_settings(self) -> dict[str, Any]:
+        """The settings the study file set, JSON-safe (data paths absolute), and nothing it left to
+        defaults: stored with the study (:data:`tuner.definition.STUDY_FILE_ATTR`), so that
+        ``tuner export NAME`` works without the file; read back by :func:`config_from_settings`,
+        the defaults are fitted to the data again."""
+        full = self.model_dump(mode="json")
+        out: dict[str, Any] = {}
+        for key in self.model_fields_set:
+            part = getattr(self, key)
+            out[key] = {k: full[key][k] for k in part.model_fields_set} if isinstance(part, BaseModel) else full[key]
+        return out
+
     def fitted_to_data(self, n_train: int, n_val: int | None = None) -> StudyConfig:
         """A copy whose default space entries fit a training set of ``n_train`` rows (see
         :func:`tuner.space.fit_to_data`); the study file's own entries are kept. With ``n_val``
@@ -348,7 +360,9 @@ class StudyConfig(_Section):
         update: dict[str, Any] = {"space": fit_to_data(self.space, n_train)}
         if n_val is not None and self.objective.validation_splits == "auto":
             splits = AUTO_SPLITS if n_train + n_val < AUTO_SPLITS_MAX_ROWS else 1
-            update["objective"] = self.objective.model_copy(update={"validation_splits": splits})
+            objective = self.objective.model_copy(update={"validation_splits": splits})
+            objective.model_fields_set.discard("validation_splits")  # still "auto" as far as the file goes
+            update["objective"] = objective
         if "max_epochs" not in self.budget.model_fields_set:
             # Enough optimiser steps on small data: about 2,000 batches of 32 rows, up to 200 epochs.
             epochs = min(MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train))))
@@ -391,6 +405,12 @@ def load_config(path: str | Path) -> StudyConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read study file: {exc.strerror or exc}") from None
     return _validate(raw, str(path), base_dir=path.resolve().parent)
+
+
+def config_from_settings(settings: dict[str, Any], origin: str) -> StudyConfig:
+    """A StudyConfig from :meth:`StudyConfig.file_settings` (``origin`` names where they were
+    stored, for messages)."""
+    return _validate(settings, origin, base_dir=None)
 
 
 def _validate(raw: dict[str, Any], path: str, base_dir: Path | None) -> StudyConfig:

@@ -19,6 +19,9 @@ from .data import Splits
 from .errors import TunerError
 
 DEFINITION_ATTR = "definition"
+#: The study user attribute holding the study file's settings (StudyConfig.file_settings), so that
+#: commands given only the study's name (``tuner export NAME``) can rebuild its config.
+STUDY_FILE_ATTR = "study_file"
 
 
 def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import TunerError
+from .urls import redact_url
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 WEIGHTS_FILE = "model.npz"
@@ -83,13 +84,15 @@ class ExportResult:
 # study, trial and config
 
 
-def resolve_config(study):
+def resolve_config(study, storage_url: str | None = None):
     """The StudyConfig of ``study``: a study file (.toml), or a study name whose file is found as
     ``<name>.toml`` / ``studies/<name>.toml`` or as a ``*.toml`` in ``.`` or ``studies/`` whose
-    ``name`` is that name. The data named there is needed for signature, scores and refits."""
+    ``name`` is that name, else the settings stored with the study in ``storage_url`` (every
+    study run since they were stored keeps them). The data named there is needed for signature,
+    scores and refits."""
     import tomllib
 
-    from .config import StudyConfig, load_config
+    from .config import StudyConfig, config_from_settings, load_config
 
     if isinstance(study, StudyConfig):
         return study
@@ -110,12 +113,24 @@ def resolve_config(study):
                     return load_config(candidate)
         except (OSError, tomllib.TOMLDecodeError):
             continue
+    stored = _stored_settings(text, storage_url) if storage_url else None
+    if stored is not None:
+        return config_from_settings(stored, f"study {text!r} (settings stored in {redact_url(storage_url)})")
     from .hints import tuner_command
 
     raise TunerError(
-        f"no study file for study {text!r} in ./ or ./studies/; pass the study file "
+        f"no study file for study {text!r} in ./ or ./studies/, and no settings stored with it; pass the study file "
         f"({tuner_command()} export path/to/{text}.toml): export needs its data to check and score the model"
     )
+
+
+def _stored_settings(name: str, storage_url: str) -> dict | None:
+    """The study file settings stored with study ``name`` (None if it has none: a study from
+    before they were stored); TunerError if the storage has no such study."""
+    from .definition import STUDY_FILE_ATTR
+    from .storage import load_existing_study, open_storage
+
+    return load_existing_study(name, open_storage(storage_url), storage_url).user_attrs.get(STUDY_FILE_ATTR)
 
 
 def pick_trial(study, number: int | None):
@@ -550,8 +565,8 @@ def export_study(
     say = say or (lambda message: None)
     if register_as and not log:
         raise TunerError("registering a model needs it logged to MLflow")
-    config = resolve_config(study)
     url = resolve_storage_url(storage)
+    config = resolve_config(study, url)
     optuna_study = load_existing_study(config.name, open_storage(url), url)
     single = trial_number is not None or best or refit
     trial = pick_trial(optuna_study, trial_number)

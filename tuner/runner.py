@@ -19,7 +19,7 @@ from . import interrupts, metrics
 from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
-from .definition import check_definition, study_definition
+from .definition import STUDY_FILE_ATTR, check_definition, study_definition
 from .errors import TunerError
 from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
@@ -73,6 +73,8 @@ def create_study(
     )
     if definition is not None:
         check_definition(study, definition, config.path)
+        if STUDY_FILE_ATTR not in study.user_attrs:
+            study.set_user_attr(STUDY_FILE_ATTR, config.file_settings())
     started = trials_started(study) if started is None else started
     if started:
         study.sampler = make_sampler(config, worker, started)
