@@ -18,7 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .serialization import model_state, restore_model, saveable
 
+
+@saveable
 class MLPEnsemble(BaseEstimator):
     """Weighted average of fitted :class:`~model.MLPClassifier` or :class:`~model.MLPRegressor`
     members (all of one kind)."""
@@ -79,6 +82,30 @@ class MLPEnsemble(BaseEstimator):
             member.fit(X, y, **fit_params)
         self._members()
         return self
+
+    # --- state (what model.save writes and model.load reads back) ----------------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(header, arrays)``: each member's, its arrays prefixed ``m<i>_``, with the weights."""
+        members, weights = self._members()
+        meta: dict = {"weights": [float(w) for w in weights], "members": []}
+        arrays: dict[str, np.ndarray] = {}
+        for i, member in enumerate(members):
+            member_meta, member_arrays = model_state(member)
+            meta["members"].append(member_meta)
+            arrays.update({f"m{i}_{name}": a for name, a in member_arrays.items()})
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> MLPEnsemble:
+        """The ensemble that :meth:`get_state` described, checked as at saving."""
+        members = []
+        for i, member_meta in enumerate(meta["members"]):
+            prefix = f"m{i}_"
+            member_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
+            members.append(restore_model(member_meta, member_arrays))
+        ensemble = cls(members, list(meta["weights"]))
+        ensemble._members()
+        return ensemble
 
     # --- prediction --------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:

@@ -21,6 +21,8 @@ from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, OutputLoss, Squ
 from .network import Network
 from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
 from .schedules import make_schedule
+from .serialization import save as save_model
+from .serialization import saveable
 from .training import EpochCallback, StoppingRules, TrainingState, train
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -306,11 +308,77 @@ class BaseMLP(BaseEstimator):
 
     def save(self, path) -> None:
         """Write the fitted estimator to ``path`` (NumPy arrays + JSON, no pickle)."""
-        from .serialization import save
+        save_model(self, path)
 
-        save(self, path)
+    # --- state (what model.save writes and model.load reads back) ---------------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(header, arrays)`` of the fitted estimator: JSON-safe parameters and training record,
+        and the weights, from which :meth:`from_state` rebuilds it bit for bit."""
+        check_is_fitted(self, "_network")
+        params = self.get_params()
+        params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]).tolist())
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        arrays: dict[str, np.ndarray] = {}
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            arrays[f"coef_{k}"] = W
+            arrays[f"intercept_{k}"] = b
+        meta: dict = {
+            "params": params,
+            "layer_sizes": self._network.layer_sizes,
+            "n_features_in": int(self.n_features_in_),
+            "loss_curve": [float(v) for v in self.loss_curve_],
+            "validation_scores": [float(v) for v in self.validation_scores_],
+            "n_iter": int(self.n_iter_),
+            "best_epoch": int(self.best_epoch_),
+        }
+        if hasattr(self, "feature_names_in_"):
+            meta["feature_names_in"] = [str(c) for c in self.feature_names_in_]
+        self._target_state(meta, arrays)
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> BaseMLP:
+        """The fitted estimator that :meth:`get_state` described, ready to predict or train on."""
+        params = dict(meta["params"])
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        est = cls(**params)
+        est._restore_targets(meta, arrays)
+        n_layers = len(meta["layer_sizes"]) - 1
+        network = Network(
+            meta["layer_sizes"], params["activation"], est._output_loss(),
+            dtype=arrays["coef_0"].dtype, dropout=params["dropout"],
+        )
+        network.set_params(
+            [arrays[f"coef_{k}"] for k in range(n_layers)],
+            [arrays[f"intercept_{k}"] for k in range(n_layers)],
+        )
+        est._network = network
+        est.n_features_in_ = meta["n_features_in"]
+        if "feature_names_in" in meta:
+            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        est.loss_curve_ = meta["loss_curve"]
+        est.validation_scores_ = meta["validation_scores"]
+        est.n_iter_ = meta["n_iter"]
+        est.best_epoch_ = meta["best_epoch"]
+        est._rng = est._seed_rng()
+        est._init_solver(
+            TrainingState(
+                epoch=est.n_iter_, loss_curve=list(est.loss_curve_),
+                validation_scores=list(est.validation_scores_), best_epoch=est.best_epoch_,
+            )
+        )
+        return est
+
+    def _target_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Add what maps network outputs to targets (classes, target scaling) to the state."""
+        raise NotImplementedError
+
+    def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
 
 
+@saveable
 class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multilayer perceptron classifier: binary (one sigmoid), multiclass (softmax) and
     multi-label (one sigmoid per label, y as an indicator matrix)."""
@@ -363,6 +431,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _stratify_labels(self, y):
         return None if self._multilabel else y
 
+    def _target_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        meta["classes"] = _labels_to_json(self.classes_)
+        meta["multilabel"] = bool(self._multilabel)
+
+    def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        self.classes_ = _labels_from_json(meta["classes"])
+        self._multilabel = bool(meta["multilabel"])
+
     def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
         network = self._network
         Y = self._encode_targets(y_val, fitting=False).astype(network.dtype)
@@ -412,6 +488,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return tags
 
 
+@saveable
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multilayer perceptron regressor (identity output, squared error), single or multi-output.
 
@@ -439,6 +516,12 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _output_loss(self) -> OutputLoss:
         return SquaredError()
 
+    def _target_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        arrays["y_mean"], arrays["y_scale"] = self._y_mean, self._y_scale
+
+    def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        self._y_mean, self._y_scale = arrays["y_mean"], arrays["y_scale"]
+
     def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
         y = np.asarray(y_val, dtype=np.float64)
 
@@ -464,3 +547,19 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _labels_to_json(classes: np.ndarray) -> dict:
+    values = classes.tolist()
+    kind = "object" if classes.dtype == object else classes.dtype.str
+    if kind == "object" and not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise TypeError("only str, int, float or bool class labels can be saved")
+    return {"values": values, "dtype": kind}
+
+
+def _labels_from_json(data: dict) -> np.ndarray:
+    if data["dtype"] == "object":
+        out = np.empty(len(data["values"]), dtype=object)
+        out[:] = data["values"]
+        return out
+    return np.asarray(data["values"], dtype=np.dtype(data["dtype"]))

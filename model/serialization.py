@@ -42,129 +42,30 @@ def _header_digest(header: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
-def _labels_to_json(classes: np.ndarray) -> dict[str, Any]:
-    values = classes.tolist()
-    kind = "object" if classes.dtype == object else classes.dtype.str
-    if kind == "object" and not all(isinstance(v, (str, int, float, bool)) for v in values):
-        raise TypeError("only str, int, float or bool class labels can be saved")
-    return {"values": values, "dtype": kind}
+#: The classes :func:`load` restores, by the class name saved in the header. Each registers
+#: itself with :func:`saveable` and provides ``get_state()`` -> ``(header, arrays)`` and the
+#: classmethod ``from_state(header, arrays)``; this module knows the file, they know their state.
+SAVEABLE: dict[str, type] = {}
 
 
-def _labels_from_json(data: dict[str, Any]) -> np.ndarray:
-    if data["dtype"] == "object":
-        out = np.empty(len(data["values"]), dtype=object)
-        out[:] = data["values"]
-        return out
-    return np.asarray(data["values"], dtype=np.dtype(data["dtype"]))
+def saveable(cls: type) -> type:
+    """Class decorator: :func:`save` may write instances of ``cls`` and :func:`load` restores them."""
+    SAVEABLE[cls.__name__] = cls
+    return cls
 
 
-def _estimator_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    from sklearn.utils.validation import check_is_fitted
-
-    from .estimators import MLPClassifier
-
-    check_is_fitted(est, "_network")
-    params = est.get_params()
-    params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]).tolist())
-    if not isinstance(params["random_state"], (int, type(None))):
-        params["random_state"] = None
-    arrays: dict[str, np.ndarray] = {}
-    for k, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
-        arrays[f"coef_{k}"] = W
-        arrays[f"intercept_{k}"] = b
-    meta: dict[str, Any] = {
-        "class": type(est).__name__,
-        "params": params,
-        "layer_sizes": est._network.layer_sizes,
-        "n_features_in": int(est.n_features_in_),
-        "loss_curve": [float(v) for v in est.loss_curve_],
-        "validation_scores": [float(v) for v in est.validation_scores_],
-        "n_iter": int(est.n_iter_),
-        "best_epoch": int(est.best_epoch_),
-    }
-    if hasattr(est, "feature_names_in_"):
-        meta["feature_names_in"] = [str(c) for c in est.feature_names_in_]
-    if isinstance(est, MLPClassifier):
-        meta["classes"] = _labels_to_json(est.classes_)
-        meta["multilabel"] = bool(est._multilabel)
-    else:
-        arrays["y_mean"], arrays["y_scale"] = est._y_mean, est._y_scale
-    return meta, arrays
+def model_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header (with the class name under ``"class"``) and arrays of a fitted saveable model."""
+    name = type(est).__name__
+    if SAVEABLE.get(name) is not type(est):
+        raise TypeError(f"cannot save a {name} (saveable: {', '.join(sorted(SAVEABLE))})")
+    meta, arrays = est.get_state()
+    return {"class": name, **meta}, arrays
 
 
-def _restore_estimator(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
-    from .estimators import MLPClassifier, MLPRegressor
-    from .network import Network
-    from .training import TrainingState
-
-    classes = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
-    cls = classes[meta["class"]]
-    params = dict(meta["params"])
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    est = cls(**params)
-    if cls is MLPClassifier:
-        est.classes_ = _labels_from_json(meta["classes"])
-        est._multilabel = bool(meta["multilabel"])
-    else:
-        est._y_mean, est._y_scale = arrays["y_mean"], arrays["y_scale"]
-    n_layers = len(meta["layer_sizes"]) - 1
-    network = Network(
-        meta["layer_sizes"], params["activation"], est._output_loss(),
-        dtype=arrays["coef_0"].dtype, dropout=params["dropout"],
-    )
-    network.set_params(
-        [arrays[f"coef_{k}"] for k in range(n_layers)],
-        [arrays[f"intercept_{k}"] for k in range(n_layers)],
-    )
-    est._network = network
-    est.n_features_in_ = meta["n_features_in"]
-    if "feature_names_in" in meta:
-        est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
-    est.loss_curve_ = meta["loss_curve"]
-    est.validation_scores_ = meta["validation_scores"]
-    est.n_iter_ = meta["n_iter"]
-    est.best_epoch_ = meta["best_epoch"]
-    est._rng = est._seed_rng()
-    est._init_solver(
-        TrainingState(
-            epoch=est.n_iter_, loss_curve=list(est.loss_curve_),
-            validation_scores=list(est.validation_scores_), best_epoch=est.best_epoch_,
-        )
-    )
-    return est
-
-
-def _model_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Header and arrays of one MLP, or of an :class:`~model.ensemble.MLPEnsemble` (each member's
-    arrays prefixed ``m<i>_``, their headers listed in order with the weights)."""
-    from .ensemble import MLPEnsemble
-
-    if not isinstance(est, MLPEnsemble):
-        return _estimator_state(est)
-    members, weights = est._members()
-    meta: dict[str, Any] = {"class": "MLPEnsemble", "weights": [float(w) for w in weights], "members": []}
-    arrays: dict[str, np.ndarray] = {}
-    for i, member in enumerate(members):
-        member_meta, member_arrays = _estimator_state(member)
-        meta["members"].append(member_meta)
-        arrays.update({f"m{i}_{name}": a for name, a in member_arrays.items()})
-    return meta, arrays
-
-
-def _restore_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
-    """The inverse of :func:`_model_state`."""
-    if meta["class"] != "MLPEnsemble":
-        return _restore_estimator(meta, arrays)
-    from .ensemble import MLPEnsemble
-
-    members = []
-    for i, member_meta in enumerate(meta["members"]):
-        prefix = f"m{i}_"
-        member_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
-        members.append(_restore_estimator(member_meta, member_arrays))
-    ensemble = MLPEnsemble(members, list(meta["weights"]))
-    ensemble._members()  # the same checks as at saving
-    return ensemble
+def restore_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
+    """The inverse of :func:`model_state`."""
+    return SAVEABLE[meta["class"]].from_state(meta, arrays)
 
 
 def _split_pipeline(obj):
@@ -189,7 +90,7 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     if path.is_dir():
         path = path / MODEL_FILE
     pre, (est_name, est) = _split_pipeline(obj)
-    meta, arrays = _model_state(est)
+    meta, arrays = model_state(est)
     header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "estimator": meta}
     if pre is not None:
         header["pipeline"] = {
@@ -252,7 +153,7 @@ def load(path: str | Path):
     preprocessor. Raises :class:`ModelFileError` for a corrupted, altered or foreign file."""
     header, arrays = _read(path)
     try:
-        est = _restore_model(header["estimator"], arrays)
+        est = restore_model(header["estimator"], arrays)
         pipeline = header.get("pipeline")
         if pipeline is None:
             return est

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .logs import quiet_libraries
 from .urls import redact_url
 
 app = typer.Typer(
@@ -59,19 +60,6 @@ def user_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def quiet_libraries() -> None:
-    import logging
-    import warnings
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from .budget import RETRY_HISTORY, retry_links
-from .storage import heartbeat_settings
+from .storage import fail_stale_trials, heartbeat_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tracking import StudyTracker
@@ -144,9 +144,7 @@ def recover(study: optuna.Study, tracker: StudyTracker | None, closer: str) -> l
     """Fail the trials of dead workers (stale heartbeats; they are retried) and close the runs
     dead processes left RUNNING; returns the runs closed. Tracking errors warn and never stop
     a study."""
-    from .runner import _fail_stale_trials
-
-    _fail_stale_trials(study)
+    fail_stale_trials(study)
     if tracker is None:
         return []
     try:

@@ -21,12 +21,13 @@ from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .definition import STUDY_FILE_ATTR, check_definition, study_definition
 from .errors import TunerError
+from .logs import quiet_libraries
 from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
 from .recovery import recover, requeue_interrupted
 from .sampling import make_pruner, make_sampler, trials_started
 from .space import defaults_trial
-from .storage import open_storage, resolve_storage_url
+from .storage import fail_stale_trials, open_storage, resolve_storage_url
 from .threads import limit_blas_threads, worker_threads
 from .tracking import StudyTracker
 
@@ -104,15 +105,6 @@ def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict
     return scores
 
 
-def _fail_stale_trials(study: optuna.Study) -> None:
-    """Fail (and so re-queue, see :func:`retry_links`) trials whose worker stopped sending
-    heartbeats; a no-op on storages without heartbeats (journal files)."""
-    if _heartbeat_enabled(study):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-
-
 def _heartbeat_enabled(study: optuna.Study) -> bool:
     try:
         from optuna.storages._heartbeat import is_heartbeat_enabled
@@ -143,7 +135,7 @@ def objects_frozen() -> Iterator[None]:
 def budget_counts(study: optuna.Study) -> tuple[int, int]:
     """``(finished trials that count, RUNNING trials)``, after failing the stale trials of dead
     workers so that they stop holding a slot (their WAITING retries run in their place)."""
-    _fail_stale_trials(study)
+    fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
     return len(counted_trials(trials)), running
@@ -268,8 +260,6 @@ def run_worker(
 
 
 def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
-    from .cli import quiet_libraries
-
     quiet_libraries()
     interrupts.install()
     try:

@@ -319,6 +319,14 @@ def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseSt
         raise TunerError(f"cannot open the study storage {redact_url(url)}: {first_line}") from None
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and so re-queue, see :func:`tuner.budget.retry_links`) the trials whose worker
+    stopped sending heartbeats; a no-op on storages without heartbeats (journal files)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def load_existing_study(name: str, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:
     """An existing study, or a TunerError naming the studies that do exist."""
     try:
