@@ -83,6 +83,11 @@ def test_export_by_name_from_another_folder_uses_the_settings_stored_with_the_st
     assert set(result.test_scores) >= {"accuracy"}
     with pytest.raises(TunerError, match="no study named 'other'"):
         export_study("other", out=tmp_path / "x", log=False, storage=storage, tracking_uri=tracking)
+    from tests.helpers import invoke
+
+    shown = invoke("status", "d", "--storage", storage)  # status by name, from the same folder
+    assert shown.exit_code == 0, shown.output
+    assert f"best trial {optuna.load_study(study_name='d', storage=storage).best_trial.number}:" in shown.output
 
 
 def test_budget_sampler_pruner_and_result_may_change(stores):
