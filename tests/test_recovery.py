@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 from tests.helpers import cli_env, wait_until, write_study
 from tests.test_scale import write_study as write_slow_study
 from tuner import interrupts
-from tuner.budget import counted_trials, retry_links
+from tuner.budget import counted_trials
+from tuner.retries import retry_links
 from tuner.recovery import TAG_CLOSED
 
 State = optuna.trial.TrialState

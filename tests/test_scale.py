@@ -24,7 +24,8 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.helpers import cli_env, free_port, http_status, mlflow_server, wait_until
-from tuner.budget import counted_trials, retry_links
+from tuner.budget import counted_trials
+from tuner.retries import retry_links
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from tests.helpers import storage_url
-from tuner import storage as storage_module
+from tuner import internals
 from tuner.budget import BudgetReached, taken_slots
 from tuner.storage import open_storage
 
@@ -145,7 +145,7 @@ def test_a_pruned_trial_keeps_its_last_report_as_value(tmp_path):
 
 
 def test_reports_of_a_long_trial_are_written_while_it_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage_module, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(internals, "FLUSH_SECONDS", 0.0)
     url = f"sqlite:///{tmp_path}/o.db"
     study = _reporting_study(url, "live")
     seen = []

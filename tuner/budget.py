@@ -17,39 +17,14 @@ from pathlib import Path
 
 import optuna
 
+from .retries import retry_links
+
 TrialState = optuna.trial.TrialState
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 class BudgetReached(Exception):
     """No new trial: the study's budget is taken by finished, running and queued trials."""
-
-
-#: The system attribute on a retry that lists the trials it replaces, the last one latest.
-RETRY_HISTORY = "retry_history"
-
-
-def last_retried(history: list | None) -> int | None:
-    """The failed trial a retry replaces: the latest number in its ``retry_history`` system
-    attribute; None for a trial that is no retry (no or empty history)."""
-    return int(history[-1]) if history else None
-
-
-def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
-    """``{failed trial number: number of the trial that retries it}``.
-
-    A worker that dies mid-trial leaves its trial RUNNING; once its heartbeat is older than the
-    grace period another worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback``
-    re-queues its parameters as a new WAITING trial whose system attribute ``retry_history`` ends
-    with the failed trial's number. (Optuna refuses writes to a finished trial, so the link is
-    kept on the retry and read back from there.)
-    """
-    links: dict[int, int] = {}
-    for t in trials:
-        failed = last_retried(t.system_attrs.get(RETRY_HISTORY))
-        if failed is not None:
-            links[failed] = t.number
-    return links
 
 
 def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:

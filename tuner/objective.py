@@ -22,10 +22,10 @@ from sklearn.pipeline import Pipeline
 from model import DivergenceError, MLPClassifier, MLPRegressor
 
 from . import interrupts, metrics
-from .budget import RETRY_HISTORY, last_retried
 from .config import StudyConfig
 from .data import Splits
 from .resampling import Resample, resamples
+from .retries import RETRY_OF, RUN_ID_ATTR
 from .recovery import INTERRUPTED
 from .sampling import unwrap_pruner
 from .space import suggest_params
@@ -273,10 +273,10 @@ class Objective:
         run.run_id = self.tracker.wait_for_run(run.pending_run) if run.pending_run else None
         run.attached = True
         if run.retry_of is not None:
-            trial.set_user_attr("retry_of", run.retry_of)
+            trial.set_user_attr(RETRY_OF, run.retry_of)
             _link_retry_runs(self.tracker, run.run_id, run.previous_run_id, run.retry_of, trial.number)
         if run.run_id or run.retry_of is not None:  # a retry must not keep the failed trial's run id
-            trial.set_user_attr("mlflow_run_id", run.run_id)
+            trial.set_user_attr(RUN_ID_ATTR, run.run_id)
 
     def _record(self, trial: optuna.Trial, params, estimator, run: TrialRun) -> None:
         """Store the trial's summary in Optuna (the record of truth, from which ``tuner sync`` can
@@ -348,18 +348,12 @@ class Objective:
 
 
 def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
-    """For a retry of a trial whose worker died (``RetryHeartbeatStaleTrialCallback``): the
-    failed trial's number and its MLflow run id (the retry starts with a copy of its user
-    attributes); ``(None, None)`` for any other trial. Read from the copy of the trial that
-    Optuna fetched when it created it, not from the storage again."""
-    try:
-        frozen = trial._cached_frozen_trial
-    except AttributeError:  # a private API moved: no link, the trial still runs
+    """For a retry (see :mod:`tuner.retries`): the failed trial's number and its MLflow run id,
+    from the user attributes the retry was queued with; ``(None, None)`` for any other trial."""
+    attrs = trial.user_attrs
+    if attrs.get(RETRY_OF) is None:
         return None, None
-    failed = last_retried(frozen.system_attrs.get(RETRY_HISTORY))
-    if failed is None:
-        return None, None
-    return failed, frozen.user_attrs.get("mlflow_run_id")
+    return int(attrs[RETRY_OF]), attrs.get(RUN_ID_ATTR)
 
 
 def _link_retry_runs(tracker, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int) -> None:

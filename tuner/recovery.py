@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from .budget import RETRY_HISTORY, retry_links
+from .retries import queue_retry, retry_links
 from .storage import fail_stale_trials, heartbeat_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,14 +50,7 @@ def requeue_interrupted(study: optuna.Study, numbers: list[int]) -> list[int]:
         trial = trials[number] if number < len(trials) and trials[number].number == number else None
         if trial is None or trial.state != State.FAIL or number in retried:
             continue
-        history = list(trial.system_attrs.get(RETRY_HISTORY, [])) + [number]
-        study.add_trial(optuna.trial.create_trial(
-            state=State.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            user_attrs={k: v for k, v in trial.user_attrs.items() if k != INTERRUPTED},
-            system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", number), RETRY_HISTORY: history},
-        ))
+        queue_retry(study, trial, drop_user_attrs=(INTERRUPTED,))
         queued.append(number)
     return queued
 

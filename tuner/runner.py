@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
 import socket
 import warnings
@@ -27,7 +26,7 @@ from .objective import Objective, build_estimator
 from .recovery import recover, requeue_interrupted
 from .sampling import make_pruner, make_sampler, trials_started
 from .space import defaults_trial
-from .storage import fail_stale_trials, open_storage, resolve_storage_url
+from .storage import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
 from .threads import limit_blas_threads, worker_threads
 from .tracking import StudyTracker
 
@@ -105,15 +104,6 @@ def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict
     return scores
 
 
-def _heartbeat_enabled(study: optuna.Study) -> bool:
-    try:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-
-        return is_heartbeat_enabled(study._storage)
-    except Exception:  # noqa: BLE001 - private API moved: behave as without heartbeats
-        return False
-
-
 @contextlib.contextmanager
 def objects_frozen() -> Iterator[None]:
     """Keep the objects that exist before a study starts (the loaded libraries) out of the
@@ -141,20 +131,6 @@ def budget_counts(study: optuna.Study) -> tuple[int, int]:
     return len(counted_trials(trials)), running
 
 
-class _NoInterruptTraceback(logging.Filter):
-    """Optuna logs a trial stopped by Ctrl-C / SIGTERM as failed *with* the KeyboardInterrupt's
-    traceback; keep its one-line warning, drop the traceback (the user pressed Ctrl-C)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-_OPTUNA_TRIAL_LOGGER = logging.getLogger("optuna.study._optimize")
-if not any(isinstance(f, _NoInterruptTraceback) for f in _OPTUNA_TRIAL_LOGGER.filters):
-    _OPTUNA_TRIAL_LOGGER.addFilter(_NoInterruptTraceback())
-
 #: Seconds between checks while a worker waits for other workers' last trials.
 WAIT_POLL = 1.0
 
@@ -164,19 +140,22 @@ def optimize(
     objective: Objective,
     config: StudyConfig,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    *,
+    storage: optuna.storages.BaseStorage | None = None,
 ) -> None:
     """Run trials in this process until the study's total budget (or the timeout) is reached.
 
-    When the only trials left are RUNNING in other workers, a storage with heartbeats makes this
-    worker wait for them: if one of those workers died, its trial is failed after the grace
-    period and re-queued, and this worker runs the retry. So the study ends with its budget of
-    finished trials even when workers are killed.
+    When the only trials left are RUNNING in other workers and ``storage`` (the one the study
+    was opened with) has heartbeats, this worker waits for them: if one of those workers died,
+    its trial is failed after the grace period and re-queued, and this worker runs the retry. So
+    the study ends with its budget of finished trials even when workers are killed.
     """
     import time
 
     n_trials = config.budget.n_trials
     timeout = config.budget.timeout
     start = time.monotonic()
+    waits = storage is not None and has_heartbeats(storage)
     recover(study, getattr(objective, "tracker", None), f"{socket.gethostname()}-{os.getpid()} starting the study")
     while True:
         interrupts.check()
@@ -187,7 +166,7 @@ def optimize(
         if finished >= n_trials:
             return
         if finished + running >= n_trials:
-            if not (running and _heartbeat_enabled(study)):
+            if not (running and waits):
                 return
             time.sleep(WAIT_POLL)
             continue
@@ -247,7 +226,7 @@ def run_worker(
         gc.freeze()  # and what the setup made (see objects_frozen)
         status = "FAILED"
         try:
-            optimize(study, Objective(config, splits, tracker), config)
+            optimize(study, Objective(config, splits, tracker), config, storage=storage)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -360,7 +339,7 @@ def _run_study(
         if jobs > 1:
             _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads)
         else:
-            optimize(study, objective, config, callbacks)
+            optimize(study, objective, config, callbacks, storage=study_storage)
         if _has_complete(study):
             best = study.best_trial
             pipeline = objective.best_pipelines.get(best.number) or _stored_or_retrained(

@@ -201,6 +201,7 @@ def _open_client(tracking_uri: str | None) -> MlflowClient:
     the logging thread's work slowed the trials training meanwhile."""
     from mlflow import MlflowClient
 
+    from .internals import mlflow_engine
     from .sqlite import use_wal
     from .store_creation import check_database, open_racing
 
@@ -214,11 +215,7 @@ def _open_client(tracking_uri: str | None) -> MlflowClient:
     except Exception as exc:
         raise TunerError(f"MLflow tracking store {redact_url(uri)} cannot be opened: {_first_line(exc)}") from None
     if uri.startswith("sqlite:"):
-        try:
-            engine = client._tracking_client.store.engine
-        except Exception:  # noqa: BLE001 - MLflow moved its internals: keep its defaults
-            return client
-        use_wal(engine)
+        use_wal(mlflow_engine(client))
     return client
 
 
