@@ -253,6 +253,7 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
             tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
             seed=seed,
             threads=threads,
+            freeze_heap=True,  # as `tuner run` asks (it owns its process, see tuner/process.py)
         )
         wall = time.perf_counter() - t0
     study = result.study

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .logs import quiet_libraries
+from .process import own_process
 from .urls import redact_url
 
 app = typer.Typer(
@@ -75,7 +75,7 @@ def run(
     threads: ThreadsOpt = None,
 ) -> None:
     """Create or resume a study and run it to its total budget of trials."""
-    quiet_libraries()
+    own_process()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .config import load_config
@@ -106,7 +106,7 @@ def run(
     with progress:
         result = run_study(
             config, jobs=jobs, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end],
-            threads=threads,
+            threads=threads, freeze_heap=True,
         )
         on_trial_end(result.study, None)
     _print_summary(result)
@@ -205,7 +205,7 @@ def worker(
     threads: ThreadsOpt = None,
 ) -> None:
     """Join (or create) a shared study and run trials until its total budget is reached."""
-    quiet_libraries()
+    own_process()
     from .config import load_config
     from .runner import finished_count, run_worker
     from .storage import open_storage, resolve_storage_url
@@ -213,7 +213,7 @@ def worker(
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
     url = resolve_storage_url(storage)
     console.print(f"worker joining study {config.name!r} on {redact_url(url)}")
-    run_worker(config, url, tracking_uri, blas_threads=threads)
+    run_worker(config, url, tracking_uri, blas_threads=threads, freeze_heap=True)
     import optuna
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(url))
@@ -228,7 +228,7 @@ def sync(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Log to MLflow every finished trial that MLflow is missing (after a tracking outage)."""
-    quiet_libraries()
+    own_process()
     from .sync import sync_study
 
     name = _study_name(study_name)
@@ -259,7 +259,7 @@ def status(
     storage: StorageOpt = None,
 ) -> None:
     """List the studies in a storage, or show one study's trials."""
-    quiet_libraries()
+    own_process()
     import optuna
 
     from .storage import load_existing_study, open_storage, resolve_storage_url
@@ -326,10 +326,7 @@ def export(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Export the study's final model (or one trial's) as an MLflow pyfunc model (no pickle), logged to the study's MLflow run."""
-    import os
-
-    quiet_libraries()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    own_process()
     from .export import export_study
 
     result = export_study(

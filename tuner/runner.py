@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import optuna
 from sklearn.pipeline import Pipeline
@@ -20,7 +18,7 @@ from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .definition import STUDY_FILE_ATTR, check_definition, study_definition
 from .errors import TunerError
-from .logs import quiet_libraries
+from .process import frozen_heap, own_process
 from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
 from .objective import Objective, build_estimator
 from .recovery import recover, requeue_interrupted
@@ -104,24 +102,6 @@ def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict
     return scores
 
 
-@contextlib.contextmanager
-def objects_frozen() -> Iterator[None]:
-    """Keep the objects that exist before a study starts (the loaded libraries) out of the
-    garbage collector's full passes while it runs.
-
-    MLflow, SQLAlchemy, Optuna and scikit-learn make a heap of hundreds of thousands of objects;
-    every full collection walked all of them, 0.2-0.3 s each, two or three per digits study
-    (a tenth of its time). Callers freeze again once the study is set up, since the database
-    engines and table metadata made then live as long as the study. Everything is handed back
-    to the collector at the end (``gc.unfreeze``).
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def budget_counts(study: optuna.Study) -> tuple[int, int]:
     """``(finished trials that count, RUNNING trials)``, after failing the stale trials of dead
     workers so that they stop holding a slot (their WAITING retries run in their place)."""
@@ -198,6 +178,7 @@ def run_worker(
     blas_threads: int | None = None,
     worker: str | None = None,
     started: int | None = None,
+    freeze_heap: bool = False,
 ) -> None:
     """One worker: join (or create) the study and run trials until the total budget is reached.
 
@@ -205,9 +186,10 @@ def run_worker(
     of this worker's own (``tuner worker``). ``worker`` seeds its sampler (default: this host
     and process, so that workers started alike on many hosts still draw different trials).
     ``blas_threads``: see :mod:`tuner.threads` (default: the policy's one thread).
+    ``freeze_heap``: see :func:`tuner.process.frozen_heap` (for a caller that owns its process).
     """
     blas_threads = worker_threads(blas_threads)
-    with limit_blas_threads(blas_threads), objects_frozen():
+    with limit_blas_threads(blas_threads), frozen_heap(freeze_heap) as freeze_setup:
         splits = load_splits(config)
         config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
         storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
@@ -223,7 +205,7 @@ def run_worker(
             tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads})
         else:
             tracker.parent_run_id = parent_run_id
-        gc.freeze()  # and what the setup made (see objects_frozen)
+        freeze_setup()
         status = "FAILED"
         try:
             optimize(study, Objective(config, splits, tracker), config, storage=storage)
@@ -239,10 +221,11 @@ def run_worker(
 
 
 def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
-    quiet_libraries()
+    """A worker process of ``tuner run --jobs``: the command's own, so it sets what the command sets."""
+    own_process()
     interrupts.install()
     try:
-        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started)
+        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started, freeze_heap=True)
     except KeyboardInterrupt:
         pass
 
@@ -301,20 +284,23 @@ def run_study(
     seed: int | None = None,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     threads: int | None = None,
+    freeze_heap: bool = False,
 ) -> StudyResult:
     """Create or resume a study and run it until its total budget of trials is reached.
 
     ``n_trials`` is the study's total (trials already in the storage count); ``jobs`` worker
     processes share the storage. The test split is scored once, for the best trial, at the end.
     ``threads``: BLAS threads per worker process (default: the policy of :mod:`tuner.threads`);
-    the limit holds while the study runs and is lifted when this returns.
+    the limit holds while the study runs and is lifted when this returns. ``freeze_heap``: see
+    :func:`tuner.process.frozen_heap` (the ``tuner`` command, which owns its process, asks for it;
+    otherwise the process's garbage collector is left alone).
     """
     if not isinstance(config, StudyConfig):
         config = load_config(config)
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
     threads = worker_threads(threads)
-    with limit_blas_threads(threads), objects_frozen():
-        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads)
+    with limit_blas_threads(threads), frozen_heap(freeze_heap) as freeze_setup:
+        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads, freeze_setup)
 
 
 def _run_study(
@@ -324,6 +310,7 @@ def _run_study(
     tracking_uri: str | None,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
     threads: int,
+    freeze_setup: Callable[[], None],
 ) -> StudyResult:
     splits = load_splits(config)
     config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
@@ -332,7 +319,7 @@ def _run_study(
     tracker.check_connection()
     study = create_study(config, study_storage, definition=study_definition(config, splits))
     tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads})
-    gc.freeze()  # and what the setup made (see objects_frozen)
+    freeze_setup()
     objective = Objective(config, splits, tracker)
     status, scores, best_scores, best_history, final = "FAILED", {}, {}, None, None
     try:

@@ -70,22 +70,11 @@ TAG_ROLE = "tuner.role"  # "parent" | "trial"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
-# Defaults applied to os.environ (only where the user has not set them) for http(s) tracking URIs,
-# so that a tracking server going down costs a few seconds once instead of minutes per call
-# (MLflow's defaults are 7 retries with backoff factor 2 and a 120 s timeout).
-_HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-    # set_terminated() otherwise prints "View run ... at" per trial, costing an extra get_run.
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
-# Used by check_connection(): fail fast.
-_HTTP_CHECK = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",  # a refused connection fails at once; a busy server gets time
-}
+#: Seconds check_connection() gives a tracking server to answer (a refused connection fails at
+#: once; a busy server gets time).
+CHECK_TIMEOUT = 60
+#: Seconds a tracker that saw the server fail waits for ``/health`` before trying it again.
+PROBE_TIMEOUT = 2
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
@@ -284,18 +273,15 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-@contextlib.contextmanager
-def _env(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _health(uri: str, timeout: float) -> None:
+    """Return if the tracking server at ``uri`` answers ``GET /health`` with 200; else raise
+    OSError. Asked directly (urllib), not through MLflow's client, whose retries and timeouts
+    come from the process's environment."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310 - http(s) only
+        if response.status != 200:
+            raise OSError(f"/health answered {response.status}")
 
 
 def experiment_url(tracking_uri: str, experiment_id: str) -> str | None:
@@ -412,9 +398,6 @@ class StudyTracker:
         self.experiment_name = experiment_name or study_name
         self.client: MlflowClient = _open_client(tracking_uri)
         self.tracking_uri: str = self.client.tracking_uri
-        if _is_http(self.tracking_uri):
-            for key, value in _HTTP_DEFAULTS.items():
-                os.environ.setdefault(key, value)
         self._artifact_location = artifact_location
         self._experiment_id: str | None = None
         self.parent_run_id: str | None = None
@@ -483,11 +466,11 @@ class StudyTracker:
 
         Also creates (or finds) the study's experiment.
         """
-        overrides = _HTTP_CHECK if _is_http(self.tracking_uri) else {}
         try:
-            with _env(overrides):
-                self.client.search_experiments(max_results=1)
-                self.experiment_id  # noqa: B018 - resolves / creates the experiment
+            if _is_http(self.tracking_uri):
+                _health(self.tracking_uri, CHECK_TIMEOUT)  # fails fast, whatever MLflow's retries
+            self.client.search_experiments(max_results=1)
+            self.experiment_id  # noqa: B018 - resolves / creates the experiment
         except TunerError:
             raise
         except Exception as exc:
@@ -524,14 +507,10 @@ class StudyTracker:
             return True
         if not _is_http(self.tracking_uri):
             return True
-        import urllib.error
-        import urllib.request
-
         try:
-            url = f"{self.tracking_uri.rstrip('/')}/health"
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http(s) only
-                ok = response.status == 200
-        except (OSError, urllib.error.URLError, ValueError):
+            _health(self.tracking_uri, PROBE_TIMEOUT)
+            ok = True
+        except (OSError, ValueError):  # urllib's URLError is an OSError
             ok = False
         if ok:
             with self._lock:
