@@ -206,8 +206,8 @@ def main() -> None:
                 rows[name][seed] = run_one(name, seed, Path(tmp), baseline=not args.no_baseline)
                 shown = {k: (round(v[0], 4), round(v[1], 1)) for k, v in rows[name][seed].items()}
                 print(f"{name} seed {seed}: {shown}", file=sys.stderr, flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+                if args.json:  # after every seed: a run cut off keeps what it measured
+                    args.json.write_text(json.dumps(rows, indent=1))
     print_report(rows, args.seeds, args.markdown)
 
 
