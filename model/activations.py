@@ -131,8 +131,9 @@ class ELU(Activation):
         return grad
 
 
+#: The hidden activations by name (the order the tuner's search space lists them in).
 HIDDEN_ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, ELU)
+    cls.name: cls for cls in (ReLU, Tanh, Sigmoid, LeakyReLU, ELU)
 }
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .process import own_process
+from .study_files import study_name as resolve_study_name
 from .urls import redact_url
 
 app = typer.Typer(
@@ -231,7 +232,7 @@ def sync(
     own_process()
     from .sync import sync_study
 
-    name = _study_name(study_name)
+    name = resolve_study_name(study_name)
     report = sync_study(name, storage=storage, tracking_uri=tracking_uri)
     console.print(
         f"study {name!r}: {report.finished} finished trials; logged {len(report.logged)} missing, "
@@ -241,15 +242,6 @@ def sync(
     if report.failed:
         err_console.print(f"error: trials {report.failed} could not be logged; run sync again")
         raise typer.Exit(1)
-
-
-def _study_name(name_or_file: str) -> str:
-    """A study name given directly or through its study file."""
-    if name_or_file.endswith(".toml"):
-        from .config import load_config
-
-        return load_config(name_or_file).name
-    return name_or_file
 
 
 @app.command()
@@ -280,7 +272,7 @@ def status(
             table.add_row(s.study_name, str(s.n_trials), best, started)
         console.print(table)
         return
-    name = _study_name(study_name)
+    name = resolve_study_name(study_name)
     study = load_existing_study(name, store, url)
     metric = study.user_attrs.get("metric", "value")
     _print_trials(study, metric)

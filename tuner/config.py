@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -26,12 +26,20 @@ from . import metrics
 from .errors import ConfigError
 from .space import Choices, Fixed, Range, SpaceConfig, fit_to_data
 
+class Bundled(NamedTuple):
+    """A data set bundled with scikit-learn: its task and its loader in ``sklearn.datasets``."""
+
+    task: str
+    loader: str
+
+
+#: The data sets a study may name as ``source = "sklearn:<name>"`` (loaded by tuner/data.py).
 SKLEARN_DATASETS = {
-    "digits": "classification",
-    "breast_cancer": "classification",
-    "wine": "classification",
-    "iris": "classification",
-    "diabetes": "regression",
+    "digits": Bundled("classification", "load_digits"),
+    "breast_cancer": Bundled("classification", "load_breast_cancer"),
+    "wine": Bundled("classification", "load_wine"),
+    "iris": Bundled("classification", "load_iris"),
+    "diabetes": Bundled("regression", "load_diabetes"),
 }
 SAMPLER_OPTIONS = {
     "tpe": ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar"),
@@ -124,7 +132,7 @@ class DataConfig(_Section):
                 f"(got {self.validation_fraction} + {self.test_fraction})",
             )
         if self.is_sklearn:
-            inferred = SKLEARN_DATASETS[self.sklearn_name]
+            inferred = SKLEARN_DATASETS[self.sklearn_name].task
             if self.target is not None:
                 raise KeyedError("data.target", f"{self.source} has its target built in; remove data.target")
             if self.task not in (None, inferred):

@@ -17,16 +17,9 @@ from sklearn.model_selection import train_test_split
 
 from model.preprocessing import TabularPreprocessor
 
-from .config import DATA_SUFFIXES, DataConfig, StudyConfig, check_against_data
+from .config import DATA_SUFFIXES, SKLEARN_DATASETS, DataConfig, StudyConfig, check_against_data
 from .errors import ConfigError, DataError
 
-SKLEARN_LOADERS = {
-    "digits": datasets.load_digits,
-    "breast_cancer": datasets.load_breast_cancer,
-    "wine": datasets.load_wine,
-    "iris": datasets.load_iris,
-    "diabetes": datasets.load_diabetes,
-}
 MIN_ROWS = 20
 MIN_PER_CLASS = 3
 #: Delimiters a text file may use, tried by csv.Sniffer on its first bytes (comma when unsure).
@@ -83,9 +76,9 @@ def load_frame(config: StudyConfig) -> tuple[pd.DataFrame, pd.Series]:
     source = data.source
     if source.startswith("sklearn:"):
         name = source.removeprefix("sklearn:")
-        if name not in SKLEARN_LOADERS:
-            raise DataError(f"unknown sklearn dataset {source!r} (allowed: {', '.join(SKLEARN_LOADERS)})")
-        bunch = SKLEARN_LOADERS[name](as_frame=True)
+        if name not in SKLEARN_DATASETS:
+            raise DataError(f"unknown sklearn dataset {source!r} (allowed: {', '.join(SKLEARN_DATASETS)})")
+        bunch = getattr(datasets, SKLEARN_DATASETS[name].loader)(as_frame=True)
         frame, target = bunch.data.join(bunch.target.rename("target")), "target"
     else:
         frame, target = read_file(Path(source), data.categorical), data.target

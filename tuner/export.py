@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import TunerError
-from .urls import redact_url
+from .study_files import resolve_config
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 WEIGHTS_FILE = "model.npz"
@@ -84,55 +84,6 @@ class ExportResult:
 # study, trial and config
 
 
-def resolve_config(study, storage_url: str | None = None):
-    """The StudyConfig of ``study``: a study file (.toml), or a study name whose file is found as
-    ``<name>.toml`` / ``studies/<name>.toml`` or as a ``*.toml`` in ``.`` or ``studies/`` whose
-    ``name`` is that name, else the settings stored with the study in ``storage_url`` (every
-    study run since they were stored keeps them). The data named there is needed for signature,
-    scores and refits."""
-    import tomllib
-
-    from .config import StudyConfig, config_from_settings, load_config
-
-    if isinstance(study, StudyConfig):
-        return study
-    text = str(study)
-    path = Path(text)
-    if text.endswith(".toml") or path.is_file():
-        return load_config(path)
-    candidates = [Path(f"{text}.toml"), Path("studies") / f"{text}.toml"]
-    for folder in (Path("."), Path("studies")):
-        if folder.is_dir():
-            candidates.extend(sorted(folder.glob("*.toml")))
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            with candidate.open("rb") as fh:
-                if tomllib.load(fh).get("name") == text:
-                    return load_config(candidate)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-    stored = _stored_settings(text, storage_url) if storage_url else None
-    if stored is not None:
-        return config_from_settings(stored, f"study {text!r} (settings stored in {redact_url(storage_url)})")
-    from .hints import tuner_command
-
-    raise TunerError(
-        f"no study file for study {text!r} in ./ or ./studies/, and no settings stored with it; pass the study file "
-        f"({tuner_command()} export path/to/{text}.toml): export needs its data to check and score the model"
-    )
-
-
-def _stored_settings(name: str, storage_url: str) -> dict | None:
-    """The study file settings stored with study ``name`` (None if it has none: a study from
-    before they were stored); TunerError if the storage has no such study."""
-    from .definition import STUDY_FILE_ATTR
-    from .storage import load_existing_study, open_storage
-
-    return load_existing_study(name, open_storage(storage_url), storage_url).user_attrs.get(STUDY_FILE_ATTR)
-
-
 def pick_trial(study, number: int | None):
     """The trial to export: ``number``, else the best trial; TunerError if it did not complete."""
     import optuna
@@ -161,25 +112,6 @@ def pick_trial(study, number: int | None):
 
 # --------------------------------------------------------------------------------------------
 # the model
-
-
-def trial_model(config, splits, tracker, trial, notes: list[str]):
-    """(pipeline, source): the model the trial trained, downloaded from its MLflow run, or, if
-    the run has none, the same model trained again from the trial's parameters and seed."""
-    from .final import retrain_trial
-
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id:
-        try:
-            return tracker.load_model(run_id), "trial"
-        except TunerError as exc:
-            notes.append(f"{exc}; trained trial {trial.number} again (same parameters and seed)")
-    else:
-        notes.append(
-            f"trial {trial.number} has no MLflow run with its model; trained it again "
-            "(same parameters and seed)"
-        )
-    return retrain_trial(config, splits, trial), "retrained"
 
 
 def final_model(config, splits, study, notes: list[str]):
@@ -556,7 +488,7 @@ def export_study(
     """
     from .data import load_splits
     from .definition import check_definition, study_definition
-    from .final import refit_trial
+    from .final import refit_trial, trial_model
     from .objective import trial_epochs
     from .runner import test_scores
     from .storage import load_existing_study, open_storage, resolve_storage_url

@@ -43,7 +43,9 @@ from .objective import (
     trial_epochs,
     validation_output,
 )
+from .errors import TunerError
 from .resampling import Resample, resamples, validation_targets
+from .retries import RUN_ID_ATTR
 from .space import params_from_trial
 
 #: The study user attribute that records the final model's members (read back by the export).
@@ -131,6 +133,27 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
         warnings.simplefilter("ignore")
         est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
     return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
+
+
+def trial_model(
+    config: StudyConfig, splits: Splits, tracker, trial: optuna.trial.FrozenTrial, notes: list[str] | None = None,
+) -> tuple[Pipeline, str]:
+    """``(pipeline, source)``: the model the trial trained, downloaded from its MLflow run
+    (``"trial"``), or, if the run has none, the same model trained again from the trial's
+    parameters and seed (``"retrained"``); ``notes`` gets the reason for a retraining."""
+    notes = [] if notes is None else notes
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if run_id:
+        try:
+            return tracker.load_model(run_id), "trial"
+        except TunerError as exc:
+            notes.append(f"{exc}; trained trial {trial.number} again (same parameters and seed)")
+    else:
+        notes.append(
+            f"trial {trial.number} has no MLflow run with its model; trained it again "
+            "(same parameters and seed)"
+        )
+    return retrain_trial(config, splits, trial), "retrained"
 
 
 def refit_rows(config: StudyConfig, splits: Splits):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 from sklearn.pipeline import Pipeline
@@ -17,10 +18,9 @@ from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
 from .definition import STUDY_FILE_ATTR, check_definition, study_definition
-from .errors import TunerError
 from .process import frozen_heap, own_process
-from .final import FINAL_ATTR, FinalModel, build_final_model, retrain_trial
-from .objective import Objective, build_estimator
+from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
+from .objective import Objective
 from .recovery import recover, requeue_interrupted
 from .sampling import make_pruner, make_sampler, trials_started
 from .space import defaults_trial
@@ -190,34 +190,14 @@ def run_worker(
     """
     blas_threads = worker_threads(blas_threads)
     with limit_blas_threads(blas_threads), frozen_heap(freeze_heap) as freeze_setup:
-        splits = load_splits(config)
-        config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
-        storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
-        tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
-        own_parent = parent_run_id is None
-        if own_parent:
-            tracker.check_connection()  # before the study exists: an unreachable server changes nothing
-        study = create_study(
-            config, storage, worker or f"{socket.gethostname()}-{os.getpid()}", started,
-            definition=study_definition(config, splits),
+        run = open_run(
+            config, storage_url, tracking_uri, check_tracking=parent_run_id is None,
+            worker=worker or f"{socket.gethostname()}-{os.getpid()}", started=started,
         )
-        if own_parent:
-            tracker.start_parent(config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads})
-        else:
-            tracker.parent_run_id = parent_run_id
-        freeze_setup()
-        status = "FAILED"
-        try:
-            optimize(study, Objective(config, splits, tracker), config, storage=storage)
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            if own_parent:
-                tracker.finish_parent(study, status=status)
-            else:
-                tracker.flush()
+        settings = run.config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads}
+        with parent_run(run, settings, parent_run_id):
+            freeze_setup()
+            optimize(run.study, Objective(run.config, run.splits, run.tracker), run.config, storage=run.storage)
 
 
 def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
@@ -312,56 +292,85 @@ def _run_study(
     threads: int,
     freeze_setup: Callable[[], None],
 ) -> StudyResult:
-    splits = load_splits(config)
-    config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
-    study_storage = open_storage(storage_url)  # an unreachable database: one clear error before anything else
-    tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
-    tracker.check_connection()
-    study = create_study(config, study_storage, definition=study_definition(config, splits))
-    tracker.start_parent(config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads})
-    freeze_setup()
-    objective = Objective(config, splits, tracker)
-    status, scores, best_scores, best_history, final = "FAILED", {}, {}, None, None
-    try:
+    run = open_run(config, storage_url, tracking_uri)
+    config, splits, study, tracker = run.config, run.splits, run.study, run.tracker
+    settings = config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads}
+    with parent_run(run, settings) as summary:
+        freeze_setup()
+        objective = Objective(config, splits, tracker)
         if jobs > 1:
             _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads)
         else:
-            optimize(study, objective, config, callbacks, storage=study_storage)
-        if _has_complete(study):
-            best = study.best_trial
-            pipeline = objective.best_pipelines.get(best.number) or _stored_or_retrained(
-                config, splits, tracker, best
-            )
-            best_scores = test_scores(config, splits, pipeline)
-            best_history = objective.histories.get(best.number)
-            final = build_final_model(config, splits, study, objective.completed)
-            scores = test_scores(config, splits, final.pipeline)
-            study.set_user_attr(FINAL_ATTR, final.describe())
-            study.set_user_attr("test_scores", scores)
-            study.set_user_attr("best_trial_test_scores", best_scores)
-        status = "FINISHED"
+            optimize(study, objective, config, callbacks, storage=run.storage)
+        if not _has_complete(study):
+            return StudyResult(study, config, {}, tracker)
+        best = study.best_trial
+        pipeline = objective.best_pipelines.get(best.number) or trial_model(config, splits, tracker, best)[0]
+        best_scores = test_scores(config, splits, pipeline)
+        final = build_final_model(config, splits, study, objective.completed)
+        scores = test_scores(config, splits, final.pipeline)
+        study.set_user_attr(FINAL_ATTR, final.describe())
+        study.set_user_attr("test_scores", scores)
+        study.set_user_attr("best_trial_test_scores", best_scores)
+        summary.update(
+            test_scores=scores or None, best_history=objective.histories.get(best.number),
+            best_trial_test_scores=best_scores or None, final=final.describe(),
+        )
         return StudyResult(study, config, scores, tracker, best_scores, final)
+
+
+@dataclass
+class OpenRun:
+    """A study opened for a run in this process, with what runs it: its data, storage, tracker."""
+
+    config: StudyConfig
+    splits: Splits
+    storage: optuna.storages.BaseStorage
+    tracker: StudyTracker
+    study: optuna.Study
+
+
+def open_run(
+    config: StudyConfig, storage_url: str, tracking_uri: str | None, *, check_tracking: bool = True,
+    worker: str | None = None, started: int | None = None,
+) -> OpenRun:
+    """The set-up of every run (``tuner run``, each worker): the data, the config fitted to it,
+    the storage (an unreachable database: one clear error before anything else), the tracker
+    (``check_tracking``: fail on an unreachable server before the study exists, so that it
+    changes nothing), and the study, created or checked against the study file."""
+    splits = load_splits(config)
+    config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
+    storage = open_storage(storage_url)
+    tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
+    if check_tracking:
+        tracker.check_connection()
+    study = create_study(config, storage, worker, started, definition=study_definition(config, splits))
+    return OpenRun(config, splits, storage, tracker, study)
+
+
+@contextlib.contextmanager
+def parent_run(run: OpenRun, settings: dict[str, Any], parent_run_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """The MLflow parent run around a run's trials: a new one logging ``settings``, or, with
+    ``parent_run_id``, the run of the ``tuner run --jobs`` that started this worker. A new one is
+    finished with the study's summary (the keyword arguments of ``finish_parent`` the block puts
+    in the yielded dict) and its status: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
+    if parent_run_id is None:
+        run.tracker.start_parent(settings)
+    else:
+        run.tracker.parent_run_id = parent_run_id
+    summary: dict[str, Any] = {}
+    status = "FAILED"
+    try:
+        yield summary
+        status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        tracker.finish_parent(
-            study, test_scores=scores or None, best_history=best_history, status=status,
-            best_trial_test_scores=best_scores or None, final=final.describe() if final else None,
-        )
-
-
-def _stored_or_retrained(
-    config: StudyConfig, splits: Splits, tracker: StudyTracker, trial: optuna.trial.FrozenTrial
-) -> Pipeline:
-    """The model the trial trained, from its MLflow run; trained again if MLflow lacks it."""
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id:
-        try:
-            return tracker.load_model(run_id)
-        except TunerError:
-            pass
-    return retrain_trial(config, splits, trial)
+        if parent_run_id is None:
+            run.tracker.finish_parent(run.study, status=status, **summary)
+        else:
+            run.tracker.flush()
 
 
 def _has_complete(study: optuna.Study) -> bool:

@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from model.activations import HIDDEN_ACTIVATIONS
+from model.optimizers import OPTIMIZERS as MODEL_OPTIMIZERS
+from model.schedules import SCHEDULES as MODEL_SCHEDULES
+
 if TYPE_CHECKING:
     import optuna
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "plateau")
+#: The names the model knows, from its registries (in their order: the default choices).
+ACTIVATIONS = tuple(HIDDEN_ACTIVATIONS)
+OPTIMIZERS = tuple(MODEL_OPTIMIZERS)
+SCHEDULES = tuple(MODEL_SCHEDULES)
 DEFAULT_UNITS = 64
 
 DEFAULT_SPACE: dict[str, Any] = {
