@@ -36,7 +36,7 @@ def timed_functions():
     import optuna
 
     from model.estimators import MLPClassifier
-    from tuner import budget, objective, plots, runner, sampling, storage, tracking
+    from tuner import budget, internals, metrics, objective, plots, pruning, runner, tracking
 
     return [
         (runner, "load_splits", "load data"),
@@ -50,11 +50,11 @@ def timed_functions():
         (objective.Objective, "__call__", "  objective"),
         (objective, "suggest_params", "    suggest (sampler)"),
         (MLPClassifier, "fit", "    fit (training)"),
-        (sampling.SnapshotPruner, "prune", "    prune"),
-        (storage.TunerRDBStorage, "flush_pending", "  storage: buffered writes"),
-        (storage.TunerRDBStorage, "_get_trials", "  storage: read trials"),
-        (storage.TunerRDBStorage, "get_trial", "  storage: read one trial"),
-        (runner, "test_scores", "test score"),
+        (pruning.SnapshotPruner, "prune", "    prune"),
+        (internals.TunerRDBStorage, "flush_pending", "  storage: buffered writes"),
+        (internals.TunerRDBStorage, "_get_trials", "  storage: read trials"),
+        (internals.TunerRDBStorage, "get_trial", "  storage: read one trial"),
+        (metrics, "test_scores", "test score"),
         (tracking.StudyTracker, "finish_parent", "finish parent run"),
         (plots, "write_study_plots", "  plots"),
     ]

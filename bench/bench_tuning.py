@@ -92,7 +92,8 @@ from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E40
 
 from tuner.config import StudyConfig, load_config  # noqa: E402
 from tuner.data import load_splits  # noqa: E402
-from tuner.sampling import make_pruner, make_sampler, unwrap_pruner  # noqa: E402
+from tuner.pruning import make_pruner, unwrap_pruner  # noqa: E402
+from tuner.sampling import make_sampler  # noqa: E402
 from tuner.space import suggest_params  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -34,8 +34,8 @@ from tuner.config import load_config
 from tuner.data import load_splits
 from tuner.data import fingerprint
 from tuner.export import check_no_pickle, export_study, resolve_config, write_model_folder
-from tuner.objective import trial_epochs
-from tuner import runner
+from tuner.estimators import trial_epochs
+from tuner import metrics, runner
 from tuner.tracking import StudyTracker
 
 # The module-scoped fixture runs once: keep this file on one test worker.
@@ -206,7 +206,7 @@ def test_refit_records_a_test_score_that_is_measured(env):
     meta = Model.load(str(path)).metadata
     assert meta["source"] == "refit" and meta["trained_on"] == "train+validation"
     refitted = model.load(path)
-    recomputed = runner.test_scores(config, splits, refitted)
+    recomputed = metrics.test_scores(splits, refitted)
     assert meta["test_scores"] == pytest.approx(recomputed, abs=1e-12)
     best = env["study"].best_trial
     tracker = StudyTracker("wine_export", env["storage"], tracking_uri=env["tracking"])

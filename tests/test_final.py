@@ -21,7 +21,7 @@ from tuner.config import StudyConfig
 from tuner.data import fingerprint, load_splits
 from tuner.errors import ConfigError
 from tuner.final import ensemble_loss, greedy_selection
-from tuner.objective import trial_epochs
+from tuner.estimators import trial_epochs
 from tuner.space import DEFAULTS_TRIAL, SpaceConfig, defaults_trial
 
 REPO = Path(__file__).resolve().parents[1]

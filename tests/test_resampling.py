@@ -12,8 +12,9 @@ from tuner import runner
 from tuner.config import StudyConfig
 from tuner.data import load_splits
 from tuner.errors import ConfigError
-from tuner.final import select_members, trial_estimator
-from tuner.objective import validation_score
+from tuner.estimators import trial_estimator
+from tuner.final import select_members
+from tuner.metrics import score_model
 from tuner.resampling import resamples, validation_targets
 
 
@@ -88,7 +89,7 @@ def test_a_trial_scores_the_mean_of_its_splits_and_the_ensemble_sees_them_all(tm
     for value, split in zip(values[1:], extra):
         est = trial_estimator(fitted, splits, trial)
         est.fit(split.Xt_train, split.y_train, X_val=split.Xt_val, y_val=split.y_val)
-        assert validation_score(fitted.metric, est, split.Xt_val, split.y_val) == pytest.approx(value)
+        assert score_model(fitted.metric, est, split.Xt_val, split.y_val) == pytest.approx(value)
     # the selection (redone in a fresh process's way, from the trials alone) scores 3 splits' outputs
     members, known, _ = select_members(fitted, splits, result.study)
     assert all(len(k.output) == 3 * len(splits.y_val) for k in known.values())

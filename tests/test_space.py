@@ -5,7 +5,8 @@ import pytest
 from optuna.trial import FixedTrial
 
 from tuner.config import StudyConfig
-from tuner.sampling import SnapshotPruner, make_pruner, make_sampler, unwrap_pruner
+from tuner.pruning import SnapshotPruner, make_pruner, unwrap_pruner
+from tuner.sampling import make_sampler
 from tuner.space import (
     ACTIVATIONS,
     OPTIMIZERS,

@@ -9,12 +9,6 @@ that count, plus those running or queued, reach the budget.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import zlib
-from collections.abc import Iterator
-from pathlib import Path
-
 import optuna
 
 from .retries import retry_links
@@ -41,32 +35,6 @@ def taken_slots(trials: list[optuna.trial.FrozenTrial]) -> int:
     """Counted trials plus those running or waiting to run."""
     pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     return len(counted_trials(trials)) + pending
-
-
-@contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
-    """An exclusive lock between processes on this host."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def advisory_lock(engine, key: str) -> Iterator[None]:
-    """A PostgreSQL session advisory lock on its own connection, held for the block."""
-    import sqlalchemy
-
-    lock_id = zlib.crc32(key.encode())
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
-        try:
-            yield
-        finally:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
-            conn.commit()
 
 
 class BudgetGuard:

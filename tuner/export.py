@@ -489,8 +489,8 @@ def export_study(
     from .data import load_splits
     from .definition import check_definition, study_definition
     from .final import refit_trial, trial_model
-    from .objective import trial_epochs
-    from .runner import test_scores
+    from .estimators import trial_epochs
+    from .metrics import test_scores
     from .storage import load_existing_study, open_storage, resolve_storage_url
     from .tracking import StudyTracker
 
@@ -528,7 +528,7 @@ def export_study(
         pipeline, fingerprint, source, members = final.pipeline, final.fingerprint, "final", final.members
         trial = next(t for t in optuna_study.get_trials(deepcopy=False) if t.number == max(members, key=members.get))
         epochs, trained_refit = final.epochs[trial.number], final.refit
-    scores = test_scores(config, splits, pipeline)
+    scores = test_scores(splits, pipeline)
     metadata = provenance(
         config, splits, trial, pipeline, source=source, test_scores=scores,
         fingerprint=fingerprint, epochs=epochs, members=members, refit=trained_refit,

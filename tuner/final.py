@@ -35,18 +35,11 @@ from model import MLPEnsemble
 
 from .config import StudyConfig
 from .data import Splits, fingerprint
-from .objective import (
-    CANDIDATES_PER_MEMBER,
-    CompletedTrial,
-    build_estimator,
-    score_resamples,
-    trial_epochs,
-    validation_output,
-)
+from .estimators import trial_epochs, trial_estimator, validation_output
+from .objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from .errors import TunerError
 from .resampling import Resample, resamples, validation_targets
 from .retries import RUN_ID_ATTR
-from .space import params_from_trial
 
 #: The study user attribute that records the final model's members (read back by the export).
 FINAL_ATTR = "final_model"
@@ -117,12 +110,6 @@ def greedy_selection(
         picks[number] += 1
         total = outputs[number] if total is None else total + outputs[number]
     return dict(picks), float(best_loss)
-
-
-def trial_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial):
-    """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric."""
-    params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    return build_estimator(splits.task, params, config.seed + trial.number, config.metric)
 
 
 def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:

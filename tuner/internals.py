@@ -31,8 +31,9 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from .budget import BudgetGuard, advisory_lock, file_lock
+from .budget import BudgetGuard
 from .errors import TunerError
+from .locks import advisory_lock, file_lock
 from .retries import RETRY_HISTORY, last_retried
 
 

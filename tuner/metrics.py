@@ -105,3 +105,19 @@ def score(
         wanted = "proba" if metric.needs_proba else "y_pred"
         raise ValueError(f"metric {name!r} needs {wanted}")
     return float(metric.fn(np.asarray(y_true), np.asarray(values)))
+
+
+def score_model(name: str, model, X, y) -> float:
+    """Metric ``name`` of a fitted model or pipeline on ``(X, y)``: from its class probabilities
+    when the metric needs them, else from its predictions."""
+    if needs_proba(name):
+        return score(name, y, proba=model.predict_proba(X), labels=model.classes_)
+    return score(name, y, y_pred=model.predict(X))
+
+
+def test_scores(splits, pipeline) -> dict[str, float]:
+    """Every metric of the task on the held-out test split (raw rows through the pipeline)."""
+    return {
+        name: score_model(name, pipeline, splits.X_test, splits.y_test)
+        for name in metrics_for_task(splits.task, splits.n_classes)
+    }

@@ -19,15 +19,16 @@ import optuna
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
-from model import DivergenceError, MLPClassifier, MLPRegressor
+from model import DivergenceError
 
 from . import interrupts, metrics
 from .config import StudyConfig
 from .data import Splits
+from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
 from .retries import RETRY_OF, RUN_ID_ATTR
 from .recovery import INTERRUPTED
-from .sampling import unwrap_pruner
+from .pruning import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
 from .tracking import PendingRun, StudyTracker, TrialRecord
@@ -42,52 +43,9 @@ LOGGED_METRICS = {
 }
 
 
-#: Study metrics whose early stopping watches the estimator's score (accuracy, R²); every other
-#: metric watches the validation loss, which orders epochs as that metric does (log loss, RMSE)
-#: or, for roc_auc, f1_macro and mae, more closely than accuracy does. Stopping a log-loss study
-#: on accuracy restored early, under-confident weights (wine: test log loss 0.09 against 0.007
-#: for the untuned defaults).
-SCORE_STOPPED_METRICS = ("accuracy", "r2")
-
-
-def build_estimator(task: str, params: dict[str, Any], seed: int, metric: str | None = None) -> MLPClassifier | MLPRegressor:
-    """The estimator for ``task`` with the trial's parameters and a per-trial seed; with
-    ``patience``, early stopping on the validation metric that fits the study's ``metric``."""
-    params = dict(params)
-    if "patience" in params:
-        params["early_stopping"] = True
-        if metric is not None and metric not in SCORE_STOPPED_METRICS:
-            params["early_stopping_metric"] = "loss"
-    cls = MLPClassifier if task == "classification" else MLPRegressor
-    return cls(random_state=seed, **params)
-
-
-def validation_score(metric: str, estimator, X, y) -> float:
-    """The study's metric for ``estimator`` on (X, y)."""
-    if metrics.needs_proba(metric):
-        return metrics.score(metric, y, proba=estimator.predict_proba(X), labels=estimator.classes_)
-    return metrics.score(metric, y, y_pred=estimator.predict(X))
-
-
 #: How many of the best completed trials the final model's ensemble selection considers, per
 #: member it may pick (see tuner/final.py).
 CANDIDATES_PER_MEMBER = 3
-
-
-def validation_output(task: str, estimator, X) -> np.ndarray:
-    """What ensembles average: class probabilities, or predictions in the target's units."""
-    if task == "classification":
-        return np.asarray(estimator.predict_proba(X), dtype=np.float64)
-    return np.asarray(estimator.predict(X), dtype=np.float64)
-
-
-def trial_epochs(estimator) -> int:
-    """The epochs that made the trial's weights: the restored best epoch with early stopping,
-    else every epoch that ran (what a refit on more rows trains for)."""
-    best = int(getattr(estimator, "best_epoch_", 0) or 0)
-    if getattr(estimator, "early_stopping", False) and best > 0:
-        return best
-    return int(estimator.n_iter_)
 
 
 def score_resamples(metric: str, task: str, make_estimator, extra: list[Resample]):
@@ -101,7 +59,7 @@ def score_resamples(metric: str, task: str, make_estimator, extra: list[Resample
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.fit(split.Xt_train, split.y_train, X_val=split.Xt_val, y_val=split.y_val,
                           callbacks=[_check_interrupts])
-        scores.append(validation_score(metric, estimator, split.Xt_val, split.y_val))
+        scores.append(metrics.score_model(metric, estimator, split.Xt_val, split.y_val))
         outputs.append(validation_output(task, estimator, split.Xt_val))
         epochs.append(trial_epochs(estimator))
     return scores, outputs, epochs
@@ -190,7 +148,7 @@ class Objective:
         key = LOGGED_METRICS.get(self.metric)
         if key is not None and key in logs:
             return float(logs[key])
-        return validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+        return metrics.score_model(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
 
     def _reporter(self, trial: optuna.Trial, estimator, run: TrialRun):
         """The per-epoch callback: record the curves, report to Optuna, ask the pruner."""
@@ -232,7 +190,7 @@ class Objective:
                 run.state = "PRUNED"
                 run.reason = f"pruned by {type(unwrap_pruner(trial.study.pruner)).__name__} at epoch {run.pruned_epoch}"
                 raise optuna.TrialPruned(run.reason)
-            run.value = validation_score(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
+            run.value = metrics.score_model(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
             output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
             epochs = trial_epochs(estimator)
             if self.resamples and math.isfinite(run.value):
@@ -325,7 +283,7 @@ class Objective:
         Only such trials log their model to MLflow: the study's best trial is always one (it
         was the best of its own worker when it completed), and any other trial's model is
         trained again from its parameters and seed on export (``tuner export --trial N``).
-        Logging every completed trial's model took 0.4 s of a 6 s digits study.
+        Logging every completed trial's model cost a short study a noticeable part of its time.
         """
         better = self._best_value is None or (
             value > self._best_value if self.config.direction == "maximize" else value < self._best_value

@@ -1,8 +1,8 @@
 """The study's plots for its MLflow parent run, drawn with matplotlib's object API.
 
 Optuna's ``optuna.visualization.matplotlib`` draws the same pictures through pyplot and
-``tight_layout``; that took 1.5-5 s per study here, longer than some studies tune. These take a
-few tenths of a second, never touch pyplot's global state, and work headless.
+``tight_layout``, which can take longer than a short study tunes (``bench/bench_phases.py``
+times the plots); these are much quicker, never touch pyplot's global state, and work headless.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import optuna
-from sklearn.pipeline import Pipeline
 
 from . import interrupts, metrics
 from .config import StudyConfig, load_config
@@ -22,7 +21,8 @@ from .process import frozen_heap, own_process
 from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
 from .objective import Objective
 from .recovery import recover, requeue_interrupted
-from .sampling import make_pruner, make_sampler, trials_started
+from .pruning import make_pruner
+from .sampling import make_sampler, trials_started
 from .space import defaults_trial
 from .storage import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
 from .threads import limit_blas_threads, worker_threads
@@ -87,19 +87,6 @@ def create_study(
 def finished_count(study: optuna.Study) -> int:
     """Trials that count against the budget (see :func:`counted_trials`)."""
     return len(counted_trials(study.get_trials(deepcopy=False)))
-
-
-def test_scores(config: StudyConfig, splits: Splits, pipeline: Pipeline) -> dict[str, float]:
-    """Every metric of the task on the held-out test split (raw rows through the pipeline)."""
-    scores = {}
-    for name in metrics.metrics_for_task(splits.task, splits.n_classes):
-        if metrics.needs_proba(name):
-            scores[name] = metrics.score(
-                name, splits.y_test, proba=pipeline.predict_proba(splits.X_test), labels=pipeline.classes_
-            )
-        else:
-            scores[name] = metrics.score(name, splits.y_test, y_pred=pipeline.predict(splits.X_test))
-    return scores
 
 
 def budget_counts(study: optuna.Study) -> tuple[int, int]:
@@ -306,9 +293,9 @@ def _run_study(
             return StudyResult(study, config, {}, tracker)
         best = study.best_trial
         pipeline = objective.best_pipelines.get(best.number) or trial_model(config, splits, tracker, best)[0]
-        best_scores = test_scores(config, splits, pipeline)
+        best_scores = metrics.test_scores(splits, pipeline)
         final = build_final_model(config, splits, study, objective.completed)
-        scores = test_scores(config, splits, final.pipeline)
+        scores = metrics.test_scores(splits, final.pipeline)
         study.set_user_attr(FINAL_ATTR, final.describe())
         study.set_user_attr("test_scores", scores)
         study.set_user_attr("best_trial_test_scores", best_scores)

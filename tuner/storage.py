@@ -13,9 +13,10 @@ from pathlib import Path
 
 import optuna
 
-from .budget import BudgetGuard, file_lock, taken_slots
+from .budget import BudgetGuard, taken_slots
 from .errors import TunerError
 from .internals import TunerRDBStorage
+from .locks import file_lock
 from .retries import RetryStaleTrial
 from .sqlite import use_wal
 from .store_creation import open_racing, sqlite_file

@@ -6,7 +6,7 @@ time a process opens them. Two processes doing that together on one fresh SQLite
 under a lock file beside it (``<file>.create-lock``). On a database server (PostgreSQL) the
 loser fails with a duplicate-key or already-exists error once the winner has made the tables,
 so opening is retried there. A database a user named that is not there fails at once, in one
-line, instead of after MLflow's 100 s of connection retries (:func:`check_database`).
+line, instead of after MLflow's minutes of connection retries (:func:`check_database`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
 
-from .budget import file_lock
+from .locks import file_lock
 from .errors import TunerError
 from .urls import redact_url
 

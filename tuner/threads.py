@@ -3,9 +3,9 @@
 NumPy's OpenBLAS starts one thread per core, and its threads spin while they wait for each other.
 When a host has more busy threads than cores (two ``tuner worker`` processes each with every
 core's threads, or one worker beside any other busy program), a spinning thread keeps a core that
-its partner needs, and a matrix product that took 0.3 s can take 8 s. Training our MLPs on
-tabular data gains little from a second BLAS thread and loses everything when threads outnumber
-cores, so the policy is:
+its partner needs, and a matrix product can take many times as long
+(``bench/bench_contention.py``). Training our MLPs on tabular data gains little from a second
+BLAS thread and loses everything when threads outnumber cores, so the policy is:
 
 * ``tuner worker`` and every process of ``tuner run --jobs J``: **one thread**. Workers are
   started side by side (by hand, by docker-compose's ``--scale``, by ``--jobs``); none of them

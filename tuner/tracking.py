@@ -17,7 +17,7 @@ swallow tracking-store errors (one :class:`TrackingWarning`, the trial number is
 :attr:`StudyTracker.unlogged_trials` so that ``tuner sync`` can fill the gap later with
 :func:`trial_runs`). Use :meth:`StudyTracker.check_connection` up front to fail fast instead.
 
-``mlflow`` (about 0.8 s to import) and matplotlib (in :mod:`tuner.plots`) are imported lazily: importing this module is cheap.
+``mlflow`` (slow to import) and matplotlib (in :mod:`tuner.plots`) are imported lazily: importing this module is cheap.
 """
 
 from __future__ import annotations
