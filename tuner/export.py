@@ -22,6 +22,13 @@ from typing import Any, Callable
 from .errors import TunerError
 from .model_folder import check_no_pickle, describe_export, package_versions, prepare_out, swap_in, write_model_folder
 from .study_files import resolve_config
+from .tracking.keys import (
+    TAG_DATA_FINGERPRINT,
+    TAG_EXPORT_SOURCE,
+    TAG_EXPORT_STUDY,
+    TAG_EXPORT_TRIAL,
+    TAG_MODEL_ID,
+)
 
 CHAMPION = "champion"
 EXPORT_FORMAT = "mlp-tuner-export"
@@ -30,8 +37,6 @@ EXPORT_VERSION = 1
 #: Trial user attributes that are not fixed hyperparameters.
 NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason")
 
-TAG_EXPORT_STUDY = "tuner.study"
-TAG_EXPORT_TRIAL = "tuner.trial"
 
 
 @dataclass
@@ -152,28 +157,13 @@ def provenance(
 # MLflow tracking and registry
 
 
-def latest_parent_run(tracker):
-    """The study's latest parent run (``tuner.role`` parent) in its experiment, or None."""
-    from .tracking import TAG_ROLE, TAG_STUDY, _quote
-
-    quoted = _quote(tracker.study_name)
-    filters = [f"tags.`{TAG_ROLE}` = 'parent'"]
-    if quoted:
-        filters.append(f"tags.`{TAG_STUDY}` = {quoted}")
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string=" AND ".join(filters),
-        max_results=1, order_by=["attributes.start_time DESC"],
-    )
-    return runs[0] if runs else None
-
-
 def _export_run_id(tracker) -> str:
-    run = latest_parent_run(tracker)
+    from .tracking import TAG_ROLE, latest_parent_run
+
+    run = latest_parent_run(tracker.client, tracker.experiment_id, tracker.study_name)
     if run is not None:
         return run.info.run_id
-    from .tracking import TAG_ROLE
-
-    tags = tracker._base_tags() | {TAG_ROLE: "export"}
+    tags = tracker.base_tags() | {TAG_ROLE: "export"}
     run = tracker.client.create_run(tracker.experiment_id, tags=tags, run_name=f"export-{tracker.study_name}")
     tracker.client.set_terminated(run.info.run_id, status="FINISHED")
     return run.info.run_id
@@ -185,16 +175,16 @@ def log_exported_model(tracker, path: Path, result: ExportResult) -> None:
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
 
-    from .tracking import _param_value
+    from .tracking.keys import param_value
 
     client = tracker.client
     run_id = _export_run_id(tracker)
-    params = {k: _param_value(v) for k, v in result.metadata["hyperparameters"].items()}
+    params = {k: param_value(v) for k, v in result.metadata["hyperparameters"].items()}
     tags = {
         TAG_EXPORT_STUDY: result.study_name,
         TAG_EXPORT_TRIAL: str(result.trial_number),
-        "tuner.source": result.source,
-        "tuner.data_fingerprint": result.metadata["data_fingerprint"],
+        TAG_EXPORT_SOURCE: result.source,
+        TAG_DATA_FINGERPRINT: result.metadata["data_fingerprint"],
     }
     logged = client.create_logged_model(
         tracker.experiment_id, name=f"{result.study_name}-trial-{result.trial_number}",
@@ -242,9 +232,9 @@ def register(tracker, result: ExportResult, name: str) -> None:
     tags = {
         TAG_EXPORT_STUDY: result.study_name,
         TAG_EXPORT_TRIAL: str(result.trial_number),
-        "tuner.source": result.source,
-        "tuner.data_fingerprint": result.metadata["data_fingerprint"],
-        "tuner.model_id": result.model_id,  # the SQL registry does not keep model_id itself
+        TAG_EXPORT_SOURCE: result.source,
+        TAG_DATA_FINGERPRINT: result.metadata["data_fingerprint"],
+        TAG_MODEL_ID: result.model_id,  # the SQL registry does not keep model_id itself
     }
     for key, value in result.test_scores.items():
         tags[f"test_{key}"] = repr(float(value))

@@ -232,7 +232,8 @@ class Objective:
         run.attached = True
         if run.retry_of is not None:
             trial.set_user_attr(RETRY_OF, run.retry_of)
-            _link_retry_runs(self.tracker, run.run_id, run.previous_run_id, run.retry_of, trial.number)
+            if self.tracker is not None:
+                self.tracker.link_retry(run.run_id, run.previous_run_id, run.retry_of, trial.number)
         if run.run_id or run.retry_of is not None:  # a retry must not keep the failed trial's run id
             trial.set_user_attr(RUN_ID_ATTR, run.run_id)
 
@@ -312,23 +313,6 @@ def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
     if attrs.get(RETRY_OF) is None:
         return None, None
     return int(attrs[RETRY_OF]), attrs.get(RUN_ID_ATTR)
-
-
-def _link_retry_runs(tracker, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int) -> None:
-    """Tag both MLflow runs with the retry link and close the dead worker's run as FAILED."""
-    if tracker is None:
-        return
-    try:
-        if run_id:
-            tracker.client.set_tag(run_id, "tuner.retry_of", str(retry_of))
-        if previous_run_id:
-            tracker.client.set_tag(previous_run_id, "tuner.retried_by", str(number))
-            tracker.client.set_tag(previous_run_id, "optuna.state", "FAIL")
-            if tracker.client.get_run(previous_run_id).info.status == "RUNNING":  # else closed with its reason
-                tracker.client.set_tag(previous_run_id, "optuna.reason", f"worker lost (no heartbeat); retried as trial {number}")
-                tracker.client.set_terminated(previous_run_id, status="FAILED")
-    except Exception:  # noqa: BLE001 - tracking never stops tuning; `tuner sync` closes runs later
-        pass
 
 
 def _flatten(params: dict[str, Any]) -> dict[str, Any]:

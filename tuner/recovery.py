@@ -84,7 +84,7 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
     longer alive; on another host, when it ran trials in its own process (``tuner worker``, or
     ``tuner run`` without ``--jobs``) and one of them is a dead worker's trial. The current
     process's own runs are never closed."""
-    from .tracking import TAG_PARENT, TAG_REASON, TAG_ROLE, TAG_STATE, TAG_STUDY
+    from .tracking import TAG_HOST, TAG_PARENT, TAG_PID, TAG_REASON, TAG_ROLE, TAG_STATE, TAG_STUDY
 
     client = tracker.client
     host, closed = socket.gethostname(), []
@@ -115,10 +115,10 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
         if run.info.run_id == tracker.parent_run_id:
             continue
         try:
-            pid = int(tags.get("tuner.pid", ""))
+            pid = int(tags.get(TAG_PID, ""))
         except ValueError:
             continue
-        if tags.get("tuner.host") == host:
+        if tags.get(TAG_HOST) == host:
             if pid == os.getpid() or _pid_alive(pid):
                 continue
             why = f"its process {pid} on {host} ended without closing it (killed?); closed by {closer}"
@@ -126,7 +126,7 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
             own_trials = params.get("role") == "worker" or params.get("jobs", "1") == "1"
             if not (own_trials and run.info.run_id in dead_parents):
                 continue
-            why = f"its process {pid} on {tags.get('tuner.host')} lost a trial's heartbeat (killed or lost); closed by {closer}"
+            why = f"its process {pid} on {tags.get(TAG_HOST)} lost a trial's heartbeat (killed or lost); closed by {closer}"
         client.set_tag(run.info.run_id, TAG_CLOSED, why)
         client.set_terminated(run.info.run_id, status="KILLED")
         closed.append(run.info.run_id)

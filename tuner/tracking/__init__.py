@@ -1,0 +1,85 @@
+"""MLflow tracking of Optuna studies.
+
+Layout in MLflow:
+
+- one experiment per study (named after the study unless ``experiment_name`` is given);
+- one *parent* run per ``tuner run`` invocation / worker process (:meth:`StudyTracker.start_parent`);
+- one *child* run per Optuna trial, named ``trial-<number>``, nested under the parent through the
+  ``mlflow.parentRunId`` tag, and tagged ``optuna.study_name`` / ``optuna.trial_number`` /
+  ``optuna.storage`` / ``optuna.state`` (/ ``optuna.reason``).
+
+Everything goes through :class:`mlflow.MlflowClient` with explicit run ids, never through mlflow's
+fluent "active run" state, so it works across threads and processes and is not affected by a
+``MLFLOW_RUN_ID`` environment variable.
+
+Tracking never stops tuning: :meth:`StudyTracker.start_trial` and :meth:`StudyTracker.end_trial`
+swallow tracking-store errors (one :class:`TrackingWarning`, the trial number is remembered in
+:attr:`StudyTracker.unlogged_trials` so that ``tuner sync`` can fill the gap later with
+:func:`trial_runs`). Use :meth:`StudyTracker.check_connection` up front to fail fast instead.
+
+``mlflow`` (slow to import) and matplotlib (in :mod:`tuner.plots`) are imported lazily: importing this module is cheap.
+
+The package: :mod:`.keys` (tags, key and value encoding), :mod:`.records` (a trial's record),
+:mod:`.client` (the store and its health), :mod:`.runs` (finding runs), :mod:`.tracker`
+(:class:`StudyTracker`: the experiment, parent and trial runs, background logging, trial models),
+:mod:`.summary` (the study summary and plots on the parent run).
+"""
+
+from __future__ import annotations
+
+from .keys import (
+    MODEL_ARTIFACT_DIR,
+    RUN_STATUS,
+    TAG_DATA_FINGERPRINT,
+    TAG_EXPORT_SOURCE,
+    TAG_EXPORT_STUDY,
+    TAG_EXPORT_TRIAL,
+    TAG_HOST,
+    TAG_MODEL_ID,
+    TAG_PARENT,
+    TAG_PID,
+    TAG_REASON,
+    TAG_RETRIED_BY,
+    TAG_RETRY_OF,
+    TAG_ROLE,
+    TAG_RUN_NAME,
+    TAG_STATE,
+    TAG_STORAGE,
+    TAG_STUDY,
+    TAG_TRIAL,
+)
+from .records import TrialRecord
+from .client import TrackingWarning, experiment_url, resolve_tracking_uri
+from .runs import find_trial_run, latest_parent_run, trial_runs
+from .tracker import PendingRun, StudyTracker
+
+__all__ = [
+    "MODEL_ARTIFACT_DIR",
+    "PendingRun",
+    "RUN_STATUS",
+    "StudyTracker",
+    "TAG_DATA_FINGERPRINT",
+    "TAG_EXPORT_SOURCE",
+    "TAG_EXPORT_STUDY",
+    "TAG_EXPORT_TRIAL",
+    "TAG_HOST",
+    "TAG_MODEL_ID",
+    "TAG_PARENT",
+    "TAG_PID",
+    "TAG_REASON",
+    "TAG_RETRIED_BY",
+    "TAG_RETRY_OF",
+    "TAG_ROLE",
+    "TAG_RUN_NAME",
+    "TAG_STATE",
+    "TAG_STORAGE",
+    "TAG_STUDY",
+    "TAG_TRIAL",
+    "TrackingWarning",
+    "TrialRecord",
+    "experiment_url",
+    "find_trial_run",
+    "latest_parent_run",
+    "resolve_tracking_uri",
+    "trial_runs",
+]
