@@ -92,9 +92,8 @@ def tracking_server(tmp_path_factory):
     """One MLflow tracking server (SQLite backend) shared by the tests of a session (of an xdist
     worker); each test uses its own study name, hence its own experiment. Starting one takes
     10-20 s here, so tests share it rather than start their own."""
-    from tests.helpers import free_port, mlflow_server, sqlite_server_args
+    from tests.helpers import mlflow_server, sqlite_server_args
 
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    with mlflow_server(sqlite_server_args(folder, port), port, folder, folder / "server.log"):
+    with mlflow_server(sqlite_server_args(folder), folder, folder / "server.log") as port:
         yield f"http://127.0.0.1:{port}"

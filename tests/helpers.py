@@ -1,5 +1,6 @@
-"""Helpers shared by test modules: the CLI's environment, free ports, polling, an MLflow
-tracking server in its own process group, and a small study run through the CLI in-process."""
+"""Helpers shared by test modules: the CLI's environment, held ports, polling, an MLflow
+tracking server in its own process group, an app served in a thread, and a small study run
+through the CLI in-process."""
 
 from __future__ import annotations
 
@@ -36,10 +37,49 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
+@contextmanager
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on, for as long as the block runs: bound (so no
+    other process can take it) and not listening (so connections to it are refused)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
+
+
+@contextmanager
+def served_in_thread(app):
+    """The ASGI ``app`` served over HTTP by uvicorn on a thread of this process; yields its base
+    URL. The socket is bound before the server starts (port 0: the system picks a free port,
+    and it is held from then on), so no other process can take the port in between."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive(), 60, "the in-process server")
+        assert server.started, "the in-process server stopped before it started"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    """POST ``body`` as JSON; the HTTP status and the JSON answer (error answers too)."""
+    import json
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, poll: float = 0.2):
@@ -59,19 +99,30 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
 
 
 @contextmanager
-def mlflow_server(args: list[str], port: int, cwd: Path, log: Path):
-    """``mlflow <args>`` in its own process group (it starts uvicorn children), up on /health."""
+def mlflow_server(args: list[str], cwd: Path, log: Path):
+    """``mlflow <args>`` in its own process group (it starts uvicorn children), up on /health;
+    yields the port it listens on. ``args`` ask for port 0: the server binds a free port itself
+    and its log says which (a port picked here and released could be taken in between)."""
     out = open(log, "a")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         env=cli_env(), start_new_session=True,
     )
     try:
+        port = wait_until(lambda: _listening_port(log), 180, "the mlflow server's port in its log", proc, poll=0.5)
         wait_until(lambda: _healthy(port), 180, f"the mlflow server on port {port}", proc, poll=0.5)
-        yield proc
+        yield port
     finally:
         kill_group(proc)
         out.close()
+
+
+def _listening_port(log: Path) -> int | None:
+    """The port of uvicorn's "Uvicorn running on http://HOST:PORT" line in ``log``, if there."""
+    import re
+
+    found = re.search(r"Uvicorn running on https?://[^\s:]+:(\d+)", log.read_text(errors="replace"))
+    return int(found.group(1)) if found else None
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -110,8 +161,9 @@ def http_status(port: int, path: str, host_header: str | None = None) -> int | N
         return None
 
 
-def sqlite_server_args(folder: Path, port: int) -> list[str]:
-    return ["server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+def sqlite_server_args(folder: Path) -> list[str]:
+    """A tracking server on SQLite, on a port of its choosing (see :func:`mlflow_server`)."""
+    return ["server", "--host", "127.0.0.1", "--port", "0", "--workers", "1",
             "--backend-store-uri", f"sqlite:///{folder}/mlflow-server.db",
             "--artifacts-destination", str(folder / "mlartifacts")]
 
@@ -164,6 +216,19 @@ def child_runs(client, study_name: str):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
+
+
+def assert_no_failed_trials(study, expected=()) -> None:
+    """Every trial of ``study`` ended COMPLETE or PRUNED, except the trials numbered in
+    ``expected``, which FAILED. End-to-end tests call it, so that a trial failing for a reason the
+    test does not mean (an error in the objective, a lost worker) cannot pass unseen."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    failed = {t.number: t.user_attrs.get("fail_reason") for t in study.trials if t.state == State.FAIL}
+    assert sorted(failed) == sorted(expected), f"failed trials (reasons): {failed}"
+    unfinished = [(t.number, t.state.name) for t in study.trials if t.state not in (State.COMPLETE, State.PRUNED, State.FAIL)]
+    assert unfinished == [], unfinished
 
 
 def released_together(code: str, argv: list[list[str]], cwd: Path, timeout: float = 120) -> list[str]:

@@ -1,7 +1,12 @@
 """The budget under contention (issue 16): processes released together, all asking for a trial
 when the study has fewer slots left than askers, get exactly that many trials between them, on
 every storage with the guard (SQLite, the journal file, PostgreSQL). Without the guard's lock the
-check ("is a slot left?") and the creation race, and more trials than the budget are created."""
+check ("is a slot left?") and the creation race, and more trials than the budget are created.
+
+The askers' count of taken slots is made slow (as on a busy database): askers released together
+then all count before any of them creates a trial unless the lock keeps them apart, so a guard
+without its lock fails this test every time instead of when the scheduler happens to interleave
+them (without the delay, a no-op lock on the journal file passed a run of it)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,14 @@ ASKERS = 3
 BUDGET = 3  # two trials are already taken: one slot left for three askers
 
 ASK = """
-import sys, warnings
+import sys, time, warnings
 import optuna
 from tuner.budget import BudgetReached
 from tuner.storage import open_storage
 url, budget = sys.argv[1], int(sys.argv[2])
 storage = open_storage(url)
+count = storage.taken_slots
+storage.taken_slots = lambda study_id: (count(study_id), time.sleep(0.5))[0]  # a slow count
 storage.set_budget(budget)
 study = optuna.load_study(study_name="contended", storage=storage)
 print("ready", flush=True)

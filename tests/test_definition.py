@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import assert_no_failed_trials
 from tuner import runner
 from tuner.config import StudyConfig
 from tuner.definition import DEFINITION_ATTR
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.xdist_group("definition")
 def stores(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("definition")
     storage, tracking = f"sqlite:///{tmp_path}/o.db", f"sqlite:///{tmp_path}/m.db"
-    runner.run_study(_config(), storage=storage, tracking_uri=tracking)
+    assert_no_failed_trials(runner.run_study(_config(), storage=storage, tracking_uri=tracking).study)
     return storage, tracking
 
 
@@ -96,6 +97,7 @@ def test_budget_sampler_pruner_and_result_may_change(stores):
                       pruner={"name": "median"}, result={"ensemble": 2})
     result = runner.run_study(changed, storage=storage, tracking_uri=tracking)
     assert len(result.study.trials) == 3
+    assert_no_failed_trials(result.study)
 
 
 def test_a_study_from_before_definitions_is_checked_on_its_metric(stores):

@@ -14,9 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -29,6 +26,7 @@ from typer.testing import CliRunner
 
 import model
 from model.serialization import ModelFileError, read_header
+from tests.helpers import assert_no_failed_trials, http_status, post_json, wait_until
 from tuner.cli import app
 from tuner.config import load_config
 from tuner.data import load_splits
@@ -78,6 +76,7 @@ def env(tmp_path_factory):
     storage = f"sqlite:///{folder}/optuna.db"
     tracking = f"sqlite:///{folder}/mlflow.db"
     result = runner.run_study(study_file, storage=storage, tracking_uri=tracking)
+    assert_no_failed_trials(result.study)
     config = load_config(study_file)
     exported = export_study(
         study_file, out=folder / "exports" / "best", register_as=REGISTERED, best=True,
@@ -240,6 +239,34 @@ def test_register_creates_a_tagged_version_with_alias_champion(env, monkeypatch)
     np.testing.assert_array_equal(champion.predict(X), model.load(exported.path).predict(X))
 
 
+def test_cli_exports_and_registers_the_trial_it_is_given(env, tmp_path):
+    """`tuner export STUDY --trial N --register NAME` through the command line: the folder holds
+    trial N's model, a new registered version tagged with trial N carries the alias champion."""
+    study = env["study"]
+    others = [t.number for t in study.trials if t.state.name == "COMPLETE" and t.number != study.best_trial.number]
+    number = min(others or [study.best_trial.number])  # another trial than the fixture's, if there is one
+    out, name = tmp_path / "trial", "wine-export-cli"
+    cli = CliRunner().invoke(
+        app, ["export", str(env["folder"] / "wine_export.toml"), "--trial", str(number), "--register", name,
+              "--out", str(out), "--storage", env["storage"], "--tracking-uri", env["tracking"]],
+        catch_exceptions=False,
+    )
+    assert cli.exit_code == 0, cli.output
+    output = " ".join(cli.output.split())
+    assert f"registered '{name}' version 1, alias champion: models:/{name}@champion" in output
+    header = read_header(out)["metadata"]
+    assert header["trial"] == number and header["source"] in ("trial", "retrained")
+    assert Model.load(str(out)).metadata["hyperparameters"] == study.trials[number].params
+    version = MlflowClient(tracking_uri=env["tracking"]).get_model_version_by_alias(name, "champion")
+    assert version.tags["tuner.trial"] == str(number) and version.tags["tuner.study"] == "wine_export"
+    X = raw_test_rows(env)
+    if header["source"] == "trial":  # the model the trial trained and logged (else retrained alike)
+        tracker = StudyTracker("wine_export", env["storage"], tracking_uri=env["tracking"])
+        trained = tracker.load_model(study.trials[number].user_attrs["mlflow_run_id"])
+        np.testing.assert_array_equal(model.load(out).predict_proba(X), trained.predict_proba(X))
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(out)).predict(X), model.load(out).predict(X))
+
+
 def test_study_name_resolves_to_its_file(monkeypatch):
     monkeypatch.chdir(REPO)
     assert resolve_config("wine_mixed").name == "wine_mixed"
@@ -247,21 +274,27 @@ def test_study_name_resolves_to_its_file(monkeypatch):
         resolve_config("no_such_study")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def _start_serving(path: Path, log_path: Path, environment: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """`tuner serve PATH --port P` up and answering, and P. `tuner serve` binds the port itself,
+    so the port cannot be held for it: P is one the system had free, and the server counts as
+    up only when its own log says uvicorn listens on P (so no other process's server is taken
+    for it). If P was taken in between, uvicorn cannot bind it and exits: another port is tried."""
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "tuner.cli", "serve", str(path), "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
+            )
+        listening = f"Uvicorn running on http://127.0.0.1:{port}"
+        wait_until(lambda: server.poll() is not None or listening in log_path.read_text(errors="replace"), 180,
+                   "tuner serve to listen or exit")
+        if server.poll() is None:
+            return server, port
+        assert "address already in use" in log_path.read_text(errors="replace"), log_path.read_text()[-2000:]
+    pytest.fail("three ports in a row were taken")
 
 
 def test_final_export_is_the_model_the_run_scored(env):
@@ -288,41 +321,26 @@ def test_tuner_serve_answers_like_in_process(env, tmp_path):
     X = raw_test_rows(env)
     expected = mlflow.pyfunc.load_model(str(path)).predict(X)
     expected_proba = model.load(path).predict_proba(X)
-    port = _free_port()
     # `tuner serve` (issue 15) with the venv's bin NOT on PATH: it must find uvicorn itself.
     bin_dir = os.path.realpath(Path(sys.executable).parent)
     search = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != bin_dir)
     environment = os.environ | {"PATH": search or "/usr/bin:/bin"}
-    log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli", "serve", str(env["final"].path), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
-    )
+    server, port = _start_serving(env["final"].path, tmp_path / "serve.log", environment)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "model server did not start in 90 s"
-            time.sleep(0.5)
+        assert http_status(port, "/ping") == 200
         split = json.loads(X.to_json(orient="split", index=False))
         records = json.loads(X.to_json(orient="records"))
         for body in ({"dataframe_split": split}, {"dataframe_records": records}):
-            status, answer = _post(f"{base}/invocations", body)
+            status, answer = post_json(f"{base}/invocations", body)
             assert status == 200, answer
             assert answer["predictions"] == list(expected)
-        status, answer = _post(f"{base}/invocations", {"dataframe_split": split, "params": {"predict_proba": True}})
+        status, answer = post_json(f"{base}/invocations", {"dataframe_split": split, "params": {"predict_proba": True}})
         assert status == 200, answer
         served = pd.DataFrame(answer["predictions"])
         assert list(served.columns) == list(env["splits"].classes)
         np.testing.assert_array_equal(served.to_numpy(), expected_proba)
-        status, answer = _post(
+        status, answer = post_json(
             f"{base}/invocations", {"dataframe_records": json.loads(X.drop(columns=["hue"]).to_json(orient="records"))}
         )
         assert status == 400 and answer["message"] == "invalid input: missing column(s): 'hue'"  # no dump
@@ -336,7 +354,6 @@ def test_tuner_serve_answers_like_in_process(env, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        log.close()
 
 
 def test_missing_trial_model_is_retrained_deterministically(env, tmp_path, monkeypatch):

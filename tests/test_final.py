@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 import model
 from model import MLPClassifier, MLPEnsemble, MLPRegressor
 from model.preprocessing import TabularPreprocessor
+from tests.helpers import assert_no_failed_trials
 from tuner import runner
 from tuner.config import StudyConfig
 from tuner.data import fingerprint, load_splits
@@ -123,6 +124,7 @@ def small_run(tmp_path_factory):
     result = runner.run_study(
         config, storage=f"sqlite:///{folder}/optuna.db", tracking_uri=f"sqlite:///{folder}/mlflow.db"
     )
+    assert_no_failed_trials(result.study)
     return config, result
 
 
@@ -159,6 +161,7 @@ def test_ensemble_of_one_without_refit_is_the_best_trial_alone(tmp_path):
     config = _config(seed=1, budget={"n_trials": 3, "max_epochs": 10}, pruner={"name": "none"},
                      result={"ensemble": 1, "refit": False})
     result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    assert_no_failed_trials(result.study)
     assert result.final.members == {result.study.best_trial.number: 1} and not result.final.refit
     assert result.test_scores == result.best_trial_scores
 

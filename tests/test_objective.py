@@ -1,10 +1,8 @@
 """Trials that go wrong end with a recorded reason, and the study goes on."""
 
 import gc
-import os
 import signal
 import threading
-import time
 
 import optuna
 import pytest
@@ -63,17 +61,20 @@ def signal_handlers():
     interrupts._requested.clear()
 
 
+class SignalledWhileFinalized:
+    """Sends this process SIGTERM from inside ``__del__``: the handler's KeyboardInterrupt is
+    raised there (``signal.raise_signal`` runs the handler before it returns), printed as
+    "Exception ignored in ..." and lost, as when a signal lands in a library's destructor."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+
 def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_study(tmp_path, signal_handlers):
-    """A KeyboardInterrupt raised inside ``__del__`` is printed and lost; the flag is not."""
-
-    class Finalized:
-        def __del__(self):
-            time.sleep(0.2)  # the signal lands here
-
-    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    Finalized()  # "Exception ignored in ... KeyboardInterrupt"
-    timer.join()
+    """A KeyboardInterrupt raised inside ``__del__`` is printed and lost; the flag is not, and the
+    worker loop checks it before the first trial."""
+    SignalledWhileFinalized()
+    assert interrupts._requested.is_set()
     path = tmp_path / "iris.toml"
     path.write_text(DIVERGING.replace("1e4, high = 1e5", "1e-3, high = 1e-2"))
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
@@ -86,6 +87,34 @@ def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_study(tmp_path, 
     client = MlflowClient(tracking)
     (parent,) = client.search_runs([client.get_experiment_by_name("diverging").experiment_id])
     assert parent.info.status == "KILLED"
+
+
+def test_a_signal_lost_during_training_stops_the_trial_at_the_next_epoch(tmp_path, signal_handlers, monkeypatch):
+    """Issue 16: the per-epoch check. The signal lands while the first trial trains (between its
+    first and second epoch) and its KeyboardInterrupt is lost in a destructor; the check at the
+    next epoch stops the trial there, as interrupted: failed, queued again, its run KILLED."""
+    real_check, calls = interrupts.check, []
+
+    def check_with_a_signal_lost_in_epoch_two() -> None:  # called before each trial and each epoch
+        calls.append(1)
+        if len(calls) == 3:  # the check of the first trial's second epoch
+            SignalledWhileFinalized()
+            assert interrupts._requested.is_set()
+        real_check()
+
+    monkeypatch.setattr(interrupts, "check", check_with_a_signal_lost_in_epoch_two)
+    path = tmp_path / "iris.toml"
+    path.write_text(DIVERGING.replace("1e4, high = 1e5", "1e-3, high = 1e-2"))
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path, storage=storage, tracking_uri=tracking)
+    first, *others = optuna.load_study(study_name="diverging", storage=storage).trials
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs["interrupted"] is True
+    assert len(first.intermediate_values) == 1  # stopped at the epoch after the signal, not at the end
+    assert [t.state for t in others] == [optuna.trial.TrialState.WAITING]  # its retry, queued
+    assert others[0].params == first.params
+    run = MlflowClient(tracking).get_run(first.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED"
 
 
 def test_handlers_are_left_alone_off_the_main_thread():

@@ -8,7 +8,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 
 from model import MLPClassifier
 from model.network import Network
-from model.optimizers import OPTIMIZERS, Adam, AdamW
+from model.optimizers import OPTIMIZERS, Adam, AdamW, check_optimizer_name
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -94,6 +94,13 @@ WRONG_VARIANTS = {
 
 def test_every_optimizer_is_covered():
     assert set(WRONG_VARIANTS) == set(OPTIMIZERS)
+
+
+def test_an_unknown_optimizer_is_refused_with_the_known_ones_listed():
+    assert check_optimizer_name("adamw") == "adamw"
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'; expected one of: sgd, momentum, nesterov, "
+                                         "rmsprop, adam, adamw$"):
+        check_optimizer_name("lbfgs")
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])

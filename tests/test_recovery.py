@@ -1,6 +1,7 @@
 """What stopped processes leave behind (issue 12 cases 5 and 6): an interrupted trial is re-run
 on resume without using the budget, as a killed worker's trial is; after a SIGKILL, `tuner sync`
-fails the dead worker's trial and closes its MLflow run and its parent run, saying why."""
+fails the dead worker's trial, queues its retry and closes its MLflow run and its parent run,
+saying why; a retry that is itself killed is not retried again (issue 16)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import cli_env, wait_until, write_study
+from tests.helpers import assert_no_failed_trials, cli_env, wait_until, write_study
 from tests.test_scale import write_study as write_slow_study
 from tuner import interrupts
 from tuner.budget import counted_trials
+from tuner.recovery import TAG_CLOSED, recover
 from tuner.retries import retry_links
-from tuner.recovery import TAG_CLOSED
+from tuner.storage import open_storage
 
 State = optuna.trial.TrialState
 DONE = (State.COMPLETE, State.PRUNED)
@@ -45,6 +47,7 @@ def test_an_interrupted_trial_is_rerun_on_resume_and_does_not_use_the_budget(tmp
 
     trials = result.study.trials
     assert trials[0].state == State.FAIL and trials[0].intermediate_values  # stopped mid-trial
+    assert_no_failed_trials(result.study, expected=[0])
     retry = trials[retry_links(trials)[0]]
     assert retry.params == trials[0].params and retry.state in DONE
     assert len(counted_trials(trials)) == 3 and sum(t.state in DONE for t in trials) == 3
@@ -94,3 +97,44 @@ def test_sync_after_sigkill_fails_the_trial_and_closes_its_runs(tmp_path, monkey
     parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "KILLED" and f"process {proc.pid}" in parent.data.tags[TAG_CLOSED]
     assert sorted(closed) == sorted([trial_run.info.run_id, parent.info.run_id])
+    # the heartbeat retry on SQLite: the same parameters queued once, linked to the dead trial
+    waiting = study.get_trials(states=(State.WAITING,))
+    assert [retry_links(study.trials)[victim.number]] == [t.number for t in waiting]
+    assert waiting[0].params == victim.params
+    # and nothing is left to close: a second sync closes no run
+    assert sync_study("killed", storage=url, tracking_uri=tracking).dead_runs == []
+
+
+def test_a_retry_that_is_itself_killed_is_not_retried_again(tmp_path, monkeypatch):
+    """The README: a dead worker's trial is re-run once. Here each trial's worker "dies" after one
+    heartbeat (nothing beats for it again); once the grace period has passed, recovery fails the
+    trial. The first one is queued again with its parameters, its retry is not: it stays FAILED
+    and counts against the budget, so the study still ends after n_trials."""
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_GRACE_PERIOD", "2")
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    storage.set_budget(3)
+    study = optuna.create_study(study_name="retried", storage=storage)
+
+    def started_then_killed() -> optuna.trial.FrozenTrial:
+        trial = study.ask()  # a new trial, or the retry waiting in the queue
+        trial.suggest_float("x", 0.0, 1.0)
+        storage.record_heartbeat(trial._trial_id)  # its only heartbeat: the worker dies here
+
+        def failed_by_recovery():
+            recover(study, None, "the test")
+            frozen = study.trials[trial.number]
+            return frozen if frozen.state == State.FAIL else None
+
+        return wait_until(failed_by_recovery, 60, f"trial {trial.number} failed by its stale heartbeat", poll=0.5)
+
+    first = started_then_killed()
+    trials = study.trials
+    assert [t.state for t in trials] == [State.FAIL, State.WAITING] and retry_links(trials) == {0: 1}
+    retry = started_then_killed()
+    assert retry.number == 1 and retry.params == first.params  # the queued retry ran
+    trials = study.trials
+    assert [t.state for t in trials] == [State.FAIL, State.FAIL]  # not queued a second time
+    assert retry_links(trials) == {0: 1}
+    assert [t.number for t in counted_trials(trials)] == [1]  # the retry's failure uses a slot
+    assert storage.taken_slots(study._study_id) == 1

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import assert_no_failed_trials
 from tuner import runner
 from tuner.config import StudyConfig
 from tuner.data import load_splits
@@ -80,6 +81,7 @@ def test_a_trial_scores_the_mean_of_its_splits_and_the_ensemble_sees_them_all(tm
         space={"n_layers": 1, "units": {"low": 8, "high": 16}, "optimizer": ["adam"]},
     )
     result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    assert_no_failed_trials(result.study)
     fitted, splits = _fitted(config)
     extra = resamples(fitted, splits)
     trial = result.study.trials[1]

@@ -48,6 +48,19 @@ def test_step_with_a_budget_not_divisible_by_four():
     assert [s.rate(e) for e in range(5)] == [1, 0.5, 0.25, 0.125, 0.0625]
 
 
+def test_a_budget_of_one_epoch_or_none():
+    """Laid out over max(1, max_epochs): with one epoch, epoch 1 is already the end of the decay."""
+    for max_epochs in (1, 0):
+        assert make_schedule("exponential", 1.0, max_epochs).rate(1) == pytest.approx(0.01, rel=1e-12)
+        assert make_schedule("inverse_time", 1.0, max_epochs).rate(1) == pytest.approx(0.01, rel=1e-12)
+
+
+def test_an_unknown_schedule_is_refused_with_the_known_ones_listed():
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'; expected one of: constant, step, "
+                                         "exponential, inverse_time, cosine, plateau$"):
+        make_schedule("linear", LR, T)
+
+
 def test_cosine_stays_at_its_floor_past_the_budget():
     s = make_schedule("cosine", LR, T)
     assert s.rate(T) == pytest.approx(FLOOR, rel=1e-12)

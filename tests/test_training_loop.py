@@ -74,6 +74,16 @@ def test_early_stopping_waits_exactly_patience_epochs_without_an_improvement_by_
     assert stopped == 8 and state.best_epoch == 5 and best[0] == 5.0
 
 
+def test_early_stopping_on_a_loss_counts_a_fall_by_more_than_tol_as_an_improvement():
+    """early_stopping_metric="loss" monitors a loss (higher_is_better False): lower is better."""
+    rules = StoppingRules(max_epochs=100, tol=0.125, early_stopping=True, patience=2, higher_is_better=False)
+    # 0.375 is not below best - tol = 0.375 (strict), 0.75 is worse: epochs 3 and 4 do not improve
+    stopped, state, best = _run_rules(rules, [1.0, 0.5, 0.375, 0.75, 0.125])
+    assert stopped == 4 and state.stop_reason == "early_stopping"
+    assert state.best_epoch == 2 and best[0] == 2.0
+    assert state.validation_scores == [1.0, 0.5, 0.375, 0.75]  # recorded as logged, not negated
+
+
 def test_convergence_stops_after_n_iter_no_change_epochs_without_a_drop_by_more_than_tol():
     rules = StoppingRules(max_epochs=100, tol=0.125, n_iter_no_change=2)
     # 0.875 is not below 1.0 - tol (strict): no improvement, though it is the best loss so far

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import child_runs, invoke, write_study
+from tests.helpers import assert_no_failed_trials, child_runs, invoke, write_study
 from tuner.tracking import MODEL_ARTIFACT_DIR
 
 # The module-scoped fixture runs once: keep this file on one test worker.
@@ -29,6 +29,7 @@ def finished_study(tmp_path_factory):
     second = invoke("run", str(study_file), "--trials", "11", "--storage", storage, "--tracking-uri", tracking)
     assert second.exit_code == 0, second.output
     study = optuna.load_study(study_name="small", storage=storage)
+    assert_no_failed_trials(study)
     return {"study": study, "tracking": tracking, "first": first.output, "second": second.output,
             "after_first": after_first, "storage": storage}
 

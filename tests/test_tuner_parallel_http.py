@@ -3,7 +3,7 @@
 
 from mlflow import MlflowClient
 
-from tests.helpers import child_runs, invoke, write_study
+from tests.helpers import assert_no_failed_trials, child_runs, invoke, write_study
 from tests.test_scale import DONE, load, run_cli
 from tests.test_scale import write_study as write_fast_study
 
@@ -15,6 +15,7 @@ def test_study_logs_to_an_mlflow_server_over_http(tmp_path, tracking_server):
     client = MlflowClient(tracking_server)
     parents, children = child_runs(client, "overhttp")
     assert len(parents) == 1 and len(children) == 3
+    assert_no_failed_trials(load(f"sqlite:///{tmp_path}/o.db", "overhttp"))
     assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) >= 1 for r in children)
     # the run ends with the link to the study's runs table on that server (issue 15)
     experiment = client.get_experiment_by_name("overhttp").experiment_id
