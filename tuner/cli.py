@@ -116,12 +116,14 @@ def run(
 def _print_summary(result) -> None:
     import optuna
 
+    from .errors import TunerError
+    from .trial_failures import none_completed
+
     study, config = result.study, result.config
     _print_trials(study, config.objective.metric, limit=10)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        console.print("[yellow]no trial completed[/]")
-        return
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        # Every trial failed (a diverging study, say): one line, exit 1.
+        raise TunerError(none_completed(study.trials) or "no trial completed: none ran")
     best = study.best_trial
     console.print(f"\n[bold]best trial[/] {best.number}: validation {config.objective.metric} = {best.value:.4f}")
     for key, value in best.params.items():
@@ -214,11 +216,17 @@ def worker(
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
     url = resolve_storage_url(storage)
     console.print(f"worker joining study {config.name!r} on {redact_url(url)}")
-    run_worker(config, url, tracking_uri, blas_threads=threads, freeze_heap=True)
+    ran = set(run_worker(config, url, tracking_uri, blas_threads=threads, freeze_heap=True))
     import optuna
+
+    from .errors import TunerError
+    from .trial_failures import none_completed
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(url))
     console.print(f"study {config.name!r}: {finished_count(study)} of {config.budget.n_trials} trials finished")
+    mine = [t for t in study.get_trials(deepcopy=False) if t.number in ran]
+    if mine and all(t.state == optuna.trial.TrialState.FAIL for t in mine):
+        raise TunerError(none_completed(mine, f"none of the {len(mine)} trials this worker ran completed"))
 
 
 @app.command()

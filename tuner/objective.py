@@ -32,6 +32,7 @@ from .pruning import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
 from .tracking import PendingRun, StudyTracker, TrialRecord
+from .trial_failures import failure_reason
 
 #: The metrics the training loop already computes on the validation split, by metric name.
 LOGGED_METRICS = {
@@ -143,6 +144,8 @@ class Objective:
         self.resamples = resamples(config, splits)
         #: Trials of this process stopped by Ctrl-C / SIGTERM (see tuner.recovery.requeue_interrupted).
         self.interrupted: list[int] = []
+        #: Every trial this objective ran, by number (a worker whose trials all failed says so).
+        self.ran: list[int] = []
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
         key = LOGGED_METRICS.get(self.metric)
@@ -212,15 +215,12 @@ class Objective:
             return run.value
         except optuna.TrialPruned:
             raise
-        except DivergenceError as exc:
-            run.reason = f"diverged: {exc}"
-            raise
-        except KeyboardInterrupt:
-            run.reason, run.interrupted = "interrupted (SIGINT/SIGTERM)", True
+        except KeyboardInterrupt as exc:
+            run.reason, run.interrupted = failure_reason(exc), True
             self.interrupted.append(trial.number)  # queued again once Optuna has failed it
             raise
         except BaseException as exc:
-            run.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            run.reason = failure_reason(exc)
             raise
         finally:
             self._record(trial, params, estimator, run)
@@ -240,6 +240,7 @@ class Objective:
     def _record(self, trial: optuna.Trial, params, estimator, run: TrialRun) -> None:
         """Store the trial's summary in Optuna (the record of truth, from which ``tuner sync`` can
         log it later) and log it to MLflow."""
+        self.ran.append(trial.number)
         if not run.attached:
             self._attach_run(trial, run)
         run_id = run.run_id

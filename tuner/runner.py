@@ -26,6 +26,7 @@ from .sampling import make_sampler, trials_started
 from .space import defaults_trial
 from .storage import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
 from .threads import limit_blas_threads, worker_threads
+from .trial_failures import one_line_failures
 from .tracking import StudyTracker
 
 
@@ -115,7 +116,8 @@ def optimize(
     When the only trials left are RUNNING in other workers and ``storage`` (the one the study
     was opened with) has heartbeats, this worker waits for them: if one of those workers died,
     its trial is failed after the grace period and re-queued, and this worker runs the retry. So
-    the study ends with its budget of finished trials even when workers are killed.
+    the study ends with its budget of finished trials even when workers are killed. A failed
+    trial is logged in one line (:func:`tuner.trial_failures.one_line_failures`).
     """
     import time
 
@@ -124,37 +126,38 @@ def optimize(
     start = time.monotonic()
     waits = storage is not None and has_heartbeats(storage)
     recover(study, getattr(objective, "tracker", None), f"{socket.gethostname()}-{os.getpid()} starting the study")
-    while True:
-        interrupts.check()
-        remaining = None if timeout is None else timeout - (time.monotonic() - start)
-        if remaining is not None and remaining <= 0:
-            return
-        finished, running = budget_counts(study)
-        if finished >= n_trials:
-            return
-        if finished + running >= n_trials:
-            if not (running and waits):
+    with one_line_failures():
+        while True:
+            interrupts.check()
+            remaining = None if timeout is None else timeout - (time.monotonic() - start)
+            if remaining is not None and remaining <= 0:
                 return
-            time.sleep(WAIT_POLL)
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            try:
-                # The storage's budget guard stops this worker when other workers take the last
-                # trials (BudgetReached); n_trials bounds a storage without the guard.
-                study.optimize(
-                    objective,
-                    n_trials=n_trials - finished - running,
-                    timeout=remaining,
-                    catch=(Exception,),
-                    callbacks=callbacks,
-                    gc_after_trial=False,
-                )
-            except BudgetReached:  # another worker took the last slot first
+            finished, running = budget_counts(study)
+            if finished >= n_trials:
+                return
+            if finished + running >= n_trials:
+                if not (running and waits):
+                    return
+                time.sleep(WAIT_POLL)
                 continue
-            except KeyboardInterrupt:  # the trial it stopped is re-run on resume, off the budget
-                requeue_interrupted(study, getattr(objective, "interrupted", []))
-                raise
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                try:
+                    # The storage's budget guard stops this worker when other workers take the last
+                    # trials (BudgetReached); n_trials bounds a storage without the guard.
+                    study.optimize(
+                        objective,
+                        n_trials=n_trials - finished - running,
+                        timeout=remaining,
+                        catch=(Exception,),
+                        callbacks=callbacks,
+                        gc_after_trial=False,
+                    )
+                except BudgetReached:  # another worker took the last slot first
+                    continue
+                except KeyboardInterrupt:  # the trial it stopped is re-run on resume, off the budget
+                    requeue_interrupted(study, getattr(objective, "interrupted", []))
+                    raise
 
 
 def run_worker(
@@ -166,8 +169,9 @@ def run_worker(
     worker: str | None = None,
     started: int | None = None,
     freeze_heap: bool = False,
-) -> None:
-    """One worker: join (or create) the study and run trials until the total budget is reached.
+) -> list[int]:
+    """One worker: join (or create) the study and run trials until the total budget is reached;
+    returns the numbers of the trials this worker ran.
 
     Trials nest under ``parent_run_id`` when given (``tuner run --jobs``), else under a parent run
     of this worker's own (``tuner worker``). ``worker`` seeds its sampler (default: this host
@@ -184,7 +188,9 @@ def run_worker(
         settings = run.config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads}
         with parent_run(run, settings, parent_run_id):
             freeze_setup()
-            optimize(run.study, Objective(run.config, run.splits, run.tracker), run.config, storage=run.storage)
+            objective = Objective(run.config, run.splits, run.tracker)
+            optimize(run.study, objective, run.config, storage=run.storage)
+    return objective.ran
 
 
 def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
