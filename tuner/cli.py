@@ -236,19 +236,27 @@ def sync(
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Log to MLflow every finished trial that MLflow is missing (after a tracking outage)."""
+    """Log to MLflow every finished trial that MLflow is missing (after a tracking outage), and the
+    artifacts its store refused (runs tagged tuner.missing)."""
     own_process()
     from .sync import sync_study
 
     name = resolve_study_name(study_name)
-    report = sync_study(name, storage=storage, tracking_uri=tracking_uri)
+    report = sync_study(study_name, storage=storage, tracking_uri=tracking_uri)
     console.print(
         f"study {name!r}: {report.finished} finished trials; logged {len(report.logged)} missing, "
         f"closed {len(report.closed)} left running"
         + (f", closed {len(report.dead_runs)} runs of dead processes" if report.dead_runs else "")
+        + (f"; logged missing artifacts: {'; '.join(report.artifacts)}" if report.artifacts else ""),
+        highlight=False, soft_wrap=True,
     )
-    if report.failed:
-        err_console.print(f"error: trials {report.failed} could not be logged; run sync again")
+    problems = [f"trials {report.failed} could not be logged"] if report.failed else []
+    if report.artifact_error:
+        problems.append(
+            f"the MLflow artifact store still refuses {'; '.join(report.artifacts_missing)} ({report.artifact_error})"
+        )
+    if problems:
+        err_console.print(f"error: {'; '.join(problems)}; run sync again", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -26,6 +26,9 @@ TAG_PID = "tuner.pid"
 #: A retry's run names the trial it replaces; that trial's run names the retry.
 TAG_RETRY_OF = "tuner.retry_of"
 TAG_RETRIED_BY = "tuner.retried_by"
+#: What a run lacks because the artifact store refused it: ``model`` on a trial's run, e.g.
+#: ``plots, trials.csv`` on a parent run. ``tuner sync`` logs it and removes the tag.
+TAG_MISSING = "tuner.missing"
 #: On an exported model (logged model and registered version): where it comes from.
 TAG_EXPORT_STUDY = "tuner.study"
 TAG_EXPORT_TRIAL = "tuner.trial"

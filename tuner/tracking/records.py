@@ -8,6 +8,7 @@ from typing import Any, TYPE_CHECKING
 
 from .keys import (
     RUN_STATUS,
+    TAG_MISSING,
     TAG_REASON,
     TAG_STATE,
     dedupe,
@@ -45,6 +46,8 @@ class TrialRecord:
     epoch_times: list[float] | None = None
     #: The trial was stopped by Ctrl-C / SIGTERM: its run is closed as KILLED whatever the state.
     interrupted: bool = False
+    #: Artifacts the run should have and the store refused (tag :data:`TAG_MISSING`), e.g. ``["model"]``.
+    missing: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.state not in RUN_STATUS:
@@ -135,4 +138,6 @@ def trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any]
     tags = [RunTag(TAG_STATE, record.state)]
     if record.reason:
         tags.append(RunTag(TAG_REASON, record.reason[:8000]))
+    if record.missing:
+        tags.append(RunTag(TAG_MISSING, ", ".join(record.missing)))
     return metrics, params, tags

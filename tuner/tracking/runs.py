@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .keys import TAG_ROLE, TAG_STUDY, TAG_TRIAL, quote
+from .keys import TAG_MISSING, TAG_ROLE, TAG_STUDY, TAG_TRIAL, quote
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -74,3 +74,12 @@ def latest_parent_run(client: MlflowClient, experiment_id: str, study_name: str)
         [experiment_id], filter_string=" AND ".join(filters), max_results=1, order_by=["attributes.start_time DESC"],
     )
     return found[0] if found else None
+
+
+def runs_missing_artifacts(client: MlflowClient, experiment_id: str, study_name: str) -> list[Run]:
+    """The study's runs (trials' and parents') tagged ``tuner.missing``: artifacts the store
+    refused when they were logged."""
+    quoted = quote(study_name)
+    filters = [f"tags.`{TAG_MISSING}` LIKE '%'"] + ([f"tags.`{TAG_STUDY}` = {quoted}"] if quoted else [])
+    found = client.search_runs([experiment_id], filter_string=" AND ".join(filters), max_results=1000)
+    return [run for run in found if run.data.tags.get(TAG_STUDY) == study_name]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
 from .client import TrackingWarning
-from .keys import dedupe, metric_value, mlflow_key, ms, param_value
+from .keys import TAG_MISSING, dedupe, metric_value, mlflow_key, ms, param_value
 from .runs import find_trial_run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +41,8 @@ def finish_parent(
     ``optimization_history.png``, ``param_importances.png`` (>= 2 complete trials),
     ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
     run's metric history) and ``trials.csv``. Every part is best effort: failures warn, never
-    raise.
+    raise; artifacts the store refused are named in the tag ``tuner.missing`` (``tuner sync``
+    logs them later).
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -127,17 +128,51 @@ def finish_parent(
     history = dict(best_history) if best_history else None
     if history is None:
         history = run_history or None
-    try:
-        with tempfile.TemporaryDirectory(prefix="tuner-artifacts-") as tmp:
-            write_artifacts(study, Path(tmp), history, best)
-            if any(Path(tmp).iterdir()):
-                tracker.client.log_artifacts(run_id, tmp)
-    except Exception as exc:  # noqa: BLE001
+    what, exc = log_study_artifacts(tracker.client, run_id, study, history, best)
+    if exc is not None:
         tracker.report_failure("study artifacts", None, exc)
+        if what:
+            try:
+                tracker.client.set_tag(run_id, TAG_MISSING, what)
+            except Exception as tag_exc:  # noqa: BLE001
+                logger.debug("cannot tag the parent run's missing artifacts", exc_info=tag_exc)
     try:
         tracker.client.set_terminated(run_id, status=status)
     except Exception as exc:  # noqa: BLE001
         tracker.report_failure("end of the parent run", None, exc)
+
+
+def log_study_artifacts(
+    client, run_id: str, study: optuna.Study, history: Mapping[str, list[float]] | None,
+    best: optuna.trial.FrozenTrial | None,
+) -> tuple[str, Exception | None]:
+    """Draw the study's plots and trials table (:func:`write_artifacts`) and upload them to the
+    run: ``(what, error)``, ``what`` naming them for the tag ``tuner.missing`` (``"plots,
+    trials.csv"``), ``error`` what the store raised (None when they were logged)."""
+    what = ""
+    try:
+        with tempfile.TemporaryDirectory(prefix="tuner-artifacts-") as tmp:
+            write_artifacts(study, Path(tmp), history, best)
+            names = {p.name for p in Path(tmp).iterdir()}
+            kinds = [("plots", any(n.endswith(".png") for n in names)), ("trials.csv", "trials.csv" in names)]
+            what = ", ".join(kind for kind, present in kinds if present)
+            if names:
+                client.log_artifacts(run_id, tmp)
+    except Exception as exc:  # noqa: BLE001 - the caller warns, tags or reports it
+        return what, exc
+    return what, None
+
+
+def study_curves(tracker, study: optuna.Study) -> tuple[optuna.trial.FrozenTrial | None, dict[str, list[float]]]:
+    """The study's best trial (None without a completed one) and the curves its run logged, for
+    the plots of a parent run drawn after the fact (``tuner sync``)."""
+    import optuna
+
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return None, {}
+    best = study.best_trial
+    run = find_trial_run(tracker.client, tracker.experiment_id, tracker.study_name, best.number)
+    return best, (run_metrics(tracker, run)[1] if run is not None else {})
 
 
 def run_metrics(tracker, run: Run) -> tuple[dict[str, float], dict[str, list[float]]]:

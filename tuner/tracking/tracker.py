@@ -318,19 +318,26 @@ class StudyTracker:
         with self._lock:
             self.unlogged_trials.discard(record.number)
 
-    def log_model(self, run_id: str | None, trial_number: int, fitted) -> None:
-        """Store a trial's fitted pipeline (``model.save``: arrays + JSON, no pickle) as the run's
-        ``model/model.npz`` artifact, so export can take the model the trial trained."""
+    def log_model(self, run_id: str | None, trial_number: int, fitted) -> bool:
+        """Store a trial's fitted pipeline as its run's model (:meth:`store_model`), so export can
+        take the model the trial trained; False (and a warning) when the store refused it."""
         if run_id is None or not self.available():
-            return
-        from model import save
-
+            return False
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = save(fitted, Path(tmp) / "model.npz")
-                self.client.log_artifact(run_id, str(path), artifact_path=MODEL_ARTIFACT_DIR)
+            self.store_model(run_id, fitted)
         except Exception as exc:  # noqa: BLE001 - tracking must never stop tuning
             self.report_failure(f"model of trial {trial_number}", trial_number, exc)
+            return False
+        return True
+
+    def store_model(self, run_id: str, fitted) -> None:
+        """Upload ``fitted`` (``model.save``: arrays + JSON, no pickle) as the run's
+        ``model/model.npz`` artifact; raises what the artifact store raises."""
+        from model import save
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save(fitted, Path(tmp) / "model.npz")
+            self.client.log_artifact(run_id, str(path), artifact_path=MODEL_ARTIFACT_DIR)
 
     def load_model(self, run_id: str):
         """The model that :meth:`log_model` stored for ``run_id``; TunerError if it is missing."""
@@ -364,8 +371,8 @@ class StudyTracker:
         self._executor("end").submit(self._end_trial_with_model, run_id, record, fitted)
 
     def _end_trial_with_model(self, run_id: str | None, record: TrialRecord, fitted) -> None:
-        if fitted is not None:
-            self.log_model(run_id, record.number, fitted)
+        if fitted is not None and run_id is not None and not self.log_model(run_id, record.number, fitted):
+            record.missing.append("model")  # tagged, so that `tuner sync` logs it later
         self.end_trial(run_id, record)
 
     def flush(self) -> None:
