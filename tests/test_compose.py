@@ -101,3 +101,44 @@ def test_readme_block_names_the_published_ports():
     assert f"http://127.0.0.1:{ports['mlflow'][1]}" in block
     assert f"http://127.0.0.1:{ports['dashboard'][1]}" in block
     assert "cp .env.example .env" in block
+
+
+def _command_lines(service: dict) -> list[str]:
+    """Every argument a service's processes run with (``ps`` shows them): its command, entrypoint
+    and healthcheck."""
+    found = []
+    for key in ("command", "entrypoint"):
+        value = service.get(key, [])
+        found += [value] if isinstance(value, str) else [str(a) for a in value]
+    test = service.get("healthcheck", {}).get("test", [])
+    found += [test] if isinstance(test, str) else [str(a) for a in test]
+    return found
+
+
+def test_the_database_password_is_on_no_command_line():
+    """Command lines are visible to anyone on the host (`ps`); before, every database URL in the
+    compose file carried ${POSTGRES_PASSWORD}."""
+    password = env_example()["POSTGRES_PASSWORD"]
+    for name, service in services().items():
+        for arg in _command_lines(service):
+            assert "POSTGRES_PASSWORD" not in arg and password not in arg, (name, arg)
+            for url in re.findall(r"postgresql(?:\+\w+)?://\S+", arg):
+                assert re.match(r"postgresql(?:\+\w+)?://[^:@/]+@", url), (name, url)  # a user, no password
+
+
+def test_the_database_password_reaches_each_client_through_its_environment():
+    """Each service that connects to PostgreSQL gets the password as PGPASSWORD (libpq reads it)
+    from .env; the database server itself takes it as POSTGRES_PASSWORD."""
+    clients = {name for name, service in services().items()
+               if any("postgresql" in arg for arg in _command_lines(service))}
+    assert clients == {"mlflow", "worker", "dashboard"}
+    for name in clients:
+        assert re.fullmatch(r"\$\{POSTGRES_PASSWORD(:\?[^}]*)?\}", services()[name]["environment"]["PGPASSWORD"]), name
+    assert services()["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+
+
+def test_env_is_kept_out_of_git_and_the_image():
+    """.env holds the password: ignored by git (it was only in .dockerignore) and by the image."""
+    for ignore in (".gitignore", ".dockerignore"):
+        lines = [line.strip() for line in (REPO / ignore).read_text().splitlines()]
+        assert ".env" in lines, ignore
