@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import Sigmoid
+
 
 class OutputLoss:
     """The output activation and its loss, J = (1/m) * sum over samples of L(y_hat, y)."""
@@ -41,6 +43,9 @@ class OutputLoss:
         raise NotImplementedError
 
 
+_SIGMOID = Sigmoid()
+
+
 class BinaryCrossEntropy(OutputLoss):
     """One sigmoid unit per label; L = -sum_k [y log y_hat + (1 - y) log(1 - y_hat)].
 
@@ -54,11 +59,7 @@ class BinaryCrossEntropy(OutputLoss):
         return self._to_output(np.array(z, copy=True))
 
     def _to_output(self, z: np.ndarray) -> np.ndarray:
-        z *= 0.5
-        np.tanh(z, out=z)
-        z += 1.0
-        z *= 0.5
-        return z
+        return _SIGMOID.forward(z)  # the hidden layers' sigmoid: one implementation of it
 
     def loss(self, z: np.ndarray, y: np.ndarray) -> float:
         per_element = np.logaddexp(0.0, z) - y * z
