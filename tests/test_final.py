@@ -243,3 +243,27 @@ def test_early_stopping_on_the_validation_loss_restores_the_epoch_of_lowest_loss
     assert reg.best_epoch_ == int(np.argmin(reg.validation_scores_)) + 1  # RMSE, lower is better
     with pytest.raises(ValueError, match="early_stopping_metric"):
         MLPClassifier(early_stopping_metric="auc").fit(X, y)
+
+
+def test_a_refit_follows_its_trials_learning_rates_epoch_by_epoch(tmp_path):
+    """Refit on the trial's own training rows for the trial's best epoch, the refit is the trial's
+    restored model bit for bit: the decaying schedule keeps the trial's horizon (``max_epochs``)
+    instead of squeezing the whole decay into the refit's epochs."""
+    from tuner.final import refit_estimator, retrain_trial
+
+    config = _config(
+        seed=2, budget={"n_trials": 1, "max_epochs": 60}, pruner={"name": "none"},
+        objective={"validation_splits": 1}, result={"ensemble": 1},
+        space={"n_layers": 1, "units": 16, "lr_schedule": "exponential", "optimizer": "adam",
+               "learning_rate": 0.05, "dropout": 0.2, "patience": 3},
+    )
+    result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    assert_no_failed_trials(result.study)
+    fitted, trial = result.config, result.study.trials[0]
+    splits = load_splits(fitted)
+    trained = retrain_trial(fitted, splits, trial).steps[-1][1]
+    assert 1 <= trained.best_epoch_ < trained.n_iter_ < 60  # stopped early, then restored
+    refit = refit_estimator(fitted, splits, trial, trained.best_epoch_, splits.Xt_train, splits.y_train)
+    assert refit.n_iter_ == trained.best_epoch_
+    for a, b in zip(refit.coefs_ + refit.intercepts_, trained.coefs_ + trained.intercepts_):
+        np.testing.assert_array_equal(a, b)

@@ -157,12 +157,23 @@ def refit_rows(config: StudyConfig, splits: Splits):
 
 
 def refit_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y):
-    """The trial's parameters and seed trained on (Xt, y) for exactly ``epochs`` epochs."""
+    """The trial's parameters and seed trained on (Xt, y) for the first ``epochs`` epochs of the
+    trial's own training.
+
+    Every parameter stays the trial's, ``max_epochs`` included: the decaying learning-rate
+    schedules are laid out over ``max_epochs`` (model/schedules.py), so the refit follows the
+    trial's rates epoch by epoch and stops where the trial's restored weights were made. (Setting
+    ``max_epochs = epochs`` instead compressed the whole decay into those epochs: an exponential
+    schedule of a trial that stopped at epoch 6 of 200 reached 1/100 of its rate by epoch 6 of
+    the refit, which left the final model undertrained.) Early stopping is off (nothing is left
+    to stop on); the training-loss convergence rule still applies, as in any fit.
+    """
     est = trial_estimator(config, splits, trial)
-    est.set_params(max_epochs=int(epochs), early_stopping=False, n_iter_no_change=int(epochs) + 1)
+    est.set_params(early_stopping=False)
+    stop_after = int(epochs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(Xt, y)
+        est.fit(Xt, y, callbacks=[lambda epoch, logs: epoch >= stop_after])
     return est
 
 
