@@ -7,9 +7,18 @@ the PostgreSQL tests must run)."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
+
+# Let Python keep compiled modules (__pycache__), in this process and in every process the tests
+# start (workers, `tuner` commands, MLflow servers): with PYTHONDONTWRITEBYTECODE set, as some
+# shells and containers do, each of those compiled the ~3,000 modules of MLflow, Optuna,
+# scikit-learn and their dependencies from source again at every start (about 9 s of CPU a
+# `tuner run` here, more than half of a short run). Nothing a test checks depends on it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 PG_HOST = os.environ.get("TUNER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TUNER_TEST_PG_PORT", "5432"))
