@@ -23,7 +23,9 @@ State = optuna.trial.TrialState
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 # Trials of a second or more (digits, sigmoid units, small SGD steps, no early stopping), so that
-# SIGTERM finds both workers training.
+# SIGTERM finds both workers training. The final model is the best trial alone, not refit: the
+# `tuner run --jobs` parent ran no trial itself, so a default ensemble would train its candidates
+# again there (tests/test_tuner_parallel_http.py runs that path).
 MEDIUM = """
 name = "{name}"
 seed = 2
@@ -44,6 +46,9 @@ lr_schedule = "constant"
 learning_rate = {{low = 2e-4, high = 4e-4, log = true}}
 dropout = 0.0
 patience = false
+[result]
+ensemble = 1
+refit = false
 """
 
 
@@ -80,7 +85,7 @@ def _training(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 def test_sigterm_to_run_with_two_jobs_stops_both_workers_and_resumes_cleanly(tmp_path, tracking_server):
     name = "jobs_sigterm"
-    (tmp_path / f"{name}.toml").write_text(MEDIUM.format(name=name, n_trials=6))
+    (tmp_path / f"{name}.toml").write_text(MEDIUM.format(name=name, n_trials=4))
     storage = f"sqlite:///{tmp_path}/optuna.db"
     args = ("run", f"{name}.toml", "--jobs", "2", "--storage", storage, "--tracking-uri", tracking_server)
     proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "run.log")
@@ -110,7 +115,7 @@ def test_sigterm_to_run_with_two_jobs_stops_both_workers_and_resumes_cleanly(tmp
     again = run_cli(*args, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     study = load(storage, name)
-    assert len(counted_trials(study.trials)) == 6
+    assert len(counted_trials(study.trials)) == 4
     assert not [t for t in study.trials if t.state in (State.RUNNING, State.WAITING)]
     links = retry_links(study.trials)
     assert set(links) == {t.number for t in interrupted}  # each interrupted trial re-run once
