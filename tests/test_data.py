@@ -60,14 +60,18 @@ def test_preprocessor_fitted_on_train_only(digits):
     assert np.abs(digits.Xt_val.mean(axis=0)).max() > 1e-3  # val statistics were not used
 
 
-def test_fingerprint_stable_across_processes(digits):
+def test_fingerprints_are_the_same_in_another_process(digits):
+    """Digits, and the wine CSV's string labels: object arrays, whose fingerprint must hash text,
+    not pointers. One other process computes both (a process start costs seconds)."""
     code = (
-        "from tuner.data import load_splits; from tuner.config import StudyConfig; "
+        "from tuner.data import load_splits; from tuner.config import StudyConfig, load_config; "
         "config = StudyConfig.model_validate({'name': 't', 'data': {'source': 'sklearn:digits'}}); "
-        "print(load_splits(config, check=False).fingerprint)"
+        "print(load_splits(config, check=False).fingerprint); "
+        "print(load_splits(load_config('studies/wine_mixed.toml')).fingerprint)"
     )
+    wine = load_splits(load_config(ROOT / "studies/wine_mixed.toml")).fingerprint
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == digits.fingerprint
+    assert out.stdout.split() == [digits.fingerprint, wine]
 
 
 def test_regression_dataset():
@@ -175,21 +179,6 @@ def test_batch_size_checked_against_training_rows(tmp_path):
     with pytest.raises(ConfigError, match=r"space.batch_size: 64 exceed\(s\) the training set \(36 rows\)"):
         load_splits(config)
     assert len(load_splits(config, check=False).y_train) == 36
-
-
-def test_fingerprint_is_the_same_in_another_process():
-    """String labels are object arrays: their fingerprint must hash text, not pointers."""
-    import subprocess
-    import sys
-
-    code = (
-        "from tuner.config import load_config; from tuner.data import load_splits; "
-        "print(load_splits(load_config('studies/wine_mixed.toml')).fingerprint)"
-    )
-    root = Path(__file__).resolve().parents[1]
-    here = load_splits(load_config(root / "studies/wine_mixed.toml")).fingerprint
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
-    assert there.stdout.strip() == here
 
 
 # ------------------------------------------------------------------ how columns are read (issue 12)
