@@ -37,6 +37,81 @@ def shell_block(heading: str) -> str:
     return re.search(r"```bash\n(.*?)```", after, re.S).group(1)
 
 
+# Every ```bash block of the README carries a marker on the line before it: ``<!-- readme-test: run -->``
+# (a test below pastes it into bash) or ``<!-- readme-test: not-run: REASON -->``.
+MARKER = re.compile(r"<!-- readme-test: (run|not-run: (?P<reason>[^>]*?)) -->")
+
+# The run-marked blocks, by the heading above them, and the test that pastes each.
+RUN_BLOCKS = {
+    "## Tuning": "test_tuning_block_runs_as_pasted",
+    "## Exporting the model": "test_export_block_runs_as_pasted",
+    "### Workers on PostgreSQL, locally": "test_postgres_workers_block_runs_as_pasted",
+}
+
+
+def bash_blocks() -> list[tuple[str, str | None, str]]:
+    """``(heading above, marker line or None, body)`` of each ```bash block of the README."""
+    found = []
+    for fence in re.finditer(r"^```bash\n(.*?)^```", README, re.S | re.M):
+        before = README[:fence.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        headings = re.findall(r"^(#+ .*)$", README[:fence.start()], re.M)
+        found.append((headings[-1], before if MARKER.fullmatch(before) else None, fence.group(1)))
+    return found
+
+
+def test_every_shell_block_is_run_or_says_why_not():
+    """A ```bash block without a marker, a not-run block without a reason, or a run block no test
+    pastes fails here, so that a new block cannot join the README untested unnoticed."""
+    blocks = bash_blocks()
+    assert len(blocks) >= 5
+    unmarked = [heading for heading, marker, _ in blocks if marker is None]
+    assert unmarked == [], f"```bash blocks without a <!-- readme-test: ... --> line before them, under {unmarked}"
+    for heading, marker, _ in blocks:
+        reason = MARKER.fullmatch(marker).group("reason")
+        assert reason is None or len(reason.split()) >= 3, f"{heading}: say why the block is not run"
+    run = [heading for heading, marker, _ in blocks if marker == "<!-- readme-test: run -->"]
+    assert sorted(run) == sorted(RUN_BLOCKS), "each run block is pasted by the test RUN_BLOCKS names"
+    for test in RUN_BLOCKS.values():
+        assert callable(globals().get(test)), test
+
+
+def make_variables() -> dict[str, str]:
+    """The Makefile's ``NAME ?= value`` and ``NAME := value`` variables, expanded."""
+    found = dict(re.findall(r"^(\w+) [?:]?= (.*)$", (REPO / "Makefile").read_text(), re.M))
+    for _ in range(3):
+        found = {k: re.sub(r"\$\((\w+)\)", lambda m: found.get(m.group(1), m.group(0)), v) for k, v in found.items()}
+    return found
+
+
+def make_recipe(target: str) -> tuple[list[str], str]:
+    """``(prerequisites, recipe)`` of a Makefile target with a one-line recipe, variables expanded."""
+    text = (REPO / "Makefile").read_text()
+    rule = re.search(rf"^{target}:(.*)\n\t(.*)$", text, re.M)
+    assert rule, f"the Makefile has a '{target}' target"
+    variables = make_variables()
+    expand = lambda s: re.sub(r"\$\((\w+)\)", lambda m: variables[m.group(1)], s)  # noqa: E731
+    return expand(rule.group(1)).split(), expand(rule.group(2)).strip()
+
+
+def test_quick_start_make_targets_do_what_the_readme_says():
+    """The Quick start block is not run here (``make tune`` creates a venv and installs into it;
+    ``make test`` runs the whole suite): its targets are checked against the README instead. The
+    tuner command ``make tune`` calls is run by the ``tuned`` fixture below."""
+    heading, marker, block = bash_blocks()[0]
+    assert heading == "## Quick start" and "not-run" in marker
+    assert re.findall(r"^make (\w+)", block, re.M) == ["tune", "test"]
+    variables = make_variables()
+    for target in ("tune", "test"):
+        prerequisites, _ = make_recipe(target)
+        assert prerequisites == [f"{variables['VENV']}/.installed"]  # "creates .venv and installs the project"
+    assert variables["VENV"] == ".venv"
+    install = re.search(r"^\$\(VENV\)/\.installed:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M).group(1)
+    assert "-m venv $(VENV)" in install and "-e '.[dev]'" in install
+    assert make_recipe("tune")[1] == ".venv/bin/tuner run studies/digits.toml"
+    assert "`make tune` runs `tuner run studies/digits.toml`" in README
+    assert f"`make test` runs the suite (`{make_recipe('test')[1]}`)" in README
+
+
 SMALL_DIGITS = """
 name = "digits"
 seed = 0
@@ -54,6 +129,78 @@ batch_size = 64
 """
 
 
+# ------------------------------------------------------------------ shell blocks pasted into bash
+
+
+def scratch_env() -> dict[str, str]:
+    """The environment of a user's shell: the project's venv not activated (its ``bin`` not on
+    ``PATH``), no storage or tracking URI set, so each command uses its defaults in the folder."""
+    import os
+    import sys
+
+    from tests.helpers import cli_env
+
+    env = cli_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["MLFLOW_WORKERS"] = "1"  # MLflow's own setting: `mlflow ui` (`tuner ui`) starts 4 server processes by default
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if os.path.realpath(p) != os.path.realpath(Path(sys.executable).parent))
+    return env
+
+
+def scratch_folder(folder: Path, study: str) -> Path:
+    """A folder laid out as a clone after ``make``: ``.venv`` (the tests' own environment) and
+    ``studies/digits.toml`` (here a small study of that name, so that the blocks run in seconds)."""
+    import sys
+
+    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (folder / "studies").mkdir()
+    (folder / "studies" / "digits.toml").write_text(study)
+    return folder
+
+
+def paste(script: str, cwd: Path, env: dict[str, str], log: Path, timeout: float = 300,
+          give_up_when: str | None = None) -> tuple[int | None, str]:
+    """``script`` run by ``bash`` in ``cwd`` as pasted into a terminal; ``(exit code, output)``.
+    Whatever the script left running in the background (a server started with ``&``) is killed
+    with its process group afterwards. With ``give_up_when``, stop as soon as the output holds
+    that text (exit code None): a server that could not bind its port, say."""
+    import subprocess
+
+    import time
+
+    from tests.helpers import kill_group
+
+    with open(log, "w") as out:  # a file: anything left running would keep a pipe open
+        proc = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not (give_up_when and give_up_when in log.read_text(errors="replace")):
+            assert time.monotonic() < deadline, f"the block ran over {timeout} s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        code = proc.poll()
+    finally:
+        kill_group(proc)
+    return code, log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """A port the system had free. The servers the blocks start bind their port themselves, so it
+    cannot be held for them: a caller retries with another port when the server reports it taken."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def substitute(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced once; fails if the README no longer says ``old`` exactly once."""
+    assert text.count(old) == 1, f"the README's block no longer reads {old!r} once:\n{text}"
+    return text.replace(old, new)
+
+
 @pytest.mark.postgres
 def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, tracking_server):
     """Issue 18: pasted, the block failed (no .venv/bin on PATH, `createdb` without the role of
@@ -61,16 +208,10 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, track
     scratch folder, with a scratch database and a small study named digits. Its `mlflow server`
     line is the one placeholder: the session's server (the same command, tests/helpers.py) takes
     its place, since starting one costs 10-80 s on this machine."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     import optuna
     from mlflow import MlflowClient
 
     from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin_connection
-    from tests.helpers import cli_env
 
     if (PG_HOST, PG_PORT, PG_USER) != ("127.0.0.1", 5432, "postgres"):
         pytest.skip("the README's block names the PostgreSQL server at 127.0.0.1:5432, user postgres")
@@ -86,26 +227,8 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, track
     assert len(server_line.findall(block)) == 1
     script = (server_line.sub(":", block).replace("5000", port).replace("postgres optuna", f"postgres {dbname}")
               .replace("5432/optuna", f"5432/{dbname}"))
-    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
-    (tmp_path / "studies").mkdir()
-    (tmp_path / "studies" / "digits.toml").write_text(SMALL_DIGITS)
-    env = cli_env()
-    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                                  if os.path.realpath(p) != os.path.realpath(Path(sys.executable).parent))
-    log = tmp_path / "block.log"
-    with open(log, "w") as out:  # a file: anything left running would keep a pipe open
-        proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            proc.wait(timeout=300)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)  # whatever the block left running
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=30)
-    output = log.read_text()
-    assert proc.returncode == 0, output[-3000:]
+    code, output = paste(script, scratch_folder(tmp_path, SMALL_DIGITS), scratch_env(), tmp_path / "block.log")
+    assert code == 0, output[-3000:]
     assert output.count("worker joining study 'digits'") == 2, output[-3000:]
     assert "study 'digits': 6 " in output or "6 complete" in output, output[-3000:]
     study = optuna.load_study(study_name="digits", storage=url)
@@ -116,3 +239,120 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, track
     parents = [r for r in client.search_runs([experiment.experiment_id])
                if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 2  # one per worker
+
+
+# The study of the Tuning and Exporting blocks: 3 trials of one small layer, a few epochs each.
+TINY_DIGITS = SMALL_DIGITS.replace("n_trials = 6", "n_trials = 3").replace("max_epochs = 4", "max_epochs = 3")
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A scratch clone in which the command ``make tune`` calls (read from the Makefile) has run
+    the study once, with the default stores in the folder (``optuna.db``, ``mlflow.db``), as
+    after the Quick start. The Tuning and Exporting blocks continue from it."""
+    folder = scratch_folder(tmp_path_factory.mktemp("readme-clone"), TINY_DIGITS)
+    command = make_recipe("tune")[1]
+    code, output = paste(command, folder, scratch_env(), folder / "make-tune.log")
+    assert code == 0, output[-3000:]
+    assert "study 'digits': 3 complete" in output, output[-3000:]
+    assert re.search(r"test split \(scored once\): final model accuracy 0\.\d{4}", output), output[-3000:]
+    assert (folder / "optuna.db").is_file() and (folder / "mlflow.db").is_file()
+    return folder
+
+
+def served(script_for_port, folder: Path, log: Path) -> tuple[str, int]:
+    """``paste(script_for_port(P))`` for a free port P, again with another port (up to three in
+    all) when the server the script starts finds its port taken; ``(output, P)``."""
+    for _ in range(3):
+        port = free_port()
+        code, output = paste(script_for_port(port), folder, scratch_env(), log, timeout=240,
+                             give_up_when="address already in use")
+        if "address already in use" not in output:
+            assert code == 0, output[-3000:]
+            return output, port
+    pytest.fail("three ports in a row were taken")
+
+
+@pytest.mark.xdist_group("readme_clone")
+def test_tuning_block_runs_as_pasted(tuned):
+    """The Tuning block in the clone: ``tuner run`` with ``--trials`` continues the study to that
+    total, drawing new trials (issue 18: a resume replayed the first trials); ``tuner status``
+    lists the study and shows its trials and best; ``tuner ui`` serves the store the run used,
+    with the experiment the run's last line names. Placeholders: ``[--trials N]`` is 5, the
+    other optional flags are left out, ``[STUDY]`` is run both ways, and ``tuner ui`` (which
+    runs until stopped) gets a free port and a wait for it, then the experiment is asked for."""
+    import optuna
+
+    block = shell_block("## Tuning")
+    block = substitute(block, "[--trials N]", "--trials 5")
+    block = re.sub(r" \[--[a-z-]+ [A-Z]+\]", "", block)
+    block = substitute(block, ".venv/bin/tuner status [STUDY]", ".venv/bin/tuner status; .venv/bin/tuner status digits")
+    assert "[" not in block.split("#")[0], block
+
+    def script(port: int) -> str:
+        return substitute(block, ".venv/bin/tuner ui ", f".venv/bin/tuner ui --port {port} & ") + (
+            f"until curl -sf http://127.0.0.1:{port}/health >/dev/null; do sleep 1; done\n"
+            f"echo; curl -sf 'http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=digits'\n"
+        )
+
+    output, _ = served(script, tuned, tuned / "tuning-block.log")
+    assert "study 'digits': 5 complete" in output, output[-3000:]
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tuned}/optuna.db")
+    assert len(study.trials) == 5
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(drawn)) == len(drawn), "a resumed study drew trials it had drawn before"
+    listing = re.search(r"studies in sqlite:///optuna\.db.*?\n(.*?)\n(?=top |\S)", output, re.S)
+    assert listing and re.search(r"digits\s*│\s*5\s*│", output), output[-3000:]
+    best = study.best_trial
+    assert f"best trial {best.number}: {best.value:.4f}" in output, output[-3000:]
+    link = re.search(r"browse it with `(\S+) ui`, then open http://127\.0\.0\.1:5000/#/experiments/(\d+)/runs", output)
+    assert link, output[-3000:]
+    assert Path(link.group(1)).name == "tuner" and Path(link.group(1)).resolve() == (tuned / ".venv/bin/tuner").resolve()
+    experiment = re.search(r'"experiment_id":\s*"(\d+)",\s*"name":\s*"digits"', output)
+    assert experiment and experiment.group(1) == link.group(2), output[-3000:]
+
+
+@pytest.mark.xdist_group("readme_clone")
+def test_export_block_runs_as_pasted(tuned):
+    """The Exporting block in the clone after a run: the first line writes the final model the
+    run scored (its test scores are the run's), the second the best trial's own model, registered
+    with the alias champion, without overwriting the first (issue 18: it did); ``tuner serve``
+    serves the first folder and the curl line gets its predictions for the example rows. The
+    one placeholder: the port 5001 is a free one (the server binds it itself)."""
+    import json
+
+    import pandas as pd
+    import optuna
+    import yaml
+    from mlflow import MlflowClient
+
+    from model import load
+    from tests.helpers import child_runs
+
+    block = shell_block("## Exporting the model")
+    assert block.count("5001") >= 2 and block.count("--out exports/digits ") == 1
+
+    def script(port: int) -> str:
+        return substitute(block, "tuner serve exports/digits &", f"tuner serve exports/digits --port {port} &").replace("5001", str(port))
+
+    output, _ = served(script, tuned, tuned / "export-block.log")
+    assert "(see [result] in the study file)" in output  # printed as plain text, not as rich markup
+    metadata = {name: yaml.safe_load((tuned / "exports" / name / "MLmodel").read_text())["metadata"]
+                for name in ("digits", "digits-best")}
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tuned}/optuna.db")
+    client = MlflowClient(f"sqlite:///{tuned}/mlflow.db")
+    parents, _ = child_runs(client, "digits")
+    last_run = max(parents, key=lambda r: r.info.start_time)
+    final = metadata["digits"]
+    assert final["source"] == "final" and final["trained_on"] == "train+validation"
+    assert final["test_scores"] == pytest.approx({k[len("test_"):]: v for k, v in last_run.data.metrics.items()
+                                                  if k.startswith("test_")}, rel=1e-12)
+    best = metadata["digits-best"]
+    assert best["source"] in ("trial", "retrained") and best["trial"] == study.best_trial.number
+    version = client.get_model_version_by_alias("digits-mlp", "champion")
+    assert version.tags["tuner.trial"] == str(study.best_trial.number)
+    example = json.loads((tuned / "exports/digits/serving_input_example.json").read_text())["dataframe_split"]
+    rows = pd.DataFrame(example["data"], columns=example["columns"])
+    answer = re.search(r'\{"predictions": \[.*?\]\}', output)
+    assert answer, output[-3000:]
+    assert json.loads(answer.group(0))["predictions"] == load(tuned / "exports/digits").predict(rows).tolist()

@@ -339,7 +339,7 @@ def export(
 
     result = export_study(
         study, out=out, refit=refit, register_as=register, trial_number=trial, best=best, force=force,
-        storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False),
+        storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False, markup=False),
     )
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
