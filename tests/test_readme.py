@@ -356,3 +356,19 @@ def test_export_block_runs_as_pasted(tuned):
     answer = re.search(r'\{"predictions": \[.*?\]\}', output)
     assert answer, output[-3000:]
     assert json.loads(answer.group(0))["predictions"] == load(tuned / "exports/digits").predict(rows).tolist()
+
+
+def test_toml_blocks_are_valid_study_file_tables():
+    """The README's ```toml blocks are study file tables the config accepts; the ``[result]``
+    block, which says it shows the defaults, holds exactly the defaults."""
+    import tomllib
+
+    from tuner.config import DataConfig, ResultConfig
+
+    blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
+              for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
+    tables = {name: table for block in blocks for name, table in block.items()}
+    assert sorted(tables) == ["data", "result"]
+    csv = next((REPO / "data").glob("*.csv"))  # the keys are checked here, the column names when a file is read
+    assert tables["data"] and DataConfig(source=str(csv), target="y", task="classification", **tables["data"])
+    assert tables["result"] == ResultConfig().model_dump()
