@@ -301,8 +301,7 @@ def test_tuning_block_runs_as_pasted(tuned):
     assert len(study.trials) == 5
     drawn = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(drawn)) == len(drawn), "a resumed study drew trials it had drawn before"
-    listing = re.search(r"studies in sqlite:///optuna\.db.*?\n(.*?)\n(?=top |\S)", output, re.S)
-    assert listing and re.search(r"digits\s*│\s*5\s*│", output), output[-3000:]
+    assert "studies in sqlite:///optuna.db" in output and re.search(r"digits\s*│\s*5\s*│", output), output[-3000:]
     best = study.best_trial
     assert f"best trial {best.number}: {best.value:.4f}" in output, output[-3000:]
     link = re.search(r"browse it with `(\S+) ui`, then open http://127\.0\.0\.1:5000/#/experiments/(\d+)/runs", output)
