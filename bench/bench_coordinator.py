@@ -22,6 +22,13 @@ Optuna's own timestamps (process start-up is not counted):
   budget is taken run none, so W is what was started, not what ran in parallel;
 - wall s: from starting the workers until the last exits (imports, joining, parent runs).
 
+``--sleep S`` makes each fit also sleep S seconds (inside the objective, before the fit, so it
+counts as training time; on iris a trial fits its 5 validation splits, ``validation_splits =
+"auto"``, so it sleeps 5 S): trials that leave the CPU idle, as trials waiting on
+a GPU or on I/O would, so that the stores rather than the host's cores are what the workers
+share. It is done in the benchmark only, by a ``sitecustomize`` module on the workers'
+``PYTHONPATH`` that wraps the estimators the objective builds.
+
 And checked after each run: every worker exited 0 and printed no error line; the trials that
 count against the budget (:func:`tuner.budget.counted_trials`) are exactly the budget; trial
 numbers run 0..n-1 with no gap or duplicate; none is left RUNNING or WAITING; every trial has
@@ -29,6 +36,7 @@ exactly one MLflow child run, under one of the W parent runs, in the status of i
 parent runs are FINISHED.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_coordinator.py [--workers 1 2 4 8 16 32] [--trials 200] [--markdown]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_coordinator.py --sleep 2 --markdown
 """
 
 from __future__ import annotations
@@ -87,6 +95,34 @@ patience = false
 PROBLEM = re.compile(r"error|exception|traceback|warning|failed|refused|timed? ?out", re.IGNORECASE)
 
 
+#: The workers' ``sitecustomize`` under ``--sleep``: every estimator the objective builds sleeps
+#: before it fits, inside the time the objective measures.
+SLEEPY = """
+import os
+import time
+
+import tuner.objective
+
+_build = tuner.objective.build_estimator
+_pause = float(os.environ["BENCH_TRIAL_SLEEP"])
+
+
+def _sleepy_build(*args, **kwargs):
+    estimator = _build(*args, **kwargs)
+    fit = estimator.fit
+
+    def sleepy_fit(*fit_args, **fit_kwargs):
+        time.sleep(_pause)
+        return fit(*fit_args, **fit_kwargs)
+
+    estimator.fit = sleepy_fit
+    return estimator
+
+
+tuner.objective.build_estimator = _sleepy_build
+"""
+
+
 def write_study(folder: Path, name: str, trials: int, epochs: int) -> Path:
     path = folder / f"{name}.toml"
     path.write_text(STUDY.format(name=name, trials=trials, epochs=epochs))
@@ -100,12 +136,20 @@ def _connections(db: str) -> int:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db,)).fetchone()[0]
 
 
-def start_workers(workers: int, study_file: Path, storage: str, tracking: str, folder: Path) -> list:
-    """W ``tuner worker`` processes started together, each writing its output to its own log."""
+def start_workers(workers: int, study_file: Path, storage: str, tracking: str, folder: Path,
+                  sleep: float = 0.0) -> list:
+    """W ``tuner worker`` processes started together, each writing its output to its own log;
+    with ``sleep``, each fit also sleeps that long (see ``SLEEPY``)."""
     env = os.environ.copy()
     for name in ("MLFLOW_RUN_ID", "TUNER_STORAGE", "TUNER_HEARTBEAT_INTERVAL", "TUNER_GRACE_PERIOD"):
         env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
+    if sleep:
+        hook = folder / "sleepy"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(SLEEPY)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+        env["BENCH_TRIAL_SLEEP"] = str(sleep)
     cmd = [sys.executable, "-m", "tuner.cli", "worker", str(study_file), "--storage", storage,
            "--tracking-uri", tracking]
     procs = []
@@ -189,7 +233,8 @@ def peak_concurrency(trials: list[optuna.trial.FrozenTrial]) -> int:
     return peak
 
 
-def run(workers: int, trials: int, epochs: int, folder: Path, tracking: str, run_timeout: float) -> dict:
+def run(workers: int, trials: int, epochs: int, folder: Path, tracking: str, run_timeout: float,
+        sleep: float = 0.0) -> dict:
     name = f"coord-{workers}-{uuid.uuid4().hex[:6]}"
     db = f"bench_{uuid.uuid4().hex[:8]}"
     _pg_admin(f'CREATE DATABASE "{db}"')
@@ -199,7 +244,7 @@ def run(workers: int, trials: int, epochs: int, folder: Path, tracking: str, run
     try:
         study_file = write_study(work, name, trials, epochs)
         started = time.time()
-        procs = start_workers(workers, study_file, storage, tracking, work)
+        procs = start_workers(workers, study_file, storage, tracking, work, sleep)
         codes, peak = wait_workers(procs, db, started + run_timeout)
         wall = time.time() - started
         lines = [line.strip() for i in range(workers) for line in (work / f"worker-{i}.log").read_text().splitlines()]
@@ -235,6 +280,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--trials", type=int, default=200, help="the study's total budget, every run")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (iris, 1 layer of 8 units)")
+    parser.add_argument("--sleep", type=float, default=0.0, help="seconds each fit also sleeps (idle CPU; 5 fits a trial)")
     parser.add_argument("--run-timeout", type=float, default=1800, help="seconds before a run's workers count as stuck")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
@@ -246,7 +292,7 @@ def main() -> int:
         with mlflow_server(sqlite_server_args(folder), folder, folder / "server.log") as port:
             tracking = f"http://127.0.0.1:{port}"
             for workers in args.workers:
-                r = run(workers, args.trials, args.epochs, folder, tracking, args.run_timeout)
+                r = run(workers, args.trials, args.epochs, folder, tracking, args.run_timeout, args.sleep)
                 print(f"  workers {workers}: {r['trials']} trials in {r['span']:.1f} s "
                       f"({r['wall']:.1f} s with start-up), load {r['load']:.1f}: "
                       f"{'; '.join(r['problems']) or 'ok'}", file=sys.stderr, flush=True)
@@ -260,7 +306,8 @@ def main() -> int:
               f"{r['overhead_ms']:.0f}", f"{r['overhead_p90_ms']:.0f}", f"{r['train_ms']:.0f}", str(r["failed"]),
               str(r["connections"]), "; ".join(r["problems"]) or "ok"] for r in rows]
     print(format_table(header, lines, args.markdown))
-    print(f"\nbudget {args.trials} trials of {args.epochs} epochs per run; {os.cpu_count()} CPUs; 1-minute load "
+    print(f"\nbudget {args.trials} trials of {args.epochs} epochs per run"
+          + (f", each fit sleeping {args.sleep:g} s" if args.sleep else "") + f"; {os.cpu_count()} CPUs; 1-minute load "
           f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; tracking server errors: "
           f"{len(server_errors)}" + (f", first: {server_errors[0]}" if server_errors else ""))
     return 1 if any(r["problems"] for r in rows) or server_errors else 0
