@@ -52,7 +52,8 @@ def first_run(cold: bool) -> dict[str, float | str]:
             raise SystemExit("make tune failed:\n" + "".join(lines[-30:]))
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        used_uv = not any("uv unavailable" in line for line in lines)
+        # The line the Makefile's fallback prints, not make's echo of the recipe that contains it.
+        used_uv = not any(line.startswith("uv unavailable") for line in lines)
         return {
             "commit": commit, "caches": "empty" if cold else "this machine's", "installer": "uv" if used_uv else "pip",
             "install s": round((installed or end) - start, 1), "study s": round(end - (installed or end), 1),
