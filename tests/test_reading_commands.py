@@ -51,3 +51,23 @@ def test_status_reads_a_read_only_sqlite_file(tmp_path, immutable):
     shown = invoke("status", "ro", "--storage", url)
     assert shown.exit_code == 0, shown.output
     assert f"best trial {study.best_trial.number}: {study.best_value:.4f}" in shown.output
+
+
+def test_the_trials_table_shows_values_the_study_file_fixes():
+    """A fixed parameter is not an Optuna parameter but a trial user attribute (tuner/space.py):
+    the table of top trials shows it all the same, instead of "-"."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tuner import cli
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"learning_rate": 0.01}, distributions={"learning_rate": FloatDistribution(1e-4, 0.1, log=True)},
+        user_attrs={"n_layers": 2, "units_l0": 32, "units_l1": 16, "batch_size": 64, "activation": "tanh"},
+        value=0.9,
+    ))
+    with cli.console.capture() as captured:
+        cli._print_trials(study, "accuracy")
+    row = next(line for line in captured.get().splitlines() if "0.9000" in line)
+    assert "32-16" in row and "64" in row and "tanh" in row and "1.00e-02" in row

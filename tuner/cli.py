@@ -186,7 +186,7 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
     for name in ("activation", "optimizer", "learning_rate", "batch_size"):
         table.add_column(name)
     for t in top:
-        p = t.params
+        p = {**t.user_attrs, **t.params}  # values the study file fixes are user attributes (tuner/space.py)
         layers = "-".join(str(p[f"units_l{i}"]) for i in range(p.get("n_layers", 0)) if f"units_l{i}" in p)
         lr = p.get("learning_rate")
         table.add_row(
