@@ -21,8 +21,8 @@ from tuner import runner
 from tuner.config import StudyConfig
 from tuner.data import fingerprint, load_splits
 from tuner.errors import ConfigError
-from tuner.final import ensemble_loss, greedy_selection
-from tuner.estimators import trial_epochs
+from tuner.final import FINAL_ATTR, ensemble_loss, greedy_selection, recorded_final
+from tuner.estimators import copy_seed, trial_epochs
 from tuner.space import DEFAULTS_TRIAL, SpaceConfig, defaults_trial
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +110,29 @@ def test_greedy_selection_combines_complementary_trials_and_stops_when_nothing_h
     assert members == {1: 1, 2: 1} and value == pytest.approx(0.0)
 
 
+def test_copy_seeds_are_the_trials_seed_first_then_distinct_and_reproducible():
+    for seed in (0, 7, 2**32 - 5):
+        copies = [copy_seed(seed, k) for k in range(6)]
+        assert copies[0] == seed and len(set(copies)) == 6
+        assert copies == [copy_seed(seed, k) for k in range(6)]
+        assert all(0 <= c < 2**32 for c in copies)
+        # not the seeds of the study's next trials (seed + 1, seed + 2, ...)
+        assert not set(copies[1:]) & {seed + k for k in range(1, 1000)}
+
+
+class _Study:
+    def __init__(self, attrs):
+        self.user_attrs = attrs
+
+
+def test_a_recorded_final_model_replays_its_seeds_and_older_records_had_one():
+    record = {"members": {"3": 2, "5": 1}, "epochs": {"3": 11, "5": 7}, "refit": True, "seeds": 4}
+    assert recorded_final(_Study({FINAL_ATTR: record})) == ({3: 2, 5: 1}, {3: 11, 5: 7}, 4)
+    older = {k: v for k, v in record.items() if k != "seeds"}
+    assert recorded_final(_Study({FINAL_ATTR: older})) == ({3: 2, 5: 1}, {3: 11, 5: 7}, 1)
+    assert recorded_final(_Study({})) is None
+
+
 # --- a run: defaults first, refit, ensemble ----------------------------------------------------
 
 
@@ -145,12 +168,22 @@ def test_the_final_model_is_refit_on_training_and_validation_rows(small_run):
     y = np.concatenate([splits.y_train, splits.y_val])
     assert final.fingerprint == fingerprint(X, y)
     mlp = final.pipeline.steps[-1][1]
-    members = mlp.estimators if isinstance(mlp, MLPEnsemble) else [mlp]
+    assert isinstance(mlp, MLPEnsemble)
+    # each chosen trial is refit with 3 seeds (the default), its own first, each copy weighted
+    # as its trial was picked
+    seeds = config.result.seeds
+    assert seeds == final.seeds == 3 and len(mlp.estimators) == seeds * len(final.members)
+    assert list(mlp.weights) == [float(w) for w in final.members.values() for _ in range(seeds)]
     trials = {t.number: t for t in result.study.trials}
-    for number, est in zip(final.members, members):
-        # the member was trained for the epochs its trial needed, from the trial's seed
-        assert est.n_iter_ == final.epochs[number] == int(trials[number].user_attrs["fit_epochs"])
-        assert est.random_state == config.seed + number and not est.early_stopping
+    for i, number in enumerate(final.members):
+        copies = mlp.estimators[i * seeds:(i + 1) * seeds]
+        for copy, est in enumerate(copies):
+            # trained for the epochs its trial needed, from the trial's seed (copy 0) or one drawn from it
+            assert est.n_iter_ == final.epochs[number] == int(trials[number].user_attrs["fit_epochs"])
+            assert est.random_state == copy_seed(config.seed + number, copy) and not est.early_stopping
+            assert est.get_params()["hidden_layer_sizes"] == copies[0].get_params()["hidden_layer_sizes"]
+        assert copies[0].random_state == config.seed + number
+        assert not np.allclose(copies[0].coefs_[0], copies[1].coefs_[0])  # different networks
     # the scores the run reports are the final model's, measured on the test split
     accuracy = float(np.mean(final.pipeline.predict(splits.X_test) == splits.y_test))
     assert result.test_scores["accuracy"] == pytest.approx(accuracy)
@@ -163,6 +196,7 @@ def test_ensemble_of_one_without_refit_is_the_best_trial_alone(tmp_path):
     result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
     assert_no_failed_trials(result.study)
     assert result.final.members == {result.study.best_trial.number: 1} and not result.final.refit
+    assert result.final.seeds == 1  # without refit the member is the trial's own model, one copy
     assert result.test_scores == result.best_trial_scores
 
 

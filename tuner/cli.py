@@ -130,9 +130,11 @@ def _print_summary(result) -> None:
         console.print(f"  {key} = {value}")
     if result.test_scores:
         final = result.final
-        what = "best trial" if final is None or final.kind == "single" else (
+        what = "best trial" if final is None or len(final.members) == 1 else (
             "ensemble of trials " + ", ".join(f"{n}" + (f" x{w}" if w > 1 else "") for n, w in final.members.items())
         )
+        if final is not None and final.seeds > 1:
+            what += f", each trained with {final.seeds} seeds"
         rows = "training + validation rows" if final is not None and final.refit else "the training rows"
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
         console.print(f"[bold]final model[/]: {what}, trained on {rows} (see \\[result] in the study file)")

@@ -272,12 +272,15 @@ class ResultConfig(_Section):
     is trained again on training + validation rows for the epochs its trial needed, as
     ``GridSearchCV(refit=True)`` does. ``ensemble``: up to this many trials, chosen greedily on
     validation (Caruana et al., 2004), are averaged into the final model; 1 keeps the best trial
-    alone.
+    alone. ``seeds``: with ``refit``, each chosen trial is refit this many times, its trial's seed
+    first, and the copies averaged (without refit the members are the trials' own models): a network's test score varies from seed to seed about as much as the
+    top trials differ, and averaging copies removes that variance (tuner/final.py).
     """
 
     start_from_defaults: bool = True
     refit: bool = True
     ensemble: int = Field(5, ge=1, le=50)
+    seeds: int = Field(3, ge=1, le=20)
 
 
 class StudyConfig(_Section):

@@ -38,10 +38,23 @@ def build_estimator(task: str, params: dict[str, Any], seed: int, metric: str | 
     return cls(random_state=seed, **params)
 
 
-def trial_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> MLPClassifier | MLPRegressor:
-    """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric."""
+def copy_seed(seed: int, copy: int) -> int:
+    """The seed of the ``copy``-th training of a final-model member whose trial had ``seed``: the
+    trial's own seed for copy 0, else one drawn from ``(seed, copy)`` by NumPy's ``SeedSequence``
+    (deterministic, and unrelated to the seeds ``seed + 1, seed + 2, ...`` of the study's other
+    trials)."""
+    if copy == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(copy)]).generate_state(1)[0])
+
+
+def trial_estimator(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, copy: int = 0
+) -> MLPClassifier | MLPRegressor:
+    """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric.
+    ``copy`` > 0 gives the same parameters with another seed (:func:`copy_seed`)."""
     params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    return build_estimator(splits.task, params, config.seed + trial.number, config.metric)
+    return build_estimator(splits.task, params, copy_seed(config.seed + trial.number, copy), config.metric)
 
 
 def validation_output(task: str, estimator, X) -> np.ndarray:

@@ -104,8 +104,8 @@ def final_model(config, splits, study, notes: list[str]):
     if recorded is None:
         notes.append("no run of this study recorded its final model; chose its members now (same rule)")
         return build_final_model(config, splits, study)
-    members, epochs = recorded
-    return build_final_model(config, splits, study, members=members, epochs=epochs)
+    members, epochs, seeds = recorded
+    return build_final_model(config, splits, study, members=members, epochs=epochs, seeds=seeds)
 
 
 def _plain(value: Any) -> Any:

@@ -12,6 +12,13 @@ After the trials, the study's ``[result]`` table decides the final model:
 - ``refit = true`` (default): each chosen trial is trained again from its parameters and seed on
   training + validation rows, for the epochs its trial needed (no early stopping: nothing is left
   to stop on), with the preprocessing fitted on the same rows (``GridSearchCV(refit=True)``).
+- ``seeds = K`` (default 3, with ``refit``): each chosen trial is refit K times, from its own
+  seed and K - 1 seeds drawn from it (tuner/estimators.py ``copy_seed``), and the copies are
+  averaged with the trial's weight each. A refit has no validation rows left to pick a lucky seed
+  on, its test score moves from seed to seed about as much as the top trials differ, and the
+  greedy selection often settles on one or two trials: without copies the final model is then one
+  or two networks. Chosen on development data only (the README's "What tuning buys" has the
+  measurement and its command). Without refit the members are the trials' own models.
 
 The validation outputs of the trials come from the objective of this process when it ran them,
 else from the trial trained again (deterministic from its parameters and seed). With several
@@ -55,10 +62,11 @@ class FinalModel:
     validation_loss: float | None = None
     fingerprint: str = ""
     epochs: dict[int, int] = field(default_factory=dict)
+    seeds: int = 1  # copies of each member, one per seed
 
     @property
     def kind(self) -> str:
-        return "ensemble" if len(self.members) > 1 else "single"
+        return "ensemble" if len(self.members) > 1 or self.seeds > 1 else "single"
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe summary, stored on the study (see :data:`FINAL_ATTR`)."""
@@ -67,6 +75,7 @@ class FinalModel:
             "refit": self.refit,
             "epochs": {str(k): int(v) for k, v in self.epochs.items()},
             "validation_loss": self.validation_loss,
+            "seeds": int(self.seeds),
         }
 
 
@@ -156,9 +165,11 @@ def refit_rows(config: StudyConfig, splits: Splits):
     return pre, pre.fit_transform(X), y, fingerprint(X, y)
 
 
-def refit_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y):
+def refit_estimator(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y, copy: int = 0
+):
     """The trial's parameters and seed trained on (Xt, y) for the first ``epochs`` epochs of the
-    trial's own training.
+    trial's own training (``copy`` > 0: with another seed, see the module).
 
     Every parameter stays the trial's, ``max_epochs`` included: the decaying learning-rate
     schedules are laid out over ``max_epochs`` (model/schedules.py), so the refit follows the
@@ -168,7 +179,7 @@ def refit_estimator(config: StudyConfig, splits: Splits, trial: optuna.trial.Fro
     the refit, which left the final model undertrained.) Early stopping is off (nothing is left
     to stop on); the training-loss convergence rule still applies, as in any fit.
     """
-    est = trial_estimator(config, splits, trial)
+    est = trial_estimator(config, splits, trial, copy)
     est.set_params(early_stopping=False)
     stop_after = int(epochs)
     with warnings.catch_warnings():
@@ -236,9 +247,14 @@ def build_final_model(
     completed: dict[int, CompletedTrial] | None = None,
     members: dict[int, int] | None = None,
     epochs: dict[int, int] | None = None,
+    seeds: int | None = None,
 ) -> FinalModel:
     """The final model of ``study`` as its ``[result]`` table says (see the module docstring).
-    ``members`` (and their ``epochs``) replay a recorded selection instead of selecting again."""
+    ``members`` (and their ``epochs`` and ``seeds``) replay a recorded selection instead of
+    selecting again."""
+    seeds = config.result.seeds if seeds is None else int(seeds)
+    if not config.result.refit:
+        seeds = 1  # without refit the members are the trials' own models, as they were chosen
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     value = None
     known: dict[int, CompletedTrial] = {}
@@ -251,32 +267,38 @@ def build_final_model(
         epochs = {n: known[n].epochs for n in members}
     if config.result.refit:
         pre, Xt, y, fp = refit_rows(config, splits)
-        estimators = [refit_estimator(config, splits, trials[n], epochs[n], Xt, y) for n in members]
+
+        def train(n: int, copy: int):
+            return refit_estimator(config, splits, trials[n], epochs[n], Xt, y, copy)
     else:
         pre, fp = splits.preprocessor, splits.fingerprint
-        estimators = [
-            known[n].estimator if n in known and known[n].estimator is not None
-            else retrain_trial(config, splits, trials[n]).steps[-1][1]
-            for n in members
-        ]
-    if len(estimators) == 1:
-        final_est = estimators[0]
-    else:
-        final_est = MLPEnsemble(estimators, [float(w) for w in members.values()])
+
+        def train(n: int, copy: int):  # one copy: the trial's own model
+            if n in known and known[n].estimator is not None:
+                return known[n].estimator
+            return retrain_trial(config, splits, trials[n]).steps[-1][1]
+    estimators, weights = [], []
+    for n, weight in members.items():
+        for copy in range(seeds):
+            estimators.append(train(n, copy))
+            weights.append(float(weight))
+    final_est = estimators[0] if len(estimators) == 1 else MLPEnsemble(estimators, weights)
     return FinalModel(
         pipeline=Pipeline([("preprocess", pre), ("mlp", final_est)]),
         members=dict(members), refit=config.result.refit, validation_loss=value,
-        fingerprint=fp, epochs=epochs,
+        fingerprint=fp, epochs=epochs, seeds=seeds,
     )
 
 
-def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int]] | None:
-    """``(members, epochs)`` of the final model the study's last run chose (:data:`FINAL_ATTR`),
-    or None when no run recorded one (e.g. a study run by ``tuner worker`` only)."""
+def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int], int] | None:
+    """``(members, epochs, seeds)`` of the final model the study's last run chose
+    (:data:`FINAL_ATTR`), or None when no run recorded one (e.g. a study run by ``tuner worker``
+    only). A record from before ``seeds`` existed had one copy of each member."""
     recorded = study.user_attrs.get(FINAL_ATTR)
     try:
         members = {int(k): int(v) for k, v in recorded["members"].items()}
         epochs = {int(k): int(v) for k, v in recorded["epochs"].items()}
+        seeds = int(recorded.get("seeds", 1))
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
-    return (members, epochs) if members else None
+    return (members, epochs, max(seeds, 1)) if members else None

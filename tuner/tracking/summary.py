@@ -35,8 +35,8 @@ def finish_parent(
 
     Logs params ``best_<param>``, metrics ``best_value``, ``best_<metric>`` (the best trial's
     final metrics, read from its child run), ``test_<metric>`` (the final model, see tuner/final.py), ``best_trial_test_<metric>`` (the best
-    trial's own model), ``final_members`` / ``final_refit`` (tags: the final model's trials and
-    weights, and whether they were refit), ``n_complete`` / ``n_pruned`` /
+    trial's own model), ``final_members`` / ``final_refit`` / ``final_seeds`` (tags: the final
+    model's trials and weights, whether they were refit, and the copies of each), ``n_complete`` / ``n_pruned`` /
     ``n_failed``; tags ``best_trial_number`` / ``best_run_id``; artifacts
     ``optimization_history.png``, ``param_importances.png`` (>= 2 complete trials),
     ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
@@ -117,7 +117,8 @@ def finish_parent(
                 metrics.append(Metric(mlflow_key(f"{prefix}_{k}"), value, now, 0))
     if final:
         members = ",".join(f"{k}x{v}" for k, v in final.get("members", {}).items())
-        tags += [RunTag("final_members", members), RunTag("final_refit", str(bool(final.get("refit"))).lower())]
+        tags += [RunTag("final_members", members), RunTag("final_refit", str(bool(final.get("refit"))).lower()),
+                 RunTag("final_seeds", str(int(final.get("seeds", 1))))]
     try:
         tracker.client.log_batch(
             run_id, metrics=dedupe(metrics), params=dedupe(params), tags=tags
