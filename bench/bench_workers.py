@@ -24,6 +24,11 @@ Launch (``--launch``), how the workers are started, as a user would:
   README's "as many as you like" and docker-compose's ``--scale worker=W``; PostgreSQL only, the
   storage Optuna recommends for separate processes).
 
+Two readings beside the speed-up: "bound by the queue", the speed-up W workers would reach if each
+took the next queued trial when free and every trial took as long as in the 1-worker run
+(:func:`list_schedule_span`: a long trial taken last leaves the others idle), and "start stagger",
+the time from the first trial's start to the W-th's (about when the last worker began).
+
 Threads (``--threads``): ``policy`` starts the workers as the README says (one BLAS thread per
 worker process, ``tuner.threads``); ``all`` passes ``--threads <CPUs>``, what every worker had
 before the policy (OpenBLAS's default of one thread per core), to measure what the policy buys.
@@ -131,14 +136,31 @@ def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: st
         ]
         train = [t.user_attrs["train_seconds"] for t in done if "train_seconds" in t.user_attrs]
         blas = sorted({int(t.user_attrs.get("blas_threads", 0)) for t in done})
+        starts = sorted(t.datetime_start for t in done)
+        ordered = sorted(done, key=lambda t: t.number)  # the queue's order (fixed workload)
         return {
             "storage": storage_kind, "launch": launch_kind, "threads": threads, "blas": blas,
             "workers": workers, "trials": len(done), "span": span, "per_minute": 60 * len(done) / span,
             "overhead_ms": 1000 * statistics.median(overhead), "train_s": statistics.median(train),
+            # the W-th trial's start: about when the last of W workers began its first trial
+            "stagger": (starts[min(workers, len(starts)) - 1] - starts[0]).total_seconds(),
+            "durations": [(t.datetime_complete - t.datetime_start).total_seconds() for t in ordered],
         }
     finally:
         if db:
             _pg_admin(f'DROP DATABASE "{db}" WITH (FORCE)')
+
+
+def list_schedule_span(durations: list[float], workers: int) -> float:
+    """The span of ``workers`` workers that each take the next trial of the queue when free, with
+    the trials' durations as measured: the best a run can do on this workload without start-up
+    cost or contention, so ``sum / span`` bounds its speed-up (a long trial taken last leaves the
+    other workers idle)."""
+    free = [0.0] * workers
+    for d in durations:
+        i = free.index(min(free))
+        free[i] += d
+    return max(free)
 
 
 def main() -> int:
@@ -169,14 +191,19 @@ def main() -> int:
                         runs.append(r)
                     rows.append(sorted(runs, key=lambda r: r["span"])[len(runs) // 2])
     base = {(r["storage"], r["threads"]): r["per_minute"] for r in rows if r["workers"] == 1}
+    ones = {(r["storage"], r["threads"]): r["durations"] for r in rows if r["workers"] == 1}
     header = ["storage", "launch", "threads", "BLAS threads / worker", "workers", "trials", "seconds", "trials / min",
-              "speed-up vs 1 worker", "median train s / trial", "storage overhead / trial (median ms)"]
+              "speed-up vs 1 worker", "bound by the queue", "start stagger s", "median train s / trial",
+              "storage overhead / trial (median ms)"]
     lines = []
     for r in rows:
         one = base.get((r["storage"], r["threads"]))
+        durations = ones.get((r["storage"], r["threads"]))
+        bound = sum(durations) / list_schedule_span(durations, r["workers"]) if durations else None
         lines.append([r["storage"], r["launch"], r["threads"], ",".join(map(str, r["blas"])), str(r["workers"]),
                       str(r["trials"]), f"{r['span']:.1f}", f"{r['per_minute']:.1f}",
-                      f"{r['per_minute'] / one:.2f}x" if one else "-", f"{r['train_s']:.2f}", f"{r['overhead_ms']:.0f}"])
+                      f"{r['per_minute'] / one:.2f}x" if one else "-", f"{bound:.2f}x" if bound else "-",
+                      f"{r['stagger']:.2f}", f"{r['train_s']:.2f}", f"{r['overhead_ms']:.0f}"])
     print(format_table(header, lines, args.markdown))
     print(f"\nworkload {args.workload}; median of {args.repeats} runs per row; {os.cpu_count()} CPUs; "
           f"1-minute load at the end: {os.getloadavg()[0]:.1f}")
