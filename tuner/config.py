@@ -186,7 +186,10 @@ class ObjectiveConfig(_Section):
     def _bounds(cls, value: Any) -> dict[str, float]:
         """One message for every bad entry: unknown cost names, bounds that are not positive numbers."""
         if not isinstance(value, dict):
-            raise ValueError(f"must be a table of cost = upper bound, e.g. {{latency_ms_row = 0.2}} (got {value!r})")
+            raise ValueError(
+                f"must be a table of cost = upper bound, e.g. {{latency_ms_row = 0.2}} (got {value!r}; "
+                f"costs: {', '.join(COSTS)})"
+            )
         problems = []
         for name, bound in value.items():
             if name not in COSTS:
