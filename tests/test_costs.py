@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 import model
 from tests.helpers import assert_no_failed_trials, child_runs, cli_env, invoke
 from tuner.config import StudyConfig, load_config
-from tuner.costs import COSTS, attr_name, measure_costs, saved_size_kb, trial_costs
+from tuner.costs import BATCH_REPEATS, COSTS, ROW_REPEATS, attr_name, measure_costs, saved_size_kb, trial_costs
 from tuner.data import load_splits
 from tuner.definition import check_definition, study_definition
 from tuner.errors import ConfigError, TunerError
@@ -100,6 +100,20 @@ def test_costs_are_positive_finite_and_ordered_like_the_networks(tmp_path):
     assert costs[128]["latency_ms_batch1000"] > costs[128]["latency_ms_row"]
     # The size is that of the file model.save writes for the network.
     assert saved_size_kb(big) == model.save(big, tmp_path / "m.npz").stat().st_size / 1000
+
+
+def test_costs_are_measured_with_one_blas_thread_whatever_the_process_uses():
+    """So that a trial run with ``--threads 2`` and an export (no thread limit) measure like a
+    trial run with the default policy."""
+    from tuner.threads import current_blas_threads, limit_blas_threads
+
+    est, rows = _fit(4)
+    seen, predict = [], est.predict
+    est.predict = lambda X: (seen.append(current_blas_threads()), predict(X))[1]
+    with limit_blas_threads(2):
+        measure_costs(est, rows)
+        assert current_blas_threads() in (1, 2)  # the caller's setting is back afterwards
+    assert len(seen) == 1 + ROW_REPEATS + BATCH_REPEATS and set(seen) == {1}
 
 
 def _objective_study(pruner) -> tuple[optuna.Study, Objective]:

@@ -13,7 +13,11 @@ Every completed trial is measured once, in the process that trained it, right af
 The rows are the study's validation rows (repeated to 1,000 when there are fewer), already
 preprocessed: the study's preprocessing is **excluded** from size and latency. It is fitted once
 per study, is the same for every trial, and would add the same (pandas-bound) time to each; what
-a trial's parameters change is the network, so the costs measure the network alone. One warm-up
+a trial's parameters change is the network, so the costs measure the network alone. BLAS is held
+to :data:`MEASURE_THREADS` thread while measuring, whatever the process trains with: the costs
+do not depend on ``--threads``, and a measurement at export time (tuner/export.py) is made like
+the trial's (with OpenBLAS's two threads on this busy 2-core machine, the 1,000-row latency of a
+64-64-10 network measured 16 times the one-thread figure: 7.8 ms against 0.48). One warm-up
 call on one row precedes the timings. The whole measurement takes a few ms for a small network
 (about 3 ms for 64-16-10 here), up to a few tens for 4 layers of 256 units: the 1,000-row calls.
 
@@ -32,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .threads import limit_blas_threads
+
 #: The cost names, in the order they are shown, with their unit (for messages and the README).
 COSTS = {
     "latency_ms_row": "ms to predict one row",
@@ -45,6 +51,8 @@ ATTR_PREFIX = "cost_"
 ROW_REPEATS = 11
 BATCH_REPEATS = 3
 BATCH_ROWS = 1000
+#: BLAS threads while measuring (tuner/threads.py's policy for a worker).
+MEASURE_THREADS = 1
 
 
 def attr_name(cost: str) -> str:
@@ -81,14 +89,15 @@ def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
         raise ValueError("measuring latency needs at least one row")
     one = rows[:1]
     batch = np.resize(rows, (BATCH_ROWS, *rows.shape[1:])) if len(rows) < BATCH_ROWS else rows[:BATCH_ROWS]
-    return {
-        "latency_ms_row": _median_ms(lambda: estimator.predict(one), ROW_REPEATS),
-        # No warm-up of its own: the one-row calls warmed the model, and a 1,000-row call is
-        # most of the measuring time.
-        "latency_ms_batch1000": _median_ms(lambda: estimator.predict(batch), BATCH_REPEATS, warm_up=False),
-        "size_kb": saved_size_kb(estimator),
-        "n_params": float(estimator.n_params_),
-    }
+    with limit_blas_threads(MEASURE_THREADS):
+        return {
+            "latency_ms_row": _median_ms(lambda: estimator.predict(one), ROW_REPEATS),
+            # No warm-up of its own: the one-row calls warmed the model, and a 1,000-row call is
+            # most of the measuring time.
+            "latency_ms_batch1000": _median_ms(lambda: estimator.predict(batch), BATCH_REPEATS, warm_up=False),
+            "size_kb": saved_size_kb(estimator),
+            "n_params": float(estimator.n_params_),
+        }
 
 
 def trial_costs(trial) -> dict[str, float]:
