@@ -13,7 +13,7 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -89,6 +89,21 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
+    contents = _contents(obj, metadata)  # a model that cannot be saved leaves no file behind
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez(fh, **contents)
+    return path
+
+
+def write(obj, fh: BinaryIO, metadata: dict[str, Any] | None = None) -> None:
+    """Write what :func:`save` writes to the binary file ``fh`` (e.g. an ``io.BytesIO``, to know
+    a model's saved size without touching the disk)."""
+    np.savez(fh, **_contents(obj, metadata))
+
+
+def _contents(obj, metadata: dict[str, Any] | None) -> dict[str, np.ndarray]:
+    """The arrays of the file: the JSON header (``__meta__``) and the model's own."""
     pre, (est_name, est) = _split_pipeline(obj)
     meta, arrays = model_state(est)
     header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "estimator": meta}
@@ -101,10 +116,7 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     header["sha256"] = {name: _digest(a) for name, a in arrays.items()}
     header["sha256"][HEADER_DIGEST] = _header_digest(header)
     text = json.dumps(header, allow_nan=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        np.savez(fh, __meta__=np.array(text), **arrays)
-    return path
+    return {"__meta__": np.array(text), **arrays}
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

@@ -362,12 +362,13 @@ def test_toml_blocks_are_valid_study_file_tables():
     block, which says it shows the defaults, holds exactly the defaults."""
     import tomllib
 
-    from tuner.config import DataConfig, ResultConfig
+    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig
 
     blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
               for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
     tables = {name: table for block in blocks for name, table in block.items()}
-    assert sorted(tables) == ["data", "result"]
+    assert sorted(tables) == ["data", "objective", "result"]
+    assert ObjectiveConfig(**tables["objective"]).constraints == {"latency_ms_row": 0.2, "size_kb": 50.0}
     csv = next((REPO / "data").glob("*.csv"))  # the keys are checked here, the column names when a file is read
     assert tables["data"] and DataConfig(source=str(csv), target="y", task="classification", **tables["data"])
     assert tables["result"] == ResultConfig().model_dump()

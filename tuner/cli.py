@@ -119,15 +119,28 @@ def _print_summary(result) -> None:
     from .errors import TunerError
     from .trial_failures import none_completed
 
+    from .requirements import no_feasible_message
+
     study, config = result.study, result.config
     _print_trials(study, config.objective.metric, limit=10)
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+    n_complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if not n_complete:
         # Every trial failed (a diverging study, say): one line, exit 1.
         raise TunerError(none_completed(study.trials) or "no trial completed: none ran")
-    best = study.best_trial
+    feasible = _feasible_line(study)
+    if feasible:
+        console.print(feasible, highlight=False)
+    try:
+        best = study.best_trial  # the best of those that meet the constraints
+    except ValueError:
+        raise TunerError(no_feasible_message(study.study_name, n_complete)) from None
     console.print(f"\n[bold]best trial[/] {best.number}: validation {config.objective.metric} = {best.value:.4f}")
     for key, value in best.params.items():
         console.print(f"  {key} = {value}")
+    from .costs import trial_costs
+
+    if trial_costs(best):
+        console.print("  costs: " + _costs_text(trial_costs(best)), highlight=False)
     if result.test_scores:
         final = result.final
         what = "best trial" if final is None or len(final.members) == 1 else (
@@ -144,6 +157,25 @@ def _print_summary(result) -> None:
             console.print(f"  best trial alone, as trained in its trial: {alone}")
     if result.tracker is not None:
         console.print(_where_to_look(config.name, result.tracker), highlight=False, soft_wrap=True)
+
+
+def _costs_text(costs: dict[str, float]) -> str:
+    """``latency_ms_row 0.081, ..., n_params 4810`` (tuner/costs.py)."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in costs.items())
+
+
+def _feasible_line(study) -> str | None:
+    """``N of M completed trials meet the constraints`` for a constrained study, else None."""
+    import optuna
+
+    from .requirements import n_feasible
+
+    trials = study.get_trials(deepcopy=False)
+    feasible = n_feasible(trials)
+    if feasible is None:
+        return None
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    return f"{feasible} of {complete} completed trials meet the constraints (objective.constraints)"
 
 
 def _where_to_look(name: str, tracker) -> str:
@@ -187,6 +219,11 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
     table.add_column("layers")
     for name in ("activation", "optimizer", "learning_rate", "batch_size"):
         table.add_column(name)
+    from .requirements import feasible
+
+    constrained = any(t.constraints for t in complete)
+    if constrained:
+        table.add_column("meets constraints")
     for t in top:
         p = {**t.user_attrs, **t.params}  # values the study file fixes are user attributes (tuner/space.py)
         layers = "-".join(str(p[f"units_l{i}"]) for i in range(p.get("n_layers", 0)) if f"units_l{i}" in p)
@@ -195,6 +232,7 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
             str(t.number), f"{t.value:.4f}", layers or "-",
             str(p.get("activation", "-")), str(p.get("optimizer", "-")),
             f"{lr:.2e}" if isinstance(lr, float) else "-", str(p.get("batch_size", "-")),
+            *(["yes" if feasible(t) else "no"] if constrained else []),
         )
     console.print(table)
 
@@ -294,11 +332,14 @@ def status(
     study = load_existing_study(name, store, url)
     metric = study.user_attrs.get("metric", "value")
     _print_trials(study, metric)
+    feasible = _feasible_line(study)
+    if feasible:
+        console.print(feasible, highlight=False)
     try:
-        best = study.best_trial
+        best = study.best_trial  # the best of those that meet the constraints
         console.print(f"best trial {best.number}: {best.value:.4f}")
     except ValueError:
-        console.print("no completed trial yet")
+        console.print("no completed trial meets the constraints yet" if feasible else "no completed trial yet")
 
 
 @app.command()
@@ -332,6 +373,7 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace an export folder that holds another model.")] = False,
     register: Annotated[Optional[str], typer.Option("--register", help="Also create a version of this registered model, alias 'champion'.")] = None,
     trial: Annotated[Optional[int], typer.Option("--trial", min=0, help="Export this trial's model instead of the study's final model.")] = None,
+    where: Annotated[Optional[list[str]], typer.Option("--where", help="Export the most accurate trial whose measured costs meet this clause, e.g. 'latency_ms_row <= 0.2' (<= or <; costs: latency_ms_row, latency_ms_batch1000, size_kb, n_params); repeat for several.")] = None,
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
@@ -341,7 +383,7 @@ def export(
 
     result = export_study(
         study, out=out, refit=refit, register_as=register, trial_number=trial, best=best, force=force,
-        storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False, markup=False),
+        where=where, storage=storage, tracking_uri=tracking_uri, say=lambda m: console.print(m, highlight=False, markup=False),
     )
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -353,6 +395,8 @@ def export(
     console.print(f"exported {what.format(n=result.trial_number, members=members, rows=rows)} of study {result.study_name!r} to {result.path}")
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
     console.print(f"validation {result.metadata['objective']['metric']} {result.validation_score:.4f} (trial); test split: {scores}")
+    if result.metadata.get("costs"):
+        console.print("costs measured here: " + _costs_text(result.metadata["costs"]), highlight=False)
     if result.model_id:
         console.print(f"logged to MLflow run {result.run_id} as {result.model_uri}")
     if result.registered_name:

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from . import metrics
+from .costs import COSTS
 from .errors import ConfigError
 from .space import Choices, Fixed, Range, SpaceConfig, fit_to_data
 
@@ -170,12 +171,34 @@ MAX_VALIDATION_SPLITS = 20
 
 
 class ObjectiveConfig(_Section):
-    """[objective]: the validation metric to optimise (default: accuracy or rmse, by task), and on
+    """[objective]: the validation metric to optimise (default: accuracy or rmse, by task), on
     how many train / validation splits each trial is scored (see tuner/resampling.py; "auto" is
-    resolved by :meth:`StudyConfig.fitted_to_data`)."""
+    resolved by :meth:`StudyConfig.fitted_to_data`), and upper bounds on a trial's measured costs
+    (``constraints = {latency_ms_row = 0.2, size_kb = 50}``, names from tuner/costs.py ``COSTS``;
+    see tuner/requirements.py)."""
 
     metric: str | None = None
     validation_splits: int | str = "auto"
+    constraints: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _bounds(cls, value: Any) -> dict[str, float]:
+        """One message for every bad entry: unknown cost names, bounds that are not positive numbers."""
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"must be a table of cost = upper bound, e.g. {{latency_ms_row = 0.2}} (got {value!r}; "
+                f"costs: {', '.join(COSTS)})"
+            )
+        problems = []
+        for name, bound in value.items():
+            if name not in COSTS:
+                problems.append(f"unknown cost {name!r}")
+            elif isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (0 < bound < math.inf):
+                problems.append(f"{name} = {bound!r} is not a positive number")
+        if problems:
+            raise ValueError(f"{'; '.join(problems)} (costs: {', '.join(COSTS)}; each an upper bound > 0)")
+        return {name: float(bound) for name, bound in value.items()}
 
     @field_validator("validation_splits", mode="before")
     @classmethod
@@ -391,6 +414,8 @@ class StudyConfig(_Section):
             for key, value in getattr(self, section).model_dump().items():
                 if isinstance(value, list):  # data.drop and the like: text, left out when empty
                     value = ", ".join(map(str, value)) or None
+                elif isinstance(value, dict):  # objective.constraints: text, left out when empty
+                    value = ", ".join(f"{k} <= {v:g}" for k, v in value.items()) or None
                 if value is not None:
                     flat[f"{section}.{key}"] = value
         for section in ("sampler", "pruner"):

@@ -6,6 +6,13 @@ attribute :data:`DEFINITION_ATTR`); every later run, worker or resume compares i
 with one line naming what changed, instead of ranking accuracy against log loss or exporting a
 best trial from another space. What may change between runs: the number of trials, the timeout,
 the sampler, the pruner and the ``[result]`` table (how the final model is made).
+
+The ``[objective] constraints`` define the study too. Each trial stores the values Optuna judges
+it by (``cost - bound``, tuner/requirements.py), computed with the bounds of the run that trained
+it: with other bounds on resume, ``study.best_trial``, the final model's members and the sampler
+would judge old trials by the old bounds and new ones by the new, one study with two meanings of
+"feasible". Other bounds on finished trials are what ``tuner export --where`` is for: it reads
+the trials' stored costs, not their constraint values.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from .data import Splits
 from .errors import TunerError
 
 DEFINITION_ATTR = "definition"
+#: Settings added to the definition after studies were stored without them, and the value a study
+#: stored without one had: such a study is checked against that value.
+ADDED_LATER: dict[str, Any] = {"objective.constraints": {}}
 #: The study user attribute holding the study file's settings (StudyConfig.file_settings), so that
 #: commands given only the study's name (``tuner export NAME``) can rebuild its config.
 STUDY_FILE_ATTR = "study_file"
@@ -32,6 +42,7 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
         "task": config.task,
         "objective.metric": config.metric,
         "objective.validation_splits": config.objective.validation_splits,
+        "objective.constraints": dict(config.objective.constraints),
         "direction": config.direction,
         "data.source": data.source,
         "data.target": data.target,
@@ -58,6 +69,7 @@ def check_definition(study: optuna.Study, definition: dict[str, Any], path: str)
         else:
             study.set_user_attr(DEFINITION_ATTR, definition)
             return
+    stored = {key: value for key, value in ADDED_LATER.items() if key in definition} | stored
     changed = [key for key in stored if key in definition and stored[key] != definition[key]]
     if not changed:
         return

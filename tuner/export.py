@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from .costs import ATTR_PREFIX, measure_costs, trial_costs
 from .errors import TunerError
 from .model_folder import check_no_pickle, describe_export, package_versions, prepare_out, swap_in, write_model_folder
 from .study_files import resolve_config
@@ -34,7 +35,7 @@ CHAMPION = "champion"
 EXPORT_FORMAT = "mlp-tuner-export"
 EXPORT_VERSION = 1
 
-#: Trial user attributes that are not fixed hyperparameters.
+#: Trial user attributes that are not fixed hyperparameters (nor are the costs, ``cost_*``).
 NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason")
 
 
@@ -65,9 +66,14 @@ class ExportResult:
 # study, trial and config
 
 
-def pick_trial(study, number: int | None):
-    """The trial to export: ``number``, else the best trial; TunerError if it did not complete."""
+def pick_trial(study, number: int | None, where=None):
+    """The trial to export: ``number``; else, with ``where`` (requirements on the trials' stored
+    costs, :func:`tuner.requirements.parse_where`), the most accurate completed trial that meets
+    them all; else the best trial (the best that meets the study's constraints). TunerError if
+    there is none or it did not complete."""
     import optuna
+
+    from .requirements import best_meeting, no_feasible_message
 
     complete = optuna.trial.TrialState.COMPLETE
     if number is not None:
@@ -80,7 +86,8 @@ def pick_trial(study, number: int | None):
         if trial.state != complete:
             raise TunerError(f"trial {number} of study {study.study_name!r} is {trial.state.name}, not COMPLETE")
         return trial
-    if not any(t.state == complete for t in study.get_trials(deepcopy=False)):
+    n_complete = sum(t.state == complete for t in study.get_trials(deepcopy=False))
+    if not n_complete:
         raise TunerError(f"study {study.study_name!r} has no completed trial to export")
     if len(study.directions) > 1:
         best = ", ".join(str(t.number) for t in study.best_trials)
@@ -88,7 +95,12 @@ def pick_trial(study, number: int | None):
             f"study {study.study_name!r} has several objectives: choose one of the Pareto-optimal "
             f"trials ({best}) with --trial N"
         )
-    return study.best_trial
+    if where:
+        return best_meeting(study, where)
+    try:
+        return study.best_trial
+    except ValueError:  # Optuna: no completed trial meets the constraints
+        raise TunerError(no_feasible_message(study.study_name, n_complete)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +145,9 @@ def provenance(
         "classes": list(splits.classes) if splits.classes is not None else None,
         "columns": list(splits.columns),
         "hyperparameters": dict(trial.params),
-        "fixed_parameters": {k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS},
+        "fixed_parameters": {
+            k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS and not k.startswith(ATTR_PREFIX)
+        },
         "model_parameters": model_params,
         "members": {str(k): int(v) for k, v in (members or {trial.number: 1}).items()},
         "objective": {"metric": config.metric, "direction": config.direction},
@@ -145,6 +159,10 @@ def provenance(
         "data_source": config.data.source,
         "data_fingerprint": fingerprint,
         "seed": int(config.seed + trial.number),
+        # What the trial's network cost where it trained, and what the exported model costs here
+        # (the same measurement, tuner/costs.py; an ensemble or a refit differs from its trial).
+        "trial_costs": trial_costs(trial),
+        "costs": measure_costs(est, pipeline.steps[0][1].transform(splits.X_val)),
         "study_seed": int(config.seed),
         "trial_run_id": trial.user_attrs.get("mlflow_run_id"),
         "package_versions": package_versions(),
@@ -264,6 +282,7 @@ def export_study(
     register_as: str | None = None,
     trial_number: int | None = None,
     best: bool = False,
+    where: list[str] | None = None,
     force: bool = False,
     storage: str | None = None,
     tracking_uri: str | None = None,
@@ -274,7 +293,8 @@ def export_study(
 
     ``study`` is a study name, a study file or a StudyConfig. By default the study's final model
     (refit and ensemble as its ``[result]`` table says, the model ``tuner run`` scored); with
-    ``trial_number`` or ``best`` (implied by ``refit``) one trial's model, refit on request.
+    ``trial_number``, ``where`` (clauses on the trials' stored costs, see :func:`pick_trial`) or
+    ``best`` (implied by ``refit``) one trial's model, refit on request.
     An existing folder holding another model is replaced only with ``force``.
 
     ``log=False`` writes the folder only (no MLflow run, no registry); ``register_as`` needs
@@ -285,17 +305,21 @@ def export_study(
     from .final import refit_trial, trial_model
     from .estimators import trial_epochs
     from .metrics import test_scores
+    from .requirements import parse_where
     from .storage import load_existing_study, open_storage, resolve_storage_url
     from .tracking import StudyTracker
 
     say = say or (lambda message: None)
     if register_as and not log:
         raise TunerError("registering a model needs it logged to MLflow")
+    requirements = parse_where(where or [])  # a bad clause is refused before anything is opened
+    if requirements and trial_number is not None:
+        raise TunerError("--where chooses the trial: give --trial or --where, not both")
     url = resolve_storage_url(storage)
     config = resolve_config(study, url)
     optuna_study = load_existing_study(config.name, open_storage(url), url)
-    single = trial_number is not None or best or refit
-    trial = pick_trial(optuna_study, trial_number)
+    single = trial_number is not None or bool(requirements) or best or refit
+    trial = pick_trial(optuna_study, trial_number, requirements)
     splits = load_splits(config, check=False)
     config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
     check_definition(optuna_study, study_definition(config, splits), config.path)  # the file still fits the study

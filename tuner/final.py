@@ -3,7 +3,8 @@
 After the trials, the study's ``[result]`` table decides the final model:
 
 - ``ensemble = N`` (default 5): Caruana's greedy ensemble selection (Caruana et al., 2004). From
-  the best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric, start from the one of lowest
+  the best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric (among those that
+  meet the study's ``[objective] constraints``, tuner/requirements.py), start from the one of lowest
   validation loss and repeatedly add (with replacement) the trial whose addition lowers the
   validation loss of the averaged outputs most, up to N picks or until no addition helps. The
   loss is the log loss of the averaged class probabilities (a smooth score that separates trials
@@ -46,6 +47,7 @@ from .estimators import trial_epochs, trial_estimator, validation_output
 from .objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from .errors import TunerError
 from .resampling import Resample, resamples, validation_targets
+from .requirements import ranked_trials
 from .retries import RUN_ID_ATTR
 
 #: The study user attribute that records the final model's members (read back by the export).
@@ -77,13 +79,6 @@ class FinalModel:
             "validation_loss": self.validation_loss,
             "seeds": int(self.seeds),
         }
-
-
-def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials, best first by the study's direction (ties: the earlier trial)."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(complete, key=lambda t: (sign * float(t.value), t.number))
 
 
 def ensemble_loss(task: str, y: np.ndarray, output: np.ndarray, classes) -> float:
@@ -217,11 +212,12 @@ def select_members(
     config: StudyConfig, splits: Splits, study: optuna.Study, completed: dict[int, CompletedTrial] | None = None
 ) -> tuple[dict[int, int], dict[int, CompletedTrial], float | None]:
     """The members of the final model (``{trial: weight}``), what is known of each, and the
-    validation loss of their average (None for the single best trial)."""
+    validation loss of their average (None for the single best trial). Only trials that meet
+    the study's constraints are candidates (tuner/requirements.py)."""
     completed = completed or {}
     ranked = ranked_trials(study)
     if not ranked:
-        raise ValueError(f"study {study.study_name!r} has no completed trial")
+        raise ValueError(f"study {study.study_name!r} has no completed trial that meets its constraints")
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
     extra = resamples(config, splits)

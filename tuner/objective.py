@@ -23,11 +23,13 @@ from model import DivergenceError
 
 from . import interrupts, metrics
 from .config import StudyConfig
+from .costs import as_attrs, measure_costs
 from .data import Splits
 from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
 from .retries import RETRY_OF, RUN_ID_ATTR
 from .recovery import INTERRUPTED
+from .requirements import set_constraints
 from .pruning import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
@@ -106,6 +108,8 @@ class TrialRun:
     split_values: list[float] | None = None
     #: The epochs a refit trains for (the median over the splits).
     fit_epochs: int | None = None
+    #: A completed trial's measured costs by name (tuner/costs.py), stored and logged with it.
+    costs: dict[str, float] | None = None
 
     def summary(self, estimator) -> dict[str, float]:
         out = {
@@ -121,6 +125,8 @@ class TrialRun:
             out["fit_epochs"] = float(trial_epochs(estimator))
         if self.pruned_epoch is not None:
             out["pruned_epoch"] = float(self.pruned_epoch)
+        if self.costs is not None:
+            out.update(as_attrs(self.costs))
         return out
 
 
@@ -210,8 +216,11 @@ class Objective:
                 raise DivergenceError(f"final validation {self.metric} is {run.value}")
             run.state = "COMPLETE"
             run.fit_epochs = epochs
-            run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
-            self._keep_completed(trial.number, run.value, estimator, output, epochs)
+            run.costs = measure_costs(estimator, self.splits.Xt_val)
+            if set_constraints(trial, run.costs, self.config.objective.constraints):
+                # Only trials meeting the constraints compete for the best and the final model.
+                run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
+                self._keep_completed(trial.number, run.value, estimator, output, epochs)
             return run.value
         except optuna.TrialPruned:
             raise

@@ -21,6 +21,7 @@ from .process import frozen_heap, own_process
 from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
 from .objective import Objective
 from .recovery import recover, requeue_interrupted
+from .requirements import ranked_trials
 from .pruning import make_pruner
 from .sampling import make_sampler, trials_started
 from .space import defaults_trial
@@ -295,9 +296,9 @@ def _run_study(
             _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads)
         else:
             optimize(study, objective, config, callbacks, storage=run.storage)
-        if not _has_complete(study):
+        if not ranked_trials(study):  # no completed trial, or none meets the constraints
             return StudyResult(study, config, {}, tracker)
-        best = study.best_trial
+        best = study.best_trial  # the best of those that meet the constraints
         pipeline = objective.best_pipelines.get(best.number) or trial_model(config, splits, tracker, best)[0]
         best_scores = metrics.test_scores(splits, pipeline)
         final = build_final_model(config, splits, study, objective.completed)
@@ -365,6 +366,3 @@ def parent_run(run: OpenRun, settings: dict[str, Any], parent_run_id: str | None
         else:
             run.tracker.flush()
 
-
-def _has_complete(study: optuna.Study) -> bool:
-    return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))

@@ -12,6 +12,7 @@ from typing import Any, TYPE_CHECKING
 
 from .client import TrackingWarning
 from .keys import TAG_MISSING, dedupe, metric_value, mlflow_key, ms, param_value
+from ..requirements import n_feasible
 from .runs import find_trial_run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,8 @@ def finish_parent(
     final metrics, read from its child run), ``test_<metric>`` (the final model, see tuner/final.py), ``best_trial_test_<metric>`` (the best
     trial's own model), ``final_members`` / ``final_refit`` / ``final_seeds`` (tags: the final
     model's trials and weights, whether they were refit, and the copies of each), ``n_complete`` / ``n_pruned`` /
-    ``n_failed``; tags ``best_trial_number`` / ``best_run_id``; artifacts
+    ``n_failed``, ``n_feasible`` (the completed trials that meet the study's constraints, when it
+    has some; the best trial is the best of those); tags ``best_trial_number`` / ``best_run_id``; artifacts
     ``optimization_history.png``, ``param_importances.png`` (>= 2 complete trials),
     ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
     run's metric history) and ``trials.csv``. Every part is best effort: failures warn, never
@@ -77,6 +79,9 @@ def finish_parent(
         Metric("n_pruned", sum(t.state == states.PRUNED for t in trials), now, 0),
         Metric("n_failed", sum(t.state == states.FAIL for t in trials), now, 0),
     ]
+    feasible = n_feasible(trials)
+    if feasible is not None:
+        metrics.append(Metric("n_feasible", feasible, now, 0))
     params: list[Param] = []
     tags: list[RunTag] = []
     best = None
@@ -167,11 +172,10 @@ def log_study_artifacts(
 def study_curves(tracker, study: optuna.Study) -> tuple[optuna.trial.FrozenTrial | None, dict[str, list[float]]]:
     """The study's best trial (None without a completed one) and the curves its run logged, for
     the plots of a parent run drawn after the fact (``tuner sync``)."""
-    import optuna
-
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+    try:
+        best = study.best_trial  # the best of those that meet the constraints
+    except ValueError:  # no completed trial, or none meets the constraints
         return None, {}
-    best = study.best_trial
     run = find_trial_run(tracker.client, tracker.experiment_id, tracker.study_name, best.number)
     return best, (run_metrics(tracker, run)[1] if run is not None else {})
 

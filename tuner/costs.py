@@ -1,0 +1,117 @@
+"""What a trained model costs to deploy, measured: its parameters, its saved size, its latency.
+
+Every completed trial is measured once, in the process that trained it, right after training
+(:func:`measure_costs`), the same way for every trial:
+
+- ``n_params``: the network's weights and biases.
+- ``size_kb``: the size of the file :func:`model.save` writes for the network (the ``.npz`` of
+  plain arrays and its JSON header), in kB (1,000 bytes).
+- ``latency_ms_row``: the median over :data:`ROW_REPEATS` calls of ``predict`` on one row, in ms.
+- ``latency_ms_batch1000``: the median over :data:`BATCH_REPEATS` calls of ``predict`` on 1,000
+  rows, in ms.
+
+The rows are the study's validation rows (repeated to 1,000 when there are fewer), already
+preprocessed: the study's preprocessing is **excluded** from size and latency. It is fitted once
+per study, is the same for every trial, and would add the same (pandas-bound) time to each; what
+a trial's parameters change is the network, so the costs measure the network alone. BLAS is held
+to :data:`MEASURE_THREADS` thread while measuring, whatever the process trains with: the costs
+do not depend on ``--threads``, and a measurement at export time (tuner/export.py) is made like
+the trial's (with OpenBLAS's two threads on this busy 2-core machine, the 1,000-row latency of a
+64-64-10 network measured 16 times the one-thread figure: 7.8 ms against 0.48). One warm-up
+call on one row precedes the timings. The whole measurement takes a few ms for a small network
+(about 3 ms for 64-16-10 here), up to a few tens for 4 layers of 256 units: the 1,000-row calls.
+
+The costs are stored on the Optuna trial as user attributes ``cost_<name>`` and logged as metrics
+of the trial's MLflow run (the trial's summary, tuner/objective.py). The names are the fixed set
+:data:`COSTS`: a study file's ``[objective] constraints`` and ``tuner export --where`` use them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from .threads import limit_blas_threads
+
+#: The cost names, in the order they are shown, with their unit (for messages and the README).
+COSTS = {
+    "latency_ms_row": "ms to predict one row",
+    "latency_ms_batch1000": "ms to predict 1,000 rows",
+    "size_kb": "kB of the saved network",
+    "n_params": "weights and biases",
+}
+#: The prefix of a cost's trial user attribute (and of its MLflow metric).
+ATTR_PREFIX = "cost_"
+#: Timed calls per latency (the median is kept) and the rows of a batch.
+ROW_REPEATS = 11
+BATCH_REPEATS = 3
+BATCH_ROWS = 1000
+#: BLAS threads while measuring (tuner/threads.py's policy for a worker).
+MEASURE_THREADS = 1
+
+
+def attr_name(cost: str) -> str:
+    """The trial user attribute holding ``cost`` (``cost_latency_ms_row``, ...)."""
+    return ATTR_PREFIX + cost
+
+
+def _median_ms(call, repeats: int, warm_up: bool = True) -> float:
+    if warm_up:  # the first call of a model pays for caches a served model has warm
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0
+
+
+def saved_size_kb(estimator) -> float:
+    """kB (1,000 bytes) of the file :func:`model.save` writes for ``estimator`` (written to
+    memory: the same bytes, without the disk's variable time)."""
+    from model.serialization import write
+
+    buffer = io.BytesIO()
+    write(estimator, buffer)
+    return buffer.getbuffer().nbytes / 1000.0
+
+
+def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
+    """The costs (:data:`COSTS`) of a fitted network, by name; ``rows`` are preprocessed rows
+    (the validation split), at least one. See the module docstring for how each is measured."""
+    rows = np.asarray(rows)
+    if len(rows) == 0:
+        raise ValueError("measuring latency needs at least one row")
+    one = rows[:1]
+    batch = np.resize(rows, (BATCH_ROWS, *rows.shape[1:])) if len(rows) < BATCH_ROWS else rows[:BATCH_ROWS]
+    with limit_blas_threads(MEASURE_THREADS):
+        return {
+            "latency_ms_row": _median_ms(lambda: estimator.predict(one), ROW_REPEATS),
+            # No warm-up of its own: the one-row calls warmed the model, and a 1,000-row call is
+            # most of the measuring time.
+            "latency_ms_batch1000": _median_ms(lambda: estimator.predict(batch), BATCH_REPEATS, warm_up=False),
+            "size_kb": saved_size_kb(estimator),
+            "n_params": float(estimator.n_params_),
+        }
+
+
+def trial_costs(trial) -> dict[str, float]:
+    """The costs stored on a trial (an Optuna trial or FrozenTrial), by name; a cost not measured
+    (a pruned or failed trial, a trial from before costs were measured) is absent."""
+    attrs = trial.user_attrs
+    out = {}
+    for name in COSTS:
+        value = attrs.get(attr_name(name))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def as_attrs(costs: dict[str, Any]) -> dict[str, float]:
+    """``costs`` keyed by their user attribute (and MLflow metric) names."""
+    return {attr_name(name): float(value) for name, value in costs.items()}
