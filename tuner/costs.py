@@ -16,10 +16,9 @@ per study, is the same for every trial, and would add the same (pandas-bound) ti
 a trial's parameters change is the network, so the costs measure the network alone. BLAS is held
 to :data:`MEASURE_THREADS` thread while measuring, whatever the process trains with: the costs
 do not depend on ``--threads``, and a measurement at export time (tuner/export.py) is made like
-the trial's (with OpenBLAS's two threads on this busy 2-core machine, the 1,000-row latency of a
-64-64-10 network measured 16 times the one-thread figure: 7.8 ms against 0.48). One warm-up
-call on one row precedes the timings. The whole measurement takes a few ms for a small network
-(about 3 ms for 64-16-10 here), up to a few tens for 4 layers of 256 units: the 1,000-row calls.
+the trial's (OpenBLAS's threads spin while another process holds a core, which made the latency
+of a small network many times its one-thread figure on a busy machine). One warm-up call on one
+row precedes the timings. The 1,000-row calls are most of the measuring time.
 
 The costs are stored on the Optuna trial as user attributes ``cost_<name>`` and logged as metrics
 of the trial's MLflow run (the trial's summary, tuner/objective.py). The names are the fixed set
