@@ -46,6 +46,7 @@ MODEL_TESTS = [
     "tests/test_initialisation.py",
     "tests/test_preprocessing.py",
     "tests/test_serialization.py",
+    "tests/test_model_contract.py",
 ]
 SUPPORT = ["tests/__init__.py", "tests/conftest.py", "tests/helpers.py"]
 
