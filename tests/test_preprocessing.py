@@ -171,7 +171,7 @@ def test_no_columns_and_one_row():
     assert Xt.shape == (5, 0) and Xt.dtype == np.float64
     one = TabularPreprocessor().fit(pd.DataFrame({"x": [4.0], "c": ["a"]}))
     np.testing.assert_array_equal(one.transform(pd.DataFrame({"x": [4.0, 6.0], "c": ["a", "b"]})), [[0.0, 1.0], [2.0, 0.0]])
-    with pytest.raises(ValueError, match="cannot fit on zero rows"):
+    with pytest.raises(ValueError, match="^cannot fit on zero rows$"):
         TabularPreprocessor().fit(pd.DataFrame({"x": []}))
 
 
