@@ -208,6 +208,30 @@ def test_the_binary_validation_accuracy_is_the_accuracy_of_predict():
     assert seen[0]["val_accuracy"] == np.mean(clf.predict(X[100:]) == y[100:])
 
 
+def test_predict_log_proba_is_the_log_of_predict_proba_and_minus_infinity_quietly():
+    """Far from the data a probability can be exactly 0: its log is -inf, without a warning."""
+    X, y = _data()
+    clf = MLPClassifier(**TINY).fit(X, y)
+    far = np.vstack([X[:5], 1e6 * X[:5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        log_proba = clf.predict_log_proba(far)
+    proba = clf.predict_proba(far)
+    assert (proba == 0).any()
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(log_proba, np.log(proba))
+
+
+def test_regressor_partial_fit_trains_one_epoch_per_call():
+    X, y = _regression()
+    reg = MLPRegressor(**TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # one epoch is all partial_fit promises
+        for _ in range(2):
+            reg.partial_fit(X, np.column_stack([y, -y]))
+    assert reg.n_iter_ == 2 and len(reg.loss_curve_) == 2 and reg.predict(X).shape == (40, 2)
+
+
 # ------------------------------------------------------------------------------ regressor targets
 
 
