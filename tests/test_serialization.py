@@ -295,3 +295,16 @@ def test_a_pipeline_keeps_its_step_names_and_other_objects_are_refused_by_name(t
         model.save(three, tmp_path / "three.npz")
     with pytest.raises(TypeError, match=r"^cannot save a LogisticRegression \(saveable: MLPClassifier, MLPEnsemble, MLPRegressor\)$"):
         model.save(LogisticRegression().fit(X, clf.predict(X)), tmp_path / "lr.npz")
+
+
+def test_the_header_checksum_follows_the_documented_rule(tmp_path):
+    """SHA-256 of the header as JSON with sorted keys, its own checksum left out: a file saved by
+    another version of this code, or checked by another tool, gets the same answer."""
+    import hashlib
+
+    from model.serialization import HEADER_DIGEST
+
+    clf, _ = _fitted_classifier([0, 1])
+    _, header = _arrays_and_header(model.save(clf, tmp_path / "m.npz", metadata={"run": "r1"}))
+    stored = header["sha256"].pop(HEADER_DIGEST)
+    assert stored == hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
