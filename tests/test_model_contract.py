@@ -394,3 +394,13 @@ def test_save_and_load_keep_the_labels_dtype(tmp_path, labels):
     assert loaded.coefs_[0].dtype == np.float32  # the dtype of the weights too (TINY: the default)
     assert loaded.classes_.dtype == labels.dtype and loaded.predict(X).dtype == labels.dtype
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_labels_that_cannot_be_saved_are_refused_by_name(tmp_path):
+    """datetime64 labels fit, but the file holds labels as JSON: saving says which labels it
+    takes (it failed with json's "Object of type date is not JSON serializable")."""
+    X, y = _data()
+    days = np.array(["2026-01-01", "2026-01-02"], dtype="datetime64[D]")
+    clf = MLPClassifier(**TINY).fit(X, days[y])
+    with pytest.raises(TypeError, match="^only str, int, float or bool class labels can be saved$"):
+        model.save(clf, tmp_path / "m.npz")
