@@ -21,6 +21,10 @@ tests/test_estimator_checks.py and the tuner's export tests, which this run leav
 Last full run, at 7e8485c (2026-12-02, --max-children 2, nothing else running, 11 minutes): 2290
 of 2974 mutants killed (77.0%; 82.8% of those a model test reaches); the README's "Tests" section
 has the figures per file. "not run" counts the mutants a stopped run had not reached.
+
+bench/mutation_survivors.md lists the survivors of estimators.py, serialization.py and
+preprocessing.py one by one (issue 16): the reason each one left is equivalent (or not worth a
+test), and those files' kill rates before and after (94.2%, 95.0% and 93.4% after, at 30ce12e).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ MODEL_TESTS = [
     "tests/test_initialisation.py",
     "tests/test_preprocessing.py",
     "tests/test_serialization.py",
+    "tests/test_model_contract.py",
 ]
 SUPPORT = ["tests/__init__.py", "tests/conftest.py", "tests/helpers.py"]
 

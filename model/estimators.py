@@ -552,7 +552,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 def _labels_to_json(classes: np.ndarray) -> dict:
     values = classes.tolist()
     kind = "object" if classes.dtype == object else classes.dtype.str
-    if kind == "object" and not all(isinstance(v, (str, int, float, bool)) for v in values):
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):  # any dtype (datetime64 lists dates)
         raise TypeError("only str, int, float or bool class labels can be saved")
     return {"values": values, "dtype": kind}
 

@@ -138,3 +138,86 @@ def test_sklearn_compatible():
     assert clone(pre).get_params() == {"missing": "error"}
     fitted = TabularPreprocessor().fit(mixed_frame())
     assert list(fitted.feature_names_in_) == list(mixed_frame().columns)
+
+
+# Issue 16: the tests below kill mutants of model/preprocessing.py that the ones above let survive
+# (bench/mutation_survivors.md).
+
+
+def test_fitted_attributes_follow_scikit_learn():
+    """Names are object arrays of str; feature_names_in_ only for a DataFrame, as in scikit-learn."""
+    pre = TabularPreprocessor().fit(mixed_frame())
+    assert pre.n_features_in_ == 6
+    assert pre.categorical_columns_ == ["colour", "flag", "grade"]
+    assert pre.feature_names_in_.dtype == object and pre.get_feature_names_out().dtype == object
+    assert pre.input_was_frame_ is True and pre.to_dict()["input_was_frame"] is True
+    from_array = TabularPreprocessor().fit(np.arange(6.0).reshape(3, 2))
+    assert not hasattr(from_array, "feature_names_in_") and from_array.input_was_frame_ is False
+
+
+def test_round_trip_of_a_preprocessor_fitted_on_an_array():
+    X = np.arange(12.0).reshape(4, 3)
+    pre = TabularPreprocessor().fit(X)
+    rebuilt = TabularPreprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert rebuilt.to_dict() == pre.to_dict() and rebuilt.to_dict()["input_was_frame"] is False
+    assert not hasattr(rebuilt, "feature_names_in_")
+    np.testing.assert_array_equal(rebuilt.transform(X), pre.transform(X))
+
+
+def test_no_columns_and_one_row():
+    """A frame of no columns encodes as (rows, 0); a single row fits (std 0 -> divided by 1)."""
+    empty = TabularPreprocessor().fit(pd.DataFrame(index=range(3)))
+    Xt = empty.transform(pd.DataFrame(index=range(5)))
+    assert Xt.shape == (5, 0) and Xt.dtype == np.float64
+    one = TabularPreprocessor().fit(pd.DataFrame({"x": [4.0], "c": ["a"]}))
+    np.testing.assert_array_equal(one.transform(pd.DataFrame({"x": [4.0, 6.0], "c": ["a", "b"]})), [[0.0, 1.0], [2.0, 0.0]])
+    with pytest.raises(ValueError, match="^cannot fit on zero rows$"):
+        TabularPreprocessor().fit(pd.DataFrame({"x": []}))
+
+
+def test_user_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"column 'when' has unsupported dtype datetime64\[\w+\] \(numeric or categorical\)"):
+        TabularPreprocessor().fit(pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-01-02"])}))
+    with pytest.raises(ValueError, match=r"duplicate column name\(s\): '1'"):
+        TabularPreprocessor().fit(pd.DataFrame([[1.0, 2.0]], columns=[1, "1"]))  # equal once made str
+    with pytest.raises(ValueError, match=r"column 'x' holds infinite values"):
+        TabularPreprocessor().fit(pd.DataFrame({"x": [1.0, np.inf]}))
+    pre = TabularPreprocessor().fit(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"expected a 2-D array or a DataFrame \(got 1 dimension\(s\)\)"):
+        pre.transform(np.ones(2))
+
+
+def test_from_dict_names_what_it_cannot_read():
+    state = TabularPreprocessor().fit(pd.DataFrame({"c": ["a", "b"]})).to_dict()
+    with pytest.raises(ValueError, match=r"unsupported tabular-preprocessor version 2 \(this code reads 1\)"):
+        TabularPreprocessor.from_dict({**state, "version": 2})
+    state["columns"][0]["kind"] = "text"
+    with pytest.raises(ValueError, match="column 'c' has unknown kind 'text'"):
+        TabularPreprocessor.from_dict(state)
+
+
+def test_pandas_nullable_columns_are_imputed():
+    frame = pd.DataFrame({"i": pd.array([1, None, 3, 5], dtype="Int64"), "f": pd.array([0.5, 1.5, None, 2.5], dtype="Float64")})
+    pre = TabularPreprocessor().fit(frame)
+    state = {c["name"]: c for c in pre.to_dict()["columns"]}
+    assert (state["i"]["median"], state["f"]["median"]) == (3.0, 1.5)
+    plain = pd.DataFrame({"i": [1.0, 3.0, 3.0, 5.0], "f": [0.5, 1.5, 1.5, 2.5]})  # the same, filled
+    np.testing.assert_array_equal(pre.transform(frame), TabularPreprocessor().fit(plain).transform(plain))
+
+
+def test_categories_of_mixed_objects_and_imputation_by_the_most_frequent():
+    """Values are compared as text; the most frequent fills a gap (ties: the first in order)."""
+    pre = TabularPreprocessor().fit(pd.DataFrame({"c": ["b", 1.5, "b", None, "a"], "t": ["y", "x", "x", "y", None]}))
+    assert pre.categories_ == {"c": ["1.5", "a", "b"], "t": ["x", "y"]}
+    assert {c["name"]: c["most_frequent"] for c in pre.to_dict()["columns"]} == {"c": "b", "t": "x"}
+    np.testing.assert_array_equal(pre.transform(pd.DataFrame({"c": [None, 1.5], "t": [None, "y"]})),
+                                  [[0, 0, 1, 1, 0], [1, 0, 0, 0, 1]])
+
+
+def test_columns_without_information_at_fit():
+    """All missing: a numeric column passes values through (centre 0, scale 1), a categorical one
+    has the single category "missing". Constant: centred on the constant, scale 1."""
+    train = pd.DataFrame({"x": [np.nan, np.nan], "c": [None, None], "k": [7.0, 7.0]})
+    pre = TabularPreprocessor().fit(train)
+    assert list(pre.get_feature_names_out()) == ["x", "c_missing", "k"]
+    np.testing.assert_array_equal(pre.transform(pd.DataFrame({"x": [5.0], "c": [None], "k": [9.0]})), [[5.0, 1.0, 2.0]])

@@ -144,3 +144,167 @@ def test_an_altered_header_is_refused_and_version_1_files_still_load(tmp_path):
 
     _rewrite_header(path, as_version_1)
     np.testing.assert_array_equal(model.load(path).predict_proba(frame), pipe.predict_proba(frame))
+
+
+# Issue 16: the tests below kill mutants of model/serialization.py that the ones above let survive
+# (bench/mutation_survivors.md).
+
+
+def _arrays_and_header(path):
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    return arrays, json.loads(str(arrays.pop("__meta__")))
+
+
+def _write(path, meta, arrays):
+    """An .npz with ``meta`` (an array, or a dict written as JSON) as its header and ``arrays``."""
+    if isinstance(meta, dict):
+        meta = np.array(json.dumps(meta))
+    with open(path, "wb") as fh:
+        np.savez(fh, __meta__=meta, **arrays)
+
+
+def test_weights_changed_with_their_checksum_are_refused_by_the_header_checksum(tmp_path):
+    """The header's checksum covers the arrays' checksums: an edit of a weight that also rewrites
+    its checksum (but not the header's) is caught."""
+    import hashlib
+
+    clf, X = _fitted_classifier([0, 1])
+    path = model.save(clf, tmp_path / "m.npz")
+    arrays, header = _arrays_and_header(path)
+    arrays["coef_0"] = arrays["coef_0"] * 2
+    header["sha256"]["coef_0"] = hashlib.sha256(np.ascontiguousarray(arrays["coef_0"]).tobytes()).hexdigest()
+    _write(path, header, arrays)
+    with pytest.raises(ModelFileError, match="header was changed after saving"):
+        model.load(path)
+
+
+def test_the_header_checksum_is_of_its_content_not_its_layout(tmp_path):
+    """The same header written with its keys in another order and indented still loads."""
+    clf, X = _fitted_classifier(["a", "b", "c"])
+    path = model.save(clf, tmp_path / "m.npz", metadata={"trial": 3, "study": "s"})
+    arrays, header = _arrays_and_header(path)
+
+    def reordered(value):
+        if isinstance(value, dict):
+            return {k: reordered(value[k]) for k in reversed(list(value))}
+        return [reordered(v) for v in value] if isinstance(value, list) else value
+
+    _write(path, np.array(json.dumps(reordered(header), indent=2)), arrays)
+    np.testing.assert_array_equal(model.load(path).predict_proba(X), clf.predict_proba(X))
+
+
+def _without_sha256(header):
+    del header["sha256"]
+
+
+def _without_header_digest(header):
+    from model.serialization import HEADER_DIGEST
+
+    del header["sha256"][HEADER_DIGEST]
+
+
+def _other_format(header):
+    header["format"] = "someone-elses-model"
+
+
+def _version_3(header):
+    header["version"] = 3
+
+
+@pytest.mark.parametrize("change, message", [
+    (_without_sha256, "header was changed after saving"),
+    (_without_header_digest, "header was changed after saving"),
+    (_other_format, r"not a model saved by model.save$"),
+    (_version_3, "unsupported model format version 3$"),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_a_header_changed_in_its_structure_gets_a_model_file_error(tmp_path, change, message):
+    clf, _ = _fitted_classifier([0, 1])
+    path = model.save(clf, tmp_path / "m.npz")
+    _rewrite_header(path, change)
+    with pytest.raises(ModelFileError, match=message):
+        model.load(path)
+
+
+@pytest.mark.parametrize("meta, message", [
+    (np.array(["{}"]), r"not a model saved by model.save \(no header\)"),  # 1-D, not 0-d
+    (np.array(5), r"not a model saved by model.save \(no header\)"),  # not text
+    (np.array("{not json"), "corrupted model header"),
+], ids=["one-dimensional", "a-number", "not-json"])
+def test_a_file_without_a_readable_header_gets_a_model_file_error(tmp_path, meta, message):
+    path = tmp_path / "m.npz"
+    _write(path, meta, {"coef_0": np.ones(2)})
+    with pytest.raises(ModelFileError, match=message):
+        model.load(path)
+
+
+def test_an_array_added_to_the_file_is_refused(tmp_path):
+    clf, _ = _fitted_classifier([0, 1])
+    path = model.save(clf, tmp_path / "m.npz")
+    arrays, header = _arrays_and_header(path)
+    _write(path, header, {**arrays, "extra": np.zeros(3)})
+    with pytest.raises(ModelFileError, match="the arrays in the file do not match its header"):
+        model.load(path)
+
+
+def test_a_consistent_file_describing_an_unknown_model_is_malformed(tmp_path):
+    """A version 1 file (no header checksum) naming a class that load does not know."""
+    from model.serialization import HEADER_DIGEST
+
+    clf, _ = _fitted_classifier([0, 1])
+    path = model.save(clf, tmp_path / "m.npz")
+
+    def unknown_class(header):
+        header["version"] = 1
+        del header["sha256"][HEADER_DIGEST]
+        header["estimator"]["class"] = "GradientBoosting"
+
+    _rewrite_header(path, unknown_class)
+    with pytest.raises(ModelFileError, match=r"malformed model file \(KeyError\('GradientBoosting'\)\)"):
+        model.load(path)
+
+
+def test_save_creates_the_folders_and_keeps_the_metadata(tmp_path):
+    from model.serialization import read_header
+
+    clf, X = _fitted_classifier([0, 1])
+    path = model.save(clf, tmp_path / "a" / "b" / "m.npz", metadata={"trial": 3})
+    assert path == tmp_path / "a" / "b" / "m.npz"
+    assert read_header(path)["metadata"] == {"trial": 3}
+    assert read_header(model.save(clf, tmp_path / "plain.npz"))["metadata"] == {}
+    np.testing.assert_array_equal(model.load(path).predict(X), clf.predict(X))
+
+
+def test_a_pipeline_keeps_its_step_names_and_other_objects_are_refused_by_name(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from model.preprocessing import TabularPreprocessor
+    from model.serialization import read_header
+
+    clf, X = _fitted_classifier([0, 1])
+    pre = TabularPreprocessor().fit(X)
+    pipe = Pipeline([("prep", pre), ("net", MLPClassifier(max_epochs=2, random_state=0).fit(pre.transform(X), clf.predict(X)))])
+    path = model.save(pipe, tmp_path / "p.npz")
+    assert read_header(path)["pipeline"]["preprocessor"]["class"] == "TabularPreprocessor"
+    loaded = model.load(path)
+    assert list(loaded.named_steps) == ["prep", "net"]
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    three = Pipeline([("prep", pre), ("again", TabularPreprocessor()), ("net", pipe[-1])])
+    with pytest.raises(TypeError, match=r"^only a Pipeline of \(TabularPreprocessor, estimator\) can be saved$"):
+        model.save(three, tmp_path / "three.npz")
+    with pytest.raises(TypeError, match=r"^cannot save a LogisticRegression \(saveable: MLPClassifier, MLPEnsemble, MLPRegressor\)$"):
+        model.save(LogisticRegression().fit(X, clf.predict(X)), tmp_path / "lr.npz")
+
+
+def test_the_header_checksum_follows_the_documented_rule(tmp_path):
+    """SHA-256 of the header as JSON with sorted keys, its own checksum left out: a file saved by
+    another version of this code, or checked by another tool, gets the same answer."""
+    import hashlib
+
+    from model.serialization import HEADER_DIGEST
+
+    clf, _ = _fitted_classifier([0, 1])
+    _, header = _arrays_and_header(model.save(clf, tmp_path / "m.npz", metadata={"run": "r1"}))
+    stored = header["sha256"].pop(HEADER_DIGEST)
+    assert stored == hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
