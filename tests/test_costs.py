@@ -56,9 +56,7 @@ name = "none"
 
 [result]
 start_from_defaults = false
-ensemble = 3
 refit = false
-seeds = 1
 
 [space]
 n_layers = 1
@@ -164,6 +162,26 @@ def test_bad_constraints_get_one_line_naming_the_key(tmp_path, entry, message):
         load_config(path)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert "costs: latency_ms_row, latency_ms_batch1000, size_kb, n_params" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["ensemble", "seeds"])
+def test_constraints_make_the_final_model_one_network(tmp_path, key):
+    path = tmp_path / "s.toml"
+    head = 'name = "s"\n[data]\nsource = "sklearn:iris"\n[objective]\nconstraints = { size_kb = 50 }\n'
+    path.write_text(head)
+    result = load_config(path).result
+    assert (result.ensemble, result.seeds) == (1, 1)  # the defaults there
+    assert "result" not in load_config(path).file_settings()  # still the file's defaults
+    path.write_text(head + f"[result]\n{key} = 1\n")
+    assert getattr(load_config(path).result, key) == 1
+    path.write_text(head + f"[result]\n{key} = 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"result.{key}: 2 with objective.constraints: the final model would average 2 networks" in str(err.value)
+    assert "\n" not in str(err.value)
+    # without constraints, the usual defaults
+    path.write_text('name = "s"\n[data]\nsource = "sklearn:iris"\n')
+    assert (load_config(path).result.ensemble, load_config(path).result.seeds) == (5, 3)
 
 
 def test_constraints_load_as_floats(tmp_path):
@@ -274,8 +292,9 @@ def test_infeasible_trials_are_never_the_best_nor_in_the_final_model(constrained
 
     best = study.best_trial
     assert feasible(best) and best.value == max(t.value for t in good)
-    members = {int(n) for n in study.user_attrs[FINAL_ATTR]["members"]}
-    assert members and members <= {t.number for t in good}
+    # Under constraints the final model is one network: the best trial meeting them.
+    final = study.user_attrs[FINAL_ATTR]
+    assert final["members"] == {str(best.number): 1} and final["seeds"] == 1
 
     output = " ".join(constrained["output"].split())
     assert f"{len(good)} of 8 completed trials meet the constraints" in output

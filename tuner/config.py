@@ -296,8 +296,10 @@ class ResultConfig(_Section):
     ``GridSearchCV(refit=True)`` does. ``ensemble``: up to this many trials, chosen greedily on
     validation (Caruana et al., 2004), are averaged into the final model; 1 keeps the best trial
     alone. ``seeds``: with ``refit``, each chosen trial is refit this many times, its trial's seed
-    first, and the copies averaged (without refit the members are the trials' own models): a network's test score varies from seed to seed about as much as the
-    top trials differ, and averaging copies removes that variance (tuner/final.py).
+    first, and the copies averaged (without refit the members are the trials' own models): a
+    network's test score varies from seed to seed about as much as the top trials differ, and
+    averaging copies removes that variance (tuner/final.py). Under ``[objective] constraints``
+    both are 1 (see :meth:`StudyConfig._one_network_under_constraints`).
     """
 
     start_from_defaults: bool = True
@@ -355,6 +357,28 @@ class StudyConfig(_Section):
                 "objective.metric",
                 f"{self.objective.metric!r} does not fit a {task} task (allowed: {', '.join(allowed)})",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_network_under_constraints(self) -> StudyConfig:
+        """Under ``[objective] constraints`` the final model is one network: ``[result] ensemble``
+        and ``seeds`` default to 1 there, and a file that sets either above 1 is refused. An
+        average of N networks takes about N times one network's latency and size, so an ensemble
+        of trials that each meet the bounds would not meet them itself."""
+        if not self.objective.constraints:
+            return self
+        for key in ("ensemble", "seeds"):
+            value = getattr(self.result, key)
+            if key in self.result.model_fields_set and value > 1:
+                raise KeyedError(
+                    f"result.{key}",
+                    f"{value} with objective.constraints: the final model would average {value} networks, whose "
+                    "latency and size add up past the bounds each trial meets; set it to 1 (the default there)",
+                )
+        if self.result.ensemble != 1 or self.result.seeds != 1:
+            result = self.result.model_copy(update={"ensemble": 1, "seeds": 1})
+            result.model_fields_set.difference_update({"ensemble", "seeds"})  # still defaults for the file
+            object.__setattr__(self, "result", result)
         return self
 
     def with_overrides(
