@@ -147,6 +147,16 @@ def test_sync_puts_the_front_tags_right_again(pareto):
     assert client.get_run(runs[on]).data.tags.get(FRONT_TAG) == "true"
     assert FRONT_TAG not in client.get_run(runs[off]).data.tags
 
+    # A front trial whose run was lost is logged again by sync, from Optuna, and tagged.
+    lost = max(front)
+    client.delete_run(runs[lost])
+    synced = invoke("sync", "pareto", *pareto["stores"])
+    assert synced.exit_code == 0, synced.output
+    assert "logged 1 missing" in synced.output
+    experiment = client.get_experiment_by_name("pareto").experiment_id
+    again = client.search_runs([experiment], filter_string=f"tags.`{TAG_TRIAL}` = '{lost}'")
+    assert [r.data.tags.get(FRONT_TAG) for r in again] == ["true"] and again[0].info.run_id != runs[lost]
+
 
 def test_the_final_model_is_the_primary_trial_alone_with_one_seed(pareto):
     final = pareto["study"].user_attrs[FINAL_ATTR]
