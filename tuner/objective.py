@@ -3,6 +3,9 @@
 Data flows in one way: the config and the data splits are fixed for the study, the trial
 suggests the parameters, the model trains with a per-epoch callback that reports to Optuna,
 and what happened is handed to the tracker as one :class:`~tuner.tracking.TrialRecord`.
+
+In a multi-objective study (``[objective] metrics``, tuner/pareto.py) a trial reports nothing to
+Optuna, is never pruned, and returns one value per objective, its metric first.
 """
 
 from __future__ import annotations

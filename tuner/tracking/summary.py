@@ -45,9 +45,9 @@ def finish_parent(
     ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
     run's metric history) and ``trials.csv``; for a multi-objective study (tuner/pareto.py) the
     metric ``n_pareto_front``, the artifacts ``pareto_front.png`` / ``pareto_front.csv`` and the
-    tag ``pareto_front`` on the front's child runs (the best trial is the primary trial). Every part is best effort: failures warn, never
-    raise; artifacts the store refused are named in the tag ``tuner.missing`` (``tuner sync``
-    logs them later).
+    tag ``pareto_front`` on the front's child runs (its best trial is the primary trial). Every
+    part is best effort: failures warn, never raise; artifacts the store refused are named in the
+    tag ``tuner.missing`` (``tuner sync`` logs them later).
     """
     from mlflow.entities import Metric, Param, RunTag
 
