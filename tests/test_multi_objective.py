@@ -239,3 +239,14 @@ def test_a_multi_objective_config_round_trips_and_leaves_pruning_off(tmp_path):
     assert again.objectives == config.objectives and again.budget.n_trials == 3
     stored = config_from_settings(config.file_settings(), "stored")  # as `tuner export NAME` reads it
     assert stored.objectives == config.objectives and stored.pruner.name == "none"
+
+
+def test_the_same_study_with_one_metric_is_refused(pareto, tmp_path):
+    """The objectives define the study (tuner/definition.py): resuming it with `metric` alone
+    would rank its trials by another rule."""
+    single = tmp_path / "pareto.toml"
+    single.write_text(pareto["file"].read_text().replace('metrics = ["accuracy", "n_params"]', 'metric = "accuracy"'))
+    result = invoke("run", str(single), *pareto["stores"])
+    assert result.exit_code == 1
+    assert "objective.metrics was ['accuracy', 'n_params'], now None" in " ".join(result.output.split())
+    assert len(optuna.load_study(study_name="pareto", storage=pareto["stores"][1]).trials) == 8
