@@ -359,16 +359,20 @@ def test_export_block_runs_as_pasted(tuned):
 
 def test_toml_blocks_are_valid_study_file_tables():
     """The README's ```toml blocks are study file tables the config accepts; the ``[result]``
-    block, which says it shows the defaults, holds exactly the defaults."""
+    block, which says it shows the defaults, holds exactly the defaults; the two ``[objective]``
+    blocks show constraints and a multi-objective study."""
     import tomllib
 
-    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig
+    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig, StudyConfig
 
     blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
               for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
+    objectives = [block.pop("objective") for block in blocks if "objective" in block]
     tables = {name: table for block in blocks for name, table in block.items()}
-    assert sorted(tables) == ["data", "objective", "result"]
-    assert ObjectiveConfig(**tables["objective"]).constraints == {"latency_ms_row": 0.2, "size_kb": 50.0}
+    assert sorted(tables) == ["data", "result"] and len(objectives) == 2
+    assert ObjectiveConfig(**objectives[0]).constraints == {"latency_ms_row": 0.2, "size_kb": 50.0}
+    multi = StudyConfig(name="s", data={"source": "sklearn:digits"}, objective=objectives[1])
+    assert multi.objectives == ["accuracy", "latency_ms_row"] and multi.pruner.name == "none"
     csv = next((REPO / "data").glob("*.csv"))  # the keys are checked here, the column names when a file is read
     assert tables["data"] and DataConfig(source=str(csv), target="y", task="classification", **tables["data"])
     assert tables["result"] == ResultConfig().model_dump()

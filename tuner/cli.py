@@ -97,9 +97,14 @@ def run(
     def on_trial_end(study, trial) -> None:
         from .runner import finished_count
 
+        from .pareto import is_multi
+
         best = ""
         try:
-            best = f"best {config.objective.metric} {study.best_value:.4f} (trial {study.best_trial.number})"
+            if is_multi(study):
+                best = f"Pareto front: {len(study.best_trials)} trials"
+            else:
+                best = f"best {config.objective.metric} {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
             pass
         progress.update(task_id, completed=finished_count(study), best=best)
@@ -130,11 +135,16 @@ def _print_summary(result) -> None:
     feasible = _feasible_line(study)
     if feasible:
         console.print(feasible, highlight=False)
+    from .pareto import best_trial, is_multi
+
     try:
-        best = study.best_trial  # the best of those that meet the constraints
+        best = best_trial(study)  # the best of those that meet the constraints; see tuner/pareto.py
     except ValueError:
         raise TunerError(no_feasible_message(study.study_name, n_complete)) from None
-    console.print(f"\n[bold]best trial[/] {best.number}: validation {config.objective.metric} = {best.value:.4f}")
+    if is_multi(study):
+        _print_front(study)
+    what = "[bold]best trial[/]" if not is_multi(study) else "[bold]primary trial[/] (the front's best on its metric)"
+    console.print(f"\n{what} {best.number}: validation {config.objective.metric} = {best.values[0]:.4f}")
     for key, value in best.params.items():
         console.print(f"  {key} = {value}")
     from .costs import trial_costs
@@ -143,7 +153,8 @@ def _print_summary(result) -> None:
         console.print("  costs: " + _costs_text(trial_costs(best)), highlight=False)
     if result.test_scores:
         final = result.final
-        what = "best trial" if final is None or len(final.members) == 1 else (
+        alone = "primary trial, no ensemble (tuner/pareto.py)" if is_multi(study) else "best trial"
+        what = alone if final is None or len(final.members) == 1 else (
             "ensemble of trials " + ", ".join(f"{n}" + (f" x{w}" if w > 1 else "") for n, w in final.members.items())
         )
         if final is not None and final.seeds > 1:
@@ -178,6 +189,21 @@ def _feasible_line(study) -> str | None:
     return f"{feasible} of {complete} completed trials meet the constraints (objective.constraints)"
 
 
+def _print_front(study) -> None:
+    """A multi-objective study's Pareto front: one row per trial, one column per objective."""
+    from .pareto import front_rows, objective_names
+
+    rows = front_rows(study)
+    names = objective_names(study)
+    table = Table(title=f"Pareto front: {len(rows)} trials")
+    table.add_column("trial", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(str(row["trial"]), *(f"{row[name]:.4g}" for name in names))
+    console.print(table)
+
+
 def _where_to_look(name: str, tracker) -> str:
     """The one line that leads to the study's runs: the runs table's link on a tracking server,
     else the command that starts the UI on this store and the link it will serve."""
@@ -209,8 +235,8 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     console.print(f"study {study.study_name!r}: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    top = sorted(complete, key=lambda t: t.value, reverse=reverse)[:limit]
+    reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE  # a multi-objective study's metric
+    top = sorted(complete, key=lambda t: t.values[0], reverse=reverse)[:limit]
     if not top:
         return
     table = Table(title=f"top {len(top)} trials by validation {metric}")
@@ -229,7 +255,7 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
         layers = "-".join(str(p[f"units_l{i}"]) for i in range(p.get("n_layers", 0)) if f"units_l{i}" in p)
         lr = p.get("learning_rate")
         table.add_row(
-            str(t.number), f"{t.value:.4f}", layers or "-",
+            str(t.number), f"{t.values[0]:.4f}", layers or "-",
             str(p.get("activation", "-")), str(p.get("optimizer", "-")),
             f"{lr:.2e}" if isinstance(lr, float) else "-", str(p.get("batch_size", "-")),
             *(["yes" if feasible(t) else "no"] if constrained else []),
@@ -335,9 +361,13 @@ def status(
     feasible = _feasible_line(study)
     if feasible:
         console.print(feasible, highlight=False)
+    from .pareto import best_trial, is_multi
+
+    if is_multi(study):
+        _print_front(study)
     try:
-        best = study.best_trial  # the best of those that meet the constraints
-        console.print(f"best trial {best.number}: {best.value:.4f}")
+        best = best_trial(study)  # the best of those that meet the constraints; see tuner/pareto.py
+        console.print(f"best trial {best.number}: {best.values[0]:.4f}")
     except ValueError:
         console.print("no completed trial meets the constraints yet" if feasible else "no completed trial yet")
 

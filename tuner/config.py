@@ -178,6 +178,9 @@ class ObjectiveConfig(_Section):
     see tuner/requirements.py)."""
 
     metric: str | None = None
+    #: A multi-objective study (tuner/pareto.py): the first is the study's validation metric, the
+    #: others validation metrics or cost names; None for a single-objective study.
+    metrics: list[str] | None = None
     validation_splits: int | str = "auto"
     constraints: dict[str, float] = Field(default_factory=dict)
 
@@ -208,12 +211,43 @@ class ObjectiveConfig(_Section):
             raise ValueError(f"must be \"auto\" or a whole number from 1 to {MAX_VALIDATION_SPLITS}, got {value!r}")
         return value
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _objectives(cls, value: Any) -> list[str] | None:
+        """One message for every mistake in ``metrics`` (unknown, repeated, a cost first, too many)."""
+        if value is None:  # a single-objective study's settings, dumped and validated again
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be a list of names, e.g. [\"accuracy\", \"latency_ms_row\"] (got {value!r})")
+        problems = []
+        if not 2 <= len(value) <= MAX_OBJECTIVES:
+            problems.append(
+                f"give 2 to {MAX_OBJECTIVES} names (got {len(value)}); one metric alone is `metric = \"...\"`"
+            )
+        unknown = [v for v in value if v not in metrics.METRICS and v not in COSTS]
+        if unknown:
+            problems.append(
+                f"unknown {', '.join(map(repr, unknown))} (metrics: {', '.join(metrics.METRICS)}; costs: {', '.join(COSTS)})"
+            )
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            problems.append(f"{', '.join(map(repr, repeated))} named twice")
+        if value and value[0] in COSTS:
+            problems.append(f"the first must be a validation metric, not the cost {value[0]!r} (it is the study's metric)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
     @field_validator("metric")
     @classmethod
     def _known(cls, metric: str | None) -> str | None:
         if metric is not None and metric not in metrics.METRICS:
             raise ValueError(f"unknown metric {metric!r} (allowed: {', '.join(metrics.METRICS)})")
         return metric
+
+
+#: The most objectives a multi-objective study may have (a front over more is hard to read or fill).
+MAX_OBJECTIVES = 3
 
 
 class BudgetConfig(_Section):
@@ -337,8 +371,23 @@ class StudyConfig(_Section):
 
     @property
     def direction(self) -> str:
-        """'maximize' or 'minimize', derived from the metric."""
+        """'maximize' or 'minimize', derived from the metric (the first of a multi-objective study)."""
         return metrics.direction(self.metric)
+
+    @property
+    def objectives(self) -> list[str]:
+        """The study's objectives in order: ``[metric]``, or ``[objective] metrics``."""
+        return list(self.objective.metrics or [self.metric])
+
+    @property
+    def directions(self) -> list[str]:
+        """Each objective's direction: a metric's own, a cost's "minimize" (tuner/pareto.py)."""
+        return [metrics.direction(name) if name in metrics.METRICS else "minimize" for name in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study has several objectives (an Optuna multi-objective study)."""
+        return self.objective.metrics is not None
 
     @property
     def path(self) -> str:
@@ -349,6 +398,8 @@ class StudyConfig(_Section):
     def _check(self) -> StudyConfig:
         task = self.data.task
         assert task is not None
+        if self.objective.metrics is not None:
+            self._check_objectives(task)
         if self.objective.metric is None:
             self.objective.metric = metrics.DEFAULT_METRIC[task]
         allowed = metrics.metrics_for_task(task)
@@ -381,6 +432,30 @@ class StudyConfig(_Section):
             object.__setattr__(self, "result", result)
         return self
 
+    def _check_objectives(self, task: str) -> None:
+        """``metrics``: not with ``metric``; its metrics fit the task; no Optuna pruner (they do
+        not support multi-objective studies: the README's "Multi-objective studies" says why
+        none replaces them). An unset ``[pruner] name`` becomes "none"."""
+        names = self.objective.metrics or []
+        if "metric" in self.objective.model_fields_set:
+            raise KeyedError("objective.metrics", "give either metric or metrics, not both (metrics[0] is the study's metric)")
+        allowed = metrics.metrics_for_task(task)
+        wrong = [n for n in names if n in metrics.METRICS and n not in allowed]
+        if wrong:
+            raise KeyedError(
+                "objective.metrics", f"{', '.join(map(repr, wrong))} do(es) not fit a {task} task (allowed: {', '.join(allowed)})"
+            )
+        if "name" not in self.pruner.model_fields_set:
+            self.pruner = PrunerConfig(name="none")
+        elif self.pruner.name != "none":
+            raise KeyedError(
+                "pruner.name",
+                f"{self.pruner.name!r}: Optuna's pruners do not support a multi-objective study (objective.metrics); "
+                "use \"none\" or leave [pruner] out",
+            )
+        self.objective.metric = names[0]
+        self.objective.model_fields_set.discard("metric")  # still given by metrics alone
+
     def with_overrides(
         self,
         n_trials: int | None = None,
@@ -393,6 +468,8 @@ class StudyConfig(_Section):
         given = {k: v for k, v in self.budget.model_dump().items() if k in self.budget.model_fields_set}
         budget = given | {k: v for k, v in budget.items() if v is not None}
         raw = self.model_dump() | {"budget": budget}
+        if self.multi_objective:
+            raw["objective"].pop("metric")  # metrics[0]
         # Only the [space] entries the file set: the others stay defaults that fit the data.
         raw["space"] = {k: v for k, v in raw["space"].items() if k in self.space.model_fields_set}
         if seed is not None:
@@ -547,8 +624,10 @@ def check_against_data(config: StudyConfig, n_train: int, n_classes: int | None 
         )
     if config.task == "classification" and n_classes is not None:
         allowed = metrics.metrics_for_task(config.task, n_classes)
-        if config.metric not in allowed:
-            raise ConfigError(
-                f"{config.path}: objective.metric: {config.metric!r} needs a binary target but this one has "
-                f"{n_classes} classes (allowed: {', '.join(allowed)})"
-            )
+        key = "objective.metrics" if config.multi_objective else "objective.metric"
+        for name in config.objectives:
+            if name in metrics.METRICS and name not in allowed:
+                raise ConfigError(
+                    f"{config.path}: {key}: {name!r} needs a binary target but this one has "
+                    f"{n_classes} classes (allowed: {', '.join(allowed)})"
+                )

@@ -28,7 +28,7 @@ from .errors import TunerError
 DEFINITION_ATTR = "definition"
 #: Settings added to the definition after studies were stored without them, and the value a study
 #: stored without one had: such a study is checked against that value.
-ADDED_LATER: dict[str, Any] = {"objective.constraints": {}}
+ADDED_LATER: dict[str, Any] = {"objective.constraints": {}, "objective.metrics": None}
 #: The study user attribute holding the study file's settings (StudyConfig.file_settings), so that
 #: commands given only the study's name (``tuner export NAME``) can rebuild its config.
 STUDY_FILE_ATTR = "study_file"
@@ -43,6 +43,8 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
         "objective.metric": config.metric,
         "objective.validation_splits": config.objective.validation_splits,
         "objective.constraints": dict(config.objective.constraints),
+        # A multi-objective study's objectives (None: one metric); tuner/pareto.py.
+        "objective.metrics": config.objective.metrics,
         "direction": config.direction,
         "data.source": data.source,
         "data.target": data.target,

@@ -73,6 +73,7 @@ def pick_trial(study, number: int | None, where=None):
     there is none or it did not complete."""
     import optuna
 
+    from .pareto import best_trial
     from .requirements import best_meeting, no_feasible_message
 
     complete = optuna.trial.TrialState.COMPLETE
@@ -89,16 +90,10 @@ def pick_trial(study, number: int | None, where=None):
     n_complete = sum(t.state == complete for t in study.get_trials(deepcopy=False))
     if not n_complete:
         raise TunerError(f"study {study.study_name!r} has no completed trial to export")
-    if len(study.directions) > 1:
-        best = ", ".join(str(t.number) for t in study.best_trials)
-        raise TunerError(
-            f"study {study.study_name!r} has several objectives: choose one of the Pareto-optimal "
-            f"trials ({best}) with --trial N"
-        )
     if where:
         return best_meeting(study, where)
     try:
-        return study.best_trial
+        return best_trial(study)  # a multi-objective study's primary trial (tuner/pareto.py)
     except ValueError:  # Optuna: no completed trial meets the constraints
         raise TunerError(no_feasible_message(study.study_name, n_complete)) from None
 
@@ -150,8 +145,10 @@ def provenance(
         },
         "model_parameters": model_params,
         "members": {str(k): int(v) for k, v in (members or {trial.number: 1}).items()},
-        "objective": {"metric": config.metric, "direction": config.direction},
-        "validation_score": float(trial.value),
+        "objective": {"metric": config.metric, "direction": config.direction}
+        | ({"metrics": dict(zip(config.objectives, map(float, trial.values), strict=True))}
+           if config.multi_objective else {}),
+        "validation_score": float(trial.values[0]),
         "test_scores": {k: float(v) for k, v in test_scores.items()},
         "source": source,
         "trained_on": "train+validation" if refit else "train",
@@ -353,7 +350,7 @@ def export_study(
     )
     result = ExportResult(
         path=out_path, study_name=config.name, trial_number=trial.number, source=source,
-        validation_score=float(trial.value), test_scores=scores, metadata=metadata, notes=notes,
+        validation_score=float(trial.values[0]), test_scores=scores, metadata=metadata, notes=notes,
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.new-", dir=out_path.parent))

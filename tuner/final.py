@@ -26,6 +26,10 @@ else from the trial trained again (deterministic from its parameters and seed). 
 validation splits (``[objective] validation_splits``, tuner/resampling.py) they are the outputs of
 every split, scored together, and a refit trains for the median of the splits' epochs. The test
 split is not used here: the caller scores the result once.
+
+A multi-objective study's final model is its primary trial alone (the front's best on the first
+metric, tuner/pareto.py), refit with one seed: an ensemble or seed copies would multiply the
+latency and size it was chosen for.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from .data import Splits, fingerprint
 from .estimators import trial_epochs, trial_estimator, validation_output
 from .objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from .errors import TunerError
+from .pareto import best_trial
 from .resampling import Resample, resamples, validation_targets
 from .requirements import ranked_trials
 from .retries import RUN_ID_ATTR
@@ -205,7 +210,7 @@ def _known(
             config.metric, splits.task, lambda: trial_estimator(config, splits, trial), extra
         )
         output, epochs = np.concatenate([output, *outputs]), int(np.median([epochs, *more]))
-    return CompletedTrial(value=float(trial.value), output=output, epochs=epochs, estimator=estimator)
+    return CompletedTrial(value=float(trial.values[0]), output=output, epochs=epochs, estimator=estimator)
 
 
 def select_members(
@@ -221,8 +226,8 @@ def select_members(
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
     extra = resamples(config, splits)
-    if size == 1 or len(ranked) == 1 or multilabel:
-        best = study.best_trial
+    if size == 1 or len(ranked) == 1 or multilabel or config.multi_objective:
+        best = best_trial(study)  # a multi-objective study's primary trial alone (tuner/pareto.py)
         return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
     pool = ranked[: size * CANDIDATES_PER_MEMBER]
     known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
@@ -249,6 +254,8 @@ def build_final_model(
     ``members`` (and their ``epochs`` and ``seeds``) replay a recorded selection instead of
     selecting again."""
     seeds = config.result.seeds if seeds is None else int(seeds)
+    if config.multi_objective:
+        seeds = 1  # copies would multiply the latency the study traded against (tuner/pareto.py)
     if not config.result.refit:
         seeds = 1  # without refit the members are the trials' own models, as they were chosen
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

@@ -3,6 +3,9 @@
 Data flows in one way: the config and the data splits are fixed for the study, the trial
 suggests the parameters, the model trains with a per-epoch callback that reports to Optuna,
 and what happened is handed to the tracker as one :class:`~tuner.tracking.TrialRecord`.
+
+In a multi-objective study (``[objective] metrics``, tuner/pareto.py) a trial reports nothing to
+Optuna, is never pruned, and returns one value per objective, its metric first.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ class TrialRun:
     fit_epochs: int | None = None
     #: A completed trial's measured costs by name (tuner/costs.py), stored and logged with it.
     costs: dict[str, float] | None = None
+    #: A multi-objective study's other objectives by name (tuner/pareto.py).
+    others: dict[str, float] | None = None
 
     def summary(self, estimator) -> dict[str, float]:
         out = {
@@ -173,6 +178,8 @@ class Objective:
                 run.history[f"val_{self.metric}"].append(value)
             if not math.isfinite(value):
                 raise DivergenceError(f"validation {self.metric} is {value} at epoch {epoch}")
+            if self.config.multi_objective:  # no pruning (Optuna's raise): see tuner/pareto.py
+                return False
             trial.report(value, epoch)
             if trial.should_prune():
                 run.pruned_epoch = epoch
@@ -181,7 +188,7 @@ class Objective:
 
         return report
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
         run.retry_of, run.previous_run_id = _retry_origin(trial)
@@ -221,6 +228,9 @@ class Objective:
                 # Only trials meeting the constraints compete for the best and the final model.
                 run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
                 self._keep_completed(trial.number, run.value, estimator, output, epochs)
+            if self.config.multi_objective:
+                run.others = self._other_objectives(estimator, run.costs)
+                return (run.value, *run.others.values())
             return run.value
         except optuna.TrialPruned:
             raise
@@ -233,6 +243,20 @@ class Objective:
             raise
         finally:
             self._record(trial, params, estimator, run)
+
+    def _other_objectives(self, estimator, costs: dict[str, float]) -> dict[str, float]:
+        """A multi-objective study's objectives after the first, by name: a cost as measured, a
+        validation metric scored on the study's validation split (the first objective alone is
+        averaged over extra splits, tuner/resampling.py)."""
+        out = {}
+        for name in self.config.objectives[1:]:
+            if name in costs:
+                out[name] = float(costs[name])
+            else:
+                out[name] = metrics.score_model(name, estimator, self.splits.Xt_val, self.splits.y_val)
+                if not math.isfinite(out[name]):
+                    raise DivergenceError(f"final validation {name} is {out[name]}")
+        return out
 
     def _attach_run(self, trial: optuna.Trial, run: TrialRun) -> None:
         """Link the trial and its MLflow run both ways (waiting for the run if it is not created
@@ -268,6 +292,9 @@ class Objective:
             return
         if run.value is not None:
             summary[f"val_{self.metric}"] = run.value
+        for name, value in (run.others or {}).items():
+            if name not in (run.costs or {}):  # costs are logged as cost_<name> already
+                summary[f"val_{name}"] = value
         self.tracker.end_trial_later(
             run_id,
             TrialRecord(

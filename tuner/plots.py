@@ -37,7 +37,7 @@ def write_study_plots(
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE  # a multi-objective study's metric
     metric = study.user_attrs.get("metric", "value")
     plots: dict[str, Callable[[], Figure]] = {}
     if history:
@@ -86,7 +86,7 @@ def optimization_history(trials: list[optuna.trial.FrozenTrial], maximize: bool,
     from matplotlib.figure import Figure
 
     numbers = [t.number for t in trials]
-    values = [t.value for t in trials]
+    values = [t.values[0] for t in trials]
     best, so_far = [], None
     for v in values:
         so_far = v if so_far is None else (max(so_far, v) if maximize else min(so_far, v))
@@ -112,7 +112,8 @@ def param_importances(study: optuna.Study, metric: str) -> Figure:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PED-ANOVA is experimental
         importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+            target=(lambda t: t.values[0]) if len(study.directions) > 1 else None,
         )
     names = list(importances)[::-1]
     fig = Figure(figsize=(8, max(3.0, 0.35 * len(names) + 1.2)))
@@ -133,7 +134,7 @@ def parallel_coordinate(trials: list[optuna.trial.FrozenTrial], maximize: bool, 
     from matplotlib.figure import Figure
 
     names = sorted({k for t in trials for k in t.params})
-    values = np.array([t.value for t in trials], dtype=float)
+    values = np.array([t.values[0] for t in trials], dtype=float)
     spread = float(np.ptp(values)) or 1.0
     quality = (values - values.min()) / spread if maximize else (values.max() - values) / spread
     columns, labels = [(values - values.min()) / spread], [(f"{values.min():.4g}", f"{values.max():.4g}")]

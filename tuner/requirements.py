@@ -111,19 +111,20 @@ def no_feasible_message(study_name: str, n_complete: int) -> str:
 
 def ranked_trials(study, feasible_only: bool = True) -> list:
     """Completed trials, best first by the study's direction (ties: the earlier trial); with
-    ``feasible_only``, only those meeting the study's constraints (:func:`feasible`)."""
+    ``feasible_only``, only those meeting the study's constraints (:func:`feasible`). A
+    multi-objective study's trials are ranked on its first objective, its metric (tuner/pareto.py)."""
     import optuna
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if feasible_only:
         complete = [t for t in complete if feasible(t)]
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(complete, key=lambda t: (sign * float(t.value), t.number))
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * float(t.values[0]), t.number))
 
 
 def best_meeting(study, requirements: Sequence[Requirement]):
-    """The most accurate completed trial (by the study's direction; ties: the earlier trial) whose
-    stored costs meet every requirement; TunerError when none does."""
+    """The most accurate completed trial (by the study's direction, or its first objective; ties:
+    the earlier trial) whose stored costs meet every requirement; TunerError when none does."""
     ranked = ranked_trials(study, feasible_only=False)
     for trial in ranked:
         costs = trial_costs(trial)

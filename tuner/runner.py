@@ -20,6 +20,7 @@ from .definition import STUDY_FILE_ATTR, check_definition, study_definition
 from .process import frozen_heap, own_process
 from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
 from .objective import Objective
+from .pareto import best_trial
 from .recovery import recover, requeue_interrupted
 from .requirements import ranked_trials
 from .pruning import make_pruner
@@ -68,7 +69,7 @@ def create_study(
         storage=storage,
         sampler=make_sampler(config, worker),
         pruner=make_pruner(config),
-        direction=config.direction,
+        directions=config.directions,
         load_if_exists=True,
     )
     if definition is not None:
@@ -298,7 +299,7 @@ def _run_study(
             optimize(study, objective, config, callbacks, storage=run.storage)
         if not ranked_trials(study):  # no completed trial, or none meets the constraints
             return StudyResult(study, config, {}, tracker)
-        best = study.best_trial  # the best of those that meet the constraints
+        best = best_trial(study)
         pipeline = objective.best_pipelines.get(best.number) or trial_model(config, splits, tracker, best)[0]
         best_scores = metrics.test_scores(splits, pipeline)
         final = build_final_model(config, splits, study, objective.completed)

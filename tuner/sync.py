@@ -20,6 +20,7 @@ import optuna
 
 from .budget import FINISHED_STATES
 from .errors import TunerError
+from .pareto import is_multi, tag_front
 from .recovery import recover
 from .storage import load_existing_study, open_storage, resolve_storage_url
 from .study_files import study_name as resolve_study_name
@@ -71,6 +72,8 @@ def sync_study(study: str, storage: str | None = None, tracking_uri: str | None 
         if trial.number not in tracker.unlogged_trials:
             closed.append(trial.number)
     report = SyncReport(len(finished), logged, closed, sorted(tracker.unlogged_trials), dead_runs)
+    if is_multi(optuna_study):  # runs logged now may be on the Pareto front (tuner/pareto.py)
+        tag_front(tracker.client, trial_runs(tracker.client, tracker.experiment_id, name), optuna_study)
     report.artifacts, report.artifacts_missing, report.artifact_error = log_missing_artifacts(
         optuna_study, tracker, lambda: _retrainer(study, url, optuna_study),
     )

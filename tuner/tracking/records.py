@@ -78,8 +78,8 @@ class TrialRecord:
         for key, value in trial.user_attrs.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics[key] = float(value)
-        if trial.value is not None:
-            metrics[objective_name] = float(trial.value)
+        if trial.values:  # a multi-objective trial: its first value, the study's metric
+            metrics[objective_name] = float(trial.values[0])
         history_attr = trial.user_attrs.get("history")
         if isinstance(history_attr, dict) and all(
             isinstance(v, list) for v in history_attr.values()

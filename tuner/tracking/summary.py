@@ -13,7 +13,8 @@ from typing import Any, TYPE_CHECKING
 from .client import TrackingWarning
 from .keys import TAG_MISSING, dedupe, metric_value, mlflow_key, ms, param_value
 from ..requirements import n_feasible
-from .runs import find_trial_run
+from ..pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
+from .runs import find_trial_run, trial_runs
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -42,9 +43,11 @@ def finish_parent(
     has some; the best trial is the best of those); tags ``best_trial_number`` / ``best_run_id``; artifacts
     ``optimization_history.png``, ``param_importances.png`` (>= 2 complete trials),
     ``parallel_coordinate.png``, ``learning_curves.png`` (``best_history``, else the best
-    run's metric history) and ``trials.csv``. Every part is best effort: failures warn, never
-    raise; artifacts the store refused are named in the tag ``tuner.missing`` (``tuner sync``
-    logs them later).
+    run's metric history) and ``trials.csv``; for a multi-objective study (tuner/pareto.py) the
+    metric ``n_pareto_front``, the artifacts ``pareto_front.png`` / ``pareto_front.csv`` and the
+    tag ``pareto_front`` on the front's child runs (its best trial is the primary trial). Every
+    part is best effort: failures warn, never raise; artifacts the store refused are named in the
+    tag ``tuner.missing`` (``tuner sync`` logs them later).
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -87,12 +90,14 @@ def finish_parent(
     best = None
     best_run = None
     run_history: dict[str, list[float]] = {}
-    if len(study.directions) == 1 and any(t.state == states.COMPLETE for t in trials):
+    if any(t.state == states.COMPLETE for t in trials):
         with contextlib.suppress(Exception):
-            best = study.best_trial
+            best = best_trial(study)  # a multi-objective study's primary trial (tuner/pareto.py)
+    if is_multi(study):
+        metrics.append(Metric("n_pareto_front", len(study.best_trials), now, 0))
     if best is not None:
         params += [Param(mlflow_key(f"best_{k}"), param_value(v)) for k, v in best.params.items()]
-        metrics.append(Metric("best_value", float(best.value), now, 0))
+        metrics.append(Metric("best_value", float(best.values[0]), now, 0))
         tags.append(RunTag("best_trial_number", str(best.number)))
         try:
             best_run = find_trial_run(
@@ -142,6 +147,11 @@ def finish_parent(
                 tracker.client.set_tag(run_id, TAG_MISSING, what)
             except Exception as tag_exc:  # noqa: BLE001
                 logger.debug("cannot tag the parent run's missing artifacts", exc_info=tag_exc)
+    if is_multi(study):
+        try:
+            tag_front(tracker.client, trial_runs(tracker.client, tracker.experiment_id, tracker.study_name), study)
+        except Exception as exc:  # noqa: BLE001
+            tracker.report_failure("Pareto front tags", None, exc)
     try:
         tracker.client.set_terminated(run_id, status=status)
     except Exception as exc:  # noqa: BLE001
@@ -160,7 +170,8 @@ def log_study_artifacts(
         with tempfile.TemporaryDirectory(prefix="tuner-artifacts-") as tmp:
             write_artifacts(study, Path(tmp), history, best)
             names = {p.name for p in Path(tmp).iterdir()}
-            kinds = [("plots", any(n.endswith(".png") for n in names)), ("trials.csv", "trials.csv" in names)]
+            kinds = [("plots", any(n.endswith(".png") for n in names)), ("trials.csv", "trials.csv" in names),
+                     (FRONT_CSV, FRONT_CSV in names)]
             what = ", ".join(kind for kind, present in kinds if present)
             if names:
                 client.log_artifacts(run_id, tmp)
@@ -173,7 +184,7 @@ def study_curves(tracker, study: optuna.Study) -> tuple[optuna.trial.FrozenTrial
     """The study's best trial (None without a completed one) and the curves its run logged, for
     the plots of a parent run drawn after the fact (``tuner sync``)."""
     try:
-        best = study.best_trial  # the best of those that meet the constraints
+        best = best_trial(study)  # the best of those that meet the constraints
     except ValueError:  # no completed trial, or none meets the constraints
         return None, {}
     run = find_trial_run(tracker.client, tracker.experiment_id, tracker.study_name, best.number)
@@ -208,6 +219,7 @@ def write_artifacts(
     from ..plots import write_study_plots
 
     write_study_plots(study, out, history, best)
+    write_front(study, out)
     try:
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
     except Exception as exc:  # noqa: BLE001
