@@ -231,3 +231,47 @@ def test_the_warm_start_is_read_from_a_study_file_and_kept_with_the_study(tmp_pa
     with pytest.raises(ConfigError, match="^stored: warm_start: the grid sampler"):
         config_from_settings({"name": "g", "data": {"source": "sklearn:iris"}, "sampler": {"name": "grid"},
                               "warm_start": {"from": ["a"]}}, "stored")
+
+
+RACE = """
+import json, sys
+from tuner import runner
+from tuner.config import StudyConfig
+from tuner.storage import open_storage
+
+config, url = StudyConfig.model_validate(json.loads(sys.argv[1])), sys.argv[2]
+storage = open_storage(url)
+print("ready", flush=True)
+sys.stdin.readline()
+runner.create_study(config, storage, sys.argv[3], storage_url=url)
+"""
+
+
+def test_workers_creating_the_study_together_enqueue_the_warm_start_once(tmp_path):
+    """Two processes create the new study at the same instant (``tuner worker`` started twice):
+    the warm trials are enqueued once, under the study's budget lock."""
+    import json
+
+    from tests.helpers import released_together
+
+    storage = f"sqlite:///{tmp_path}/o.db"
+    _hand_made_source(storage)
+    raw = BASE | {"name": "race", "warm_start": {"from": ["hand"], "count": 3},
+                  "space": SPACE | {"n_layers": {"low": 1, "high": 3}, "learning_rate": {"low": 1e-3, "high": 1.0, "log": True}}}
+    released_together(RACE, [[json.dumps(raw), storage, f"w{i}"] for i in range(2)], cwd=REPO)
+    study = optuna.load_study(study_name="race", storage=storage)
+    assert sorted(t.user_attrs[warm_start.TRIAL_ATTR] for t in _warm(study)) == ["hand#0", "hand#1", "hand#2"]
+    assert study.user_attrs[warm_start.WARM_START_ATTR][0]["enqueued"] == 3
+
+
+def test_an_existing_study_is_not_warm_started_and_the_user_is_told(tmp_path):
+    storage = f"sqlite:///{tmp_path}/o.db"
+    _hand_made_source(storage)
+    runner.create_study(_config("old"), storage).optimize(lambda trial: 0.5, n_trials=1)
+    lines: list[str] = []
+    study = runner.create_study(_config("old", warm_start={"from": ["hand"]}), storage, notify=lines.append)
+    assert _warm(study) == [] and warm_start.WARM_START_ATTR not in study.user_attrs
+    assert lines == [
+        "warm start: study 'old' already has trials, and [warm_start] applies only when a study is created: give "
+        "the study a new name to start it from the sources' best trials"
+    ]
