@@ -362,12 +362,13 @@ def test_toml_blocks_are_valid_study_file_tables():
     block, which says it shows the defaults, holds exactly the defaults."""
     import tomllib
 
-    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig
+    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig, WarmStartConfig
 
     blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
               for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
     tables = {name: table for block in blocks for name, table in block.items()}
-    assert sorted(tables) == ["data", "objective", "result"]
+    assert sorted(tables) == ["data", "objective", "result", "warm_start"]
+    assert WarmStartConfig(**tables["warm_start"]).from_ == ["digits"]
     assert ObjectiveConfig(**tables["objective"]).constraints == {"latency_ms_row": 0.2, "size_kb": 50.0}
     csv = next((REPO / "data").glob("*.csv"))  # the keys are checked here, the column names when a file is read
     assert tables["data"] and DataConfig(source=str(csv), target="y", task="classification", **tables["data"])
