@@ -156,6 +156,26 @@ def test_a_missing_source_is_one_error_line_through_the_command_and_no_study_is_
     ], proc.stderr[-3000:]
     assert optuna.study.get_all_study_names(storage=storage) == ["hand"]
 
+    # With sources that exist, the command tells the user what it enqueued, one line per source.
+    study_file.write_text(study_file.read_text().replace('"hand", "nope"', '"hand"') + (
+        '[objective]\nvalidation_splits = 1\n[result]\nensemble = 1\nrefit = false\nseeds = 1\n'
+    ))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "run", str(study_file), "--storage", storage,
+         "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        f"warm start from study 'hand' ({storage}): 1 of its 4 best trials enqueued (only 4 of the 5 asked for: "
+        "it has no more completed trials that count), 3 skipped (trial 0: learning_rate 0.5 is out of bounds "
+        "(expected a number >= 0.0001 and <= 0.1); trial 2: units_l0 8 is out of bounds (expected an integer >= 16 "
+        "and <= 256); trial 3: over the study's 2 trials)\n"
+    ) in proc.stdout, proc.stdout[-3000:]
+    assert [t.user_attrs.get(warm_start.TRIAL_ATTR) for t in optuna.load_study(study_name="w", storage=storage).trials] == [
+        None, "hand#1"
+    ]
+
 
 def test_a_source_storage_that_cannot_be_opened_is_named_without_its_password(tmp_path):
     config = _config("p", warm_start={"from": ["a"], "storage": "postgresql+psycopg://user:secret@127.0.0.1:1/db"})
@@ -275,3 +295,20 @@ def test_an_existing_study_is_not_warm_started_and_the_user_is_told(tmp_path):
         "warm start: study 'old' already has trials, and [warm_start] applies only when a study is created: give "
         "the study a new name to start it from the sources' best trials"
     ]
+
+
+def test_a_multi_objective_source_gives_its_pareto_front_and_a_small_one_says_so(tmp_path):
+    from optuna.distributions import FloatDistribution
+
+    source = optuna.create_study(directions=["maximize", "minimize"])
+    lr = {"learning_rate": FloatDistribution(1e-4, 1.0, log=True)}
+    for values, rate in [((0.9, 5.0), 0.01), ((0.5, 9.0), 0.02), ((0.8, 1.0), 0.03)]:  # the second is dominated
+        source.add_trial(optuna.trial.create_trial(params={"learning_rate": rate}, distributions=lr, values=values))
+    assert [t.number for t in warm_start.best_trials(source, 5)] == [0, 2]
+    found = warm_start.candidates(source, 5, _config("m").space, 3, "memory")
+    assert [(params, origin) for params, origin in found.trials] == [
+        ({"learning_rate": 0.01}, f"{source.study_name}#0"), ({"learning_rate": 0.03}, f"{source.study_name}#2"),
+    ]
+    assert warm_start._line(found, 2, [], 5).endswith(
+        ": 2 of its 2 best trials enqueued (only 2 of the 5 asked for: it has no more completed trials that count)"
+    )

@@ -242,7 +242,7 @@ def _line(source: Source, enqueued: int, skipped: list[str], count: int) -> str:
         return line + "no completed trial (meeting its constraints) to start from; nothing enqueued"
     line += f"{enqueued} of its {source.taken} best trials enqueued"
     if source.taken < count:
-        line += f" (it has {source.taken} completed)"
+        line += f" (only {source.taken} of the {count} asked for: it has no more completed trials that count)"
     if skipped:
         reasons = "; ".join(skipped[:SHOWN_REASONS])
         if len(skipped) > SHOWN_REASONS:
