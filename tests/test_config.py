@@ -238,7 +238,9 @@ def test_digits_header_shows_the_defaults():
     from tuner.config import StudyConfig
 
     header = STUDIES.joinpath("digits.toml").read_text().split("\n\n")[0]
-    defaults = StudyConfig.model_validate({"name": "x", "data": {"source": "sklearn:digits"}}).model_dump()
+    # An optional table ([warm_start]) is given with its required keys, so that its others show defaults.
+    required = {"name": "x", "data": {"source": "sklearn:digits"}, "warm_start": {"from": ["x"]}}
+    defaults = StudyConfig.model_validate(required).model_dump()
     section, checked = None, 0
     for line in header.splitlines():
         text = line[2:] if line.startswith("# ") else ""

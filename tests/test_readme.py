@@ -363,13 +363,14 @@ def test_toml_blocks_are_valid_study_file_tables():
     blocks show constraints and a multi-objective study."""
     import tomllib
 
-    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig, StudyConfig
+    from tuner.config import DataConfig, ObjectiveConfig, ResultConfig, StudyConfig, WarmStartConfig
 
     blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
               for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
     objectives = [block.pop("objective") for block in blocks if "objective" in block]
     tables = {name: table for block in blocks for name, table in block.items()}
-    assert sorted(tables) == ["data", "result"] and len(objectives) == 2
+    assert sorted(tables) == ["data", "result", "warm_start"] and len(objectives) == 2
+    assert WarmStartConfig(**tables["warm_start"]).from_ == ["digits"]
     assert ObjectiveConfig(**objectives[0]).constraints == {"latency_ms_row": 0.2, "size_kb": 50.0}
     multi = StudyConfig(name="s", data={"source": "sklearn:digits"}, objective=objectives[1])
     assert multi.objectives == ["accuracy", "latency_ms_row"] and multi.pruner.name == "none"

@@ -46,6 +46,12 @@ class BudgetGuard:
         self._lock = lock
         self._count = count
 
+    def held(self, study_id: int):
+        """The lock alone, for a block that must run in one process at a time across workers
+        (a new study's warm start enqueues its trials once, tuner/warm_start.py). Not reentrant:
+        the block must not create a trial through the guard (enqueued trials pass through)."""
+        return self._lock(study_id)
+
     def create(self, study_id: int, create) -> int:
         """Run ``create()`` (which makes one new trial) only while budget is left."""
         with self._lock(study_id):

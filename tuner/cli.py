@@ -112,10 +112,15 @@ def run(
     with progress:
         result = run_study(
             config, jobs=jobs, storage=storage, tracking_uri=tracking_uri, callbacks=[on_trial_end],
-            threads=threads, freeze_heap=True,
+            threads=threads, freeze_heap=True, notify=_say,
         )
         on_trial_end(result.study, None)
     _print_summary(result)
+
+
+def _say(line: str) -> None:
+    """A line the run tells the user as it goes (a new study's warm start), as it is written."""
+    console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _print_summary(result) -> None:
@@ -282,7 +287,7 @@ def worker(
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout)
     url = resolve_storage_url(storage)
     console.print(f"worker joining study {config.name!r} on {redact_url(url)}")
-    ran = set(run_worker(config, url, tracking_uri, blas_threads=threads, freeze_heap=True))
+    ran = set(run_worker(config, url, tracking_uri, blas_threads=threads, freeze_heap=True, notify=_say))
     import optuna
 
     from .errors import TunerError

@@ -342,10 +342,38 @@ class ResultConfig(_Section):
     seeds: int = Field(3, ge=1, le=20)
 
 
+#: A study name as the study file's ``name`` allows it (also the names ``[warm_start] from`` lists).
+STUDY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+StudyName = Annotated[str, Field(pattern=STUDY_NAME, max_length=100)]
+
+
+class WarmStartConfig(_Section):
+    """[warm_start]: a new study starts with the best trials of earlier studies (tuner/warm_start.py).
+
+    ``from`` (``from_`` in Python): the source studies' names; ``count``: the best completed
+    trials taken from each; ``storage``: the Optuna storage URL the sources are in (default: the
+    study's own storage). Applied once, when the study is created.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: list[StudyName] = Field(alias="from", min_length=1)
+    count: int = Field(5, ge=1, le=100)
+    storage: str | None = Field(None, min_length=1)
+
+    @field_validator("from_")
+    @classmethod
+    def _once(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(map(repr, repeated))} more than once")
+        return names
+
+
 class StudyConfig(_Section):
     """A whole study file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: StudyName
     seed: int = Field(0, ge=0, lt=2**32)
     data: DataConfig
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
@@ -354,6 +382,7 @@ class StudyConfig(_Section):
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
     result: ResultConfig = Field(default_factory=ResultConfig)
+    warm_start: WarmStartConfig | None = None
 
     _path: str = PrivateAttr(default="<study>")
 
@@ -455,6 +484,14 @@ class StudyConfig(_Section):
             )
         self.objective.metric = names[0]
         self.objective.model_fields_set.discard("metric")  # still given by metrics alone
+
+    @model_validator(mode="after")
+    def _check_warm_start(self) -> StudyConfig:
+        if self.warm_start is not None and self.sampler.name == "grid":
+            raise KeyedError(
+                "warm_start", "the grid sampler tries every point of its grid anyway: remove [warm_start] or pick another sampler"
+            )
+        return self
 
     def with_overrides(
         self,
@@ -595,9 +632,11 @@ def _allowed_keys(loc: list[str]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part)
         model = field.annotation if field else None
+        # An optional table (``WarmStartConfig | None``): its model.
+        model = next((t for t in getattr(model, "__args__", ()) if t is not type(None)), model)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
-    return list(model.model_fields)
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
 def batch_size_values(config: StudyConfig) -> list[int]:

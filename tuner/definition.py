@@ -5,7 +5,10 @@ and the search space stay the same. The first run of a study stores them (the st
 attribute :data:`DEFINITION_ATTR`); every later run, worker or resume compares its own and stops
 with one line naming what changed, instead of ranking accuracy against log loss or exporting a
 best trial from another space. What may change between runs: the number of trials, the timeout,
-the sampler, the pruner and the ``[result]`` table (how the final model is made).
+the sampler, the pruner, the ``[result]`` table (how the final model is made) and the
+``[warm_start]`` table: like the sampler, it only decides which trials run first (it is applied
+once, when the study is created, tuner/warm_start.py), and every trial is still trained and
+scored by the settings above.
 
 The ``[objective] constraints`` define the study too. Each trial stores the values Optuna judges
 it by (``cost - bound``, tuner/requirements.py), computed with the bounds of the run that trained

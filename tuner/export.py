@@ -30,13 +30,14 @@ from .tracking.keys import (
     TAG_EXPORT_TRIAL,
     TAG_MODEL_ID,
 )
+from .warm_start import TRIAL_ATTR as WARM_START_TRIAL_ATTR
 
 CHAMPION = "champion"
 EXPORT_FORMAT = "mlp-tuner-export"
 EXPORT_VERSION = 1
 
 #: Trial user attributes that are not fixed hyperparameters (nor are the costs, ``cost_*``).
-NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason")
+NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason", WARM_START_TRIAL_ATTR)
 
 
 

@@ -30,6 +30,7 @@ from .storage import fail_stale_trials, has_heartbeats, open_storage, resolve_st
 from .threads import limit_blas_threads, worker_threads
 from .trial_failures import one_line_failures
 from .tracking import StudyTracker
+from . import warm_start
 
 
 @dataclass
@@ -52,6 +53,9 @@ def create_study(
     worker: str | None = None,
     started: int | None = None,
     definition: dict[str, Any] | None = None,
+    *,
+    storage_url: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """Create the study named in ``config`` or load it to continue (same name, same storage: a
     URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
@@ -59,9 +63,12 @@ def create_study(
     this run of the study began: both seed the sampler (see :func:`worker_seed`), so that a
     resumed study draws new trials. ``definition`` (:func:`tuner.definition.study_definition`) is
     stored on a new study and checked against an existing one: a study file changed in what
-    defines the study is refused, not mixed in."""
+    defines the study is refused, not mixed in. A new study with a ``[warm_start]`` table starts
+    from earlier studies' best trials (:mod:`tuner.warm_start`: the sources are read before the
+    study is created; ``storage_url`` names its storage, ``notify`` gets one line per source)."""
     if isinstance(storage, str):
-        storage = open_storage(storage)
+        storage_url, storage = storage, open_storage(storage)
+    sources = warm_start.read_sources(config, storage, storage_url)
     if hasattr(storage, "set_budget"):
         storage.set_budget(config.budget.n_trials)
     study = optuna.create_study(
@@ -81,9 +88,12 @@ def create_study(
         study.sampler = make_sampler(config, worker, started)
     if study.user_attrs.get("metric") != config.metric:
         study.set_user_attr("metric", config.metric)
+    queued = []
     if config.result.start_from_defaults and config.sampler.name != "grid" and not study.get_trials(deepcopy=False):
         # The estimator's defaults go first: the study can only improve on them (on validation).
-        study.enqueue_trial(defaults_trial(config.space), skip_if_exists=True)
+        queued.append(defaults_trial(config.space))
+        study.enqueue_trial(queued[0], skip_if_exists=True)
+    warm_start.enqueue_once(study, storage, config, sources, queued, notify)
     return study
 
 
@@ -171,6 +181,7 @@ def run_worker(
     worker: str | None = None,
     started: int | None = None,
     freeze_heap: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> list[int]:
     """One worker: join (or create) the study and run trials until the total budget is reached;
     returns the numbers of the trials this worker ran.
@@ -180,12 +191,13 @@ def run_worker(
     and process, so that workers started alike on many hosts still draw different trials).
     ``blas_threads``: see :mod:`tuner.threads` (default: the policy's one thread).
     ``freeze_heap``: see :func:`tuner.process.frozen_heap` (for a caller that owns its process).
+    ``notify``: see :func:`create_study`.
     """
     blas_threads = worker_threads(blas_threads)
     with limit_blas_threads(blas_threads), frozen_heap(freeze_heap) as freeze_setup:
         run = open_run(
             config, storage_url, tracking_uri, check_tracking=parent_run_id is None,
-            worker=worker or f"{socket.gethostname()}-{os.getpid()}", started=started,
+            worker=worker or f"{socket.gethostname()}-{os.getpid()}", started=started, notify=notify,
         )
         settings = run.config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads}
         with parent_run(run, settings, parent_run_id):
@@ -260,6 +272,7 @@ def run_study(
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     threads: int | None = None,
     freeze_heap: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> StudyResult:
     """Create or resume a study and run it until its total budget of trials is reached.
 
@@ -268,14 +281,17 @@ def run_study(
     ``threads``: BLAS threads per worker process (default: the policy of :mod:`tuner.threads`);
     the limit holds while the study runs and is lifted when this returns. ``freeze_heap``: see
     :func:`tuner.process.frozen_heap` (the ``tuner`` command, which owns its process, asks for it;
-    otherwise the process's garbage collector is left alone).
+    otherwise the process's garbage collector is left alone). ``notify`` gets the lines a new
+    study's warm start tells the user (see :func:`create_study`; default: logged).
     """
     if not isinstance(config, StudyConfig):
         config = load_config(config)
     config = config.with_overrides(n_trials=n_trials, timeout=timeout, seed=seed)
     threads = worker_threads(threads)
     with limit_blas_threads(threads), frozen_heap(freeze_heap) as freeze_setup:
-        return _run_study(config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads, freeze_setup)
+        return _run_study(
+            config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads, freeze_setup, notify
+        )
 
 
 def _run_study(
@@ -286,8 +302,9 @@ def _run_study(
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
     threads: int,
     freeze_setup: Callable[[], None],
+    notify: Callable[[str], None] | None = None,
 ) -> StudyResult:
-    run = open_run(config, storage_url, tracking_uri)
+    run = open_run(config, storage_url, tracking_uri, notify=notify)
     config, splits, study, tracker = run.config, run.splits, run.study, run.tracker
     settings = config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads}
     with parent_run(run, settings) as summary:
@@ -327,7 +344,7 @@ class OpenRun:
 
 def open_run(
     config: StudyConfig, storage_url: str, tracking_uri: str | None, *, check_tracking: bool = True,
-    worker: str | None = None, started: int | None = None,
+    worker: str | None = None, started: int | None = None, notify: Callable[[str], None] | None = None,
 ) -> OpenRun:
     """The set-up of every run (``tuner run``, each worker): the data, the config fitted to it,
     the storage (an unreachable database: one clear error before anything else), the tracker
@@ -339,7 +356,10 @@ def open_run(
     tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
     if check_tracking:
         tracker.check_connection()
-    study = create_study(config, storage, worker, started, definition=study_definition(config, splits))
+    study = create_study(
+        config, storage, worker, started, definition=study_definition(config, splits), storage_url=storage_url,
+        notify=notify,
+    )
     return OpenRun(config, splits, storage, tracker, study)
 
 
@@ -350,7 +370,7 @@ def parent_run(run: OpenRun, settings: dict[str, Any], parent_run_id: str | None
     finished with the study's summary (the keyword arguments of ``finish_parent`` the block puts
     in the yielded dict) and its status: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
     if parent_run_id is None:
-        run.tracker.start_parent(settings)
+        run.tracker.start_parent(settings, tags=warm_start.parent_tags(run.study))
     else:
         run.tracker.parent_run_id = parent_run_id
     summary: dict[str, Any] = {}

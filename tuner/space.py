@@ -13,7 +13,7 @@ gets its own parameter `units_l0`, `units_l1`, ...; a dropped `n_layers` means o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -325,6 +325,26 @@ def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
         if name not in ("n_layers", "units") and (v := value_for(name, getattr(space, name))) is not None:
             params[name] = v
     return params
+
+
+def check_in_spec(domain_name: str, spec: Range | Choices, value: Any) -> int | float | str:
+    """``value`` converted as a draw from ``spec`` (a [space] range or choices of the parameter
+    ``domain_name``) would be; ValueError saying what the space allows otherwise. For values
+    from elsewhere, such as an earlier study's trial (tuner/warm_start.py): Optuna would run an
+    enqueued value outside the range with a warning only. A range checks with
+    :meth:`Domain.check` and the range's own bounds, and its ``step`` grid."""
+    domain = DOMAINS[domain_name]
+    if isinstance(spec, Choices):
+        value = domain.check(value)
+        if value not in spec.values:
+            raise ValueError(f"{value!r} is not among the choices {spec.describe()}")
+        return value
+    value = replace(domain, low=spec.low, high=spec.high, low_inclusive=True, high_inclusive=True).check(value)
+    if spec.step:
+        steps = (value - spec.low) / spec.step
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+            raise ValueError(f"{_num(value)} is not on the grid of {spec.describe()}")
+    return value
 
 
 def default_space() -> SpaceConfig:

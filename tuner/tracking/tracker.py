@@ -235,8 +235,11 @@ class StudyTracker:
             "mlflow.source.name": "tuner",
         }
 
-    def start_parent(self, settings: Mapping[str, Any], run_name: str | None = None) -> str:
-        """Create this process's parent run (RUNNING) with the flattened settings as params.
+    def start_parent(
+        self, settings: Mapping[str, Any], run_name: str | None = None, *, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Create this process's parent run (RUNNING) with the flattened settings as params, and
+        ``tags`` besides its own (e.g. a warm start's sources, tuner/warm_start.py).
 
         Default run name: ``<study>-<host>-<pid>``. Raises TunerError if the store fails (this
         happens before tuning starts).
@@ -248,7 +251,7 @@ class StudyTracker:
             TAG_ROLE: "parent",
             TAG_HOST: socket.gethostname(),
             TAG_PID: str(os.getpid()),
-        }
+        } | dict(tags or {})
         params = [Param(mlflow_key(k), param_value(v)) for k, v in flatten(settings).items()]
         try:
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
