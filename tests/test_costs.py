@@ -114,9 +114,11 @@ def test_costs_are_measured_with_one_blas_thread_whatever_the_process_uses():
     assert len(seen) == 1 + ROW_REPEATS + BATCH_REPEATS and set(seen) == {1}
 
 
-def _objective_study(pruner) -> tuple[optuna.Study, Objective]:
+def _objective_study(pruner, constraints: dict | None = None) -> tuple[optuna.Study, Objective]:
     raw = {"name": "o", "data": {"source": "sklearn:iris"}, "objective": {"validation_splits": 1},
            "budget": {"n_trials": 1, "max_epochs": 3}, "space": {"n_layers": 1, "units": 8}}
+    if constraints:
+        raw["objective"]["constraints"] = constraints
     config = StudyConfig.model_validate(raw)
     splits = load_splits(config)
     config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
@@ -140,6 +142,20 @@ def test_completed_trials_get_costs_and_pruned_trials_none():
     assert pruned.state == optuna.trial.TrialState.PRUNED
     assert "history" in pruned.user_attrs  # its summary was stored ...
     assert not any(k.startswith("cost_") for k in pruned.user_attrs)  # ... without costs
+
+
+def test_a_pruned_trial_of_a_constrained_study_tells_its_constraints():
+    """Optuna's TPE counts a pruned trial without constraint values as feasible: in a constrained
+    study a pruned trial's network is measured and its constraints are told too."""
+    always = optuna.pruners.ThresholdPruner(upper=-1.0, n_warmup_steps=0)  # prunes at the first report
+    study, objective = _objective_study(always, constraints={"n_params": 10.0, "size_kb": 1000.0})
+    study.optimize(objective, n_trials=1)
+    pruned = study.trials[0]
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    costs = trial_costs(pruned)
+    assert set(costs) == set(COSTS) and costs["n_params"] == 4 * 8 + 8 + 8 * 3 + 3  # iris: 4 -> 8 -> 3
+    assert pruned.constraints == pytest.approx({"n_params": costs["n_params"] - 10.0, "size_kb": costs["size_kb"] - 1000.0})
+    assert not feasible(pruned)  # too many parameters for the bound of 10
 
 
 # --------------------------------------------------------------------------------- study files

@@ -205,6 +205,13 @@ class Objective:
             if run.pruned_epoch is not None:
                 run.state = "PRUNED"
                 run.reason = f"pruned by {type(unwrap_pruner(trial.study.pruner)).__name__} at epoch {run.pruned_epoch}"
+                if self.config.objective.constraints:
+                    # Optuna's TPE counts a pruned trial without constraint values as feasible and
+                    # ranks it by its partial score, so with every completed trial infeasible it
+                    # learns "good" from large pruned networks. A pruned trial's network exists:
+                    # measure it and tell its constraints too (its costs are stored as well).
+                    run.costs = measure_costs(estimator, self.splits.Xt_val)
+                    set_constraints(trial, run.costs, self.config.objective.constraints)
                 raise optuna.TrialPruned(run.reason)
             run.value = metrics.score_model(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
             output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
