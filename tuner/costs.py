@@ -1,7 +1,8 @@
 """What a trained model costs to deploy, measured: its parameters, its saved size, its latency.
 
-Every completed trial is measured once, in the process that trained it, right after training
-(:func:`measure_costs`), the same way for every trial:
+Every completed trial (and, in a constrained study, every pruned one: tuner/objective.py) is
+measured once, in the process that trained it, right after training (:func:`measure_costs`), the
+same way for every trial:
 
 - ``n_params``: the network's weights and biases.
 - ``size_kb``: the size of the file :func:`model.save` writes for the network (the ``.npz`` of
@@ -105,7 +106,8 @@ def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
 
 def trial_costs(trial) -> dict[str, float]:
     """The costs stored on a trial (an Optuna trial or FrozenTrial), by name; a cost not measured
-    (a pruned or failed trial, a trial from before costs were measured) is absent."""
+    (a failed trial, a pruned trial of an unconstrained study, a trial from before costs were
+    measured) is absent."""
     attrs = trial.user_attrs
     out = {}
     for name in COSTS:

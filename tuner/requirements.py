@@ -1,9 +1,9 @@
 """Deployment requirements on a trial's measured costs (tuner/costs.py): the study file's
 ``[objective] constraints`` and ``tuner export --where``.
 
-Constraints: each completed trial tells Optuna ``cost - bound`` for every bound of the study
-file (``trial.set_constraint(name, value)``; a trial is feasible when every value is <= 0). The
-sampler (TPE, NSGA-II, GP) learns the feasible region from them, and ``study.best_trial`` is the
+Constraints: each completed or pruned trial tells Optuna ``cost - bound`` for every bound of the
+study file (``trial.set_constraint(name, value)``; a trial is feasible when every value is
+<= 0). The sampler (TPE, NSGA-II, GP) learns the feasible region from them, and ``study.best_trial`` is the
 best feasible trial. The study keeps its one metric and its pruner. Every place that picks "the
 best trial" goes through Optuna's ``best_trial`` or :func:`ranked_trials` (feasible trials
 only), so an infeasible trial is never the best trial, never a member of the final
