@@ -333,7 +333,7 @@ class ResultConfig(_Section):
     first, and the copies averaged (without refit the members are the trials' own models): a
     network's test score varies from seed to seed about as much as the top trials differ, and
     averaging copies removes that variance (tuner/final.py). Under ``[objective] constraints``
-    both are 1 (see :meth:`StudyConfig._one_network_under_constraints`).
+    and in a multi-objective study both are 1 (see :meth:`StudyConfig._one_network`).
     """
 
     start_from_defaults: bool = True
@@ -440,14 +440,16 @@ class StudyConfig(_Section):
         return self
 
     @model_validator(mode="after")
-    def _one_network_under_constraints(self) -> StudyConfig:
-        """Under ``[objective] constraints`` the final model is one network: ``[result] ensemble``
-        and ``seeds`` default to 1 there, and a file that sets either above 1 is refused. An
-        average of N networks takes about N times one network's latency and size, so an ensemble
-        of trials that each meet the bounds would not meet them itself."""
-        if not self.objective.constraints:
+    def _one_network(self) -> StudyConfig:
+        """Under ``[objective] constraints`` and in a multi-objective study the final model is one
+        network: ``[result] ensemble`` and ``seeds`` are 1. An average of N networks takes about N
+        times one network's latency and size, so an ensemble of trials that each meet the bounds
+        would not meet them itself, and would not be the point of the front it was chosen as.
+        Under constraints a file that sets either above 1 is refused; a multi-objective study
+        uses 1 whatever the file says (the README's "Multi-objective studies")."""
+        if not (self.objective.constraints or self.multi_objective):
             return self
-        for key in ("ensemble", "seeds"):
+        for key in ("ensemble", "seeds") if self.objective.constraints else ():
             value = getattr(self.result, key)
             if key in self.result.model_fields_set and value > 1:
                 raise KeyedError(

@@ -29,7 +29,8 @@ split is not used here: the caller scores the result once.
 
 A multi-objective study's final model is its primary trial alone (the front's best on the first
 metric, tuner/pareto.py), refit with one seed: an ensemble or seed copies would multiply the
-latency and size it was chosen for.
+latency and size it was chosen for (``ensemble`` and ``seeds`` are 1 there and under
+constraints, tuner/config.py ``StudyConfig._one_network``).
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def select_members(
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
     extra = resamples(config, splits)
-    if size == 1 or len(ranked) == 1 or multilabel or config.multi_objective:
+    if size == 1 or len(ranked) == 1 or multilabel:  # size is 1 in a multi-objective study (config.py)
         best = best_trial(study)  # a multi-objective study's primary trial alone (tuner/pareto.py)
         return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
     pool = ranked[: size * CANDIDATES_PER_MEMBER]
@@ -254,8 +255,6 @@ def build_final_model(
     ``members`` (and their ``epochs`` and ``seeds``) replay a recorded selection instead of
     selecting again."""
     seeds = config.result.seeds if seeds is None else int(seeds)
-    if config.multi_objective:
-        seeds = 1  # copies would multiply the latency the study traded against (tuner/pareto.py)
     if not config.result.refit:
         seeds = 1  # without refit the members are the trials' own models, as they were chosen
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
