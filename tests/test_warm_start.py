@@ -143,11 +143,15 @@ def test_a_missing_source_is_one_error_line_through_the_command_and_no_study_is_
         'name = "w"\n[data]\nsource = "sklearn:iris"\n[budget]\nn_trials = 2\nmax_epochs = 2\n'
         '[warm_start]\nfrom = ["hand", "nope"]\n'
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "run", str(study_file), "--storage", storage,
-         "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
-        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
-    )
+
+    def run():
+        return subprocess.run(
+            [sys.executable, "-m", "tuner.cli", "run", str(study_file), "--storage", storage,
+             "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+            cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
+        )
+
+    proc = run()
     assert proc.returncode == 1, proc.stderr[-3000:]
     # (Before it: MLflow's notices of creating its fresh store.)
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
@@ -160,11 +164,7 @@ def test_a_missing_source_is_one_error_line_through_the_command_and_no_study_is_
     study_file.write_text(study_file.read_text().replace('"hand", "nope"', '"hand"') + (
         '[objective]\nvalidation_splits = 1\n[result]\nensemble = 1\nrefit = false\nseeds = 1\n'
     ))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "run", str(study_file), "--storage", storage,
-         "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
-        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
-    )
+    proc = run()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (
         f"warm start from study 'hand' ({storage}): 1 of its 4 best trials enqueued (only 4 of the 5 asked for: "

@@ -154,8 +154,9 @@ def _print_summary(result) -> None:
         console.print(f"  {key} = {value}")
     from .costs import trial_costs
 
-    if trial_costs(best):
-        console.print("  costs: " + _costs_text(trial_costs(best)), highlight=False)
+    costs = trial_costs(best)
+    if costs:
+        console.print("  costs: " + _costs_text(costs), highlight=False)
     if result.test_scores:
         final = result.final
         alone = "primary trial, no ensemble (tuner/pareto.py)" if is_multi(study) else "best trial"

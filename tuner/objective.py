@@ -210,8 +210,7 @@ class Objective:
                     # ranks it by its partial score, so with every completed trial infeasible it
                     # learns "good" from large pruned networks. A pruned trial's network exists:
                     # measure it and tell its constraints too (its costs are stored as well).
-                    run.costs = measure_costs(estimator, self.splits.Xt_val)
-                    set_constraints(trial, run.costs, self.config.objective.constraints)
+                    self._measure(trial, estimator, run)
                 raise optuna.TrialPruned(run.reason)
             run.value = metrics.score_model(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
             output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
@@ -230,8 +229,7 @@ class Objective:
                 raise DivergenceError(f"final validation {self.metric} is {run.value}")
             run.state = "COMPLETE"
             run.fit_epochs = epochs
-            run.costs = measure_costs(estimator, self.splits.Xt_val)
-            if set_constraints(trial, run.costs, self.config.objective.constraints):
+            if self._measure(trial, estimator, run):
                 # Only trials meeting the constraints compete for the best and the final model.
                 run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
                 self._keep_completed(trial.number, run.value, estimator, output, epochs)
@@ -250,6 +248,12 @@ class Objective:
             raise
         finally:
             self._record(trial, params, estimator, run)
+
+    def _measure(self, trial: optuna.Trial, estimator, run: TrialRun) -> bool:
+        """Measure the trial's network (tuner/costs.py; stored and logged with the trial) and tell
+        Optuna its constraint values; whether it meets the study's constraints (True without)."""
+        run.costs = measure_costs(estimator, self.splits.Xt_val)
+        return set_constraints(trial, run.costs, self.config.objective.constraints)
 
     def _other_objectives(self, estimator, costs: dict[str, float]) -> dict[str, float]:
         """A multi-objective study's objectives after the first, by name: a cost as measured, a
