@@ -234,15 +234,14 @@ def _where_to_look(name: str, tracker) -> str:
 
 
 def _print_trials(study, metric: str, limit: int = 10) -> None:
-    import optuna
+    from .requirements import feasible, ranked_trials
 
     counts: dict[str, int] = {}
     for t in study.trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     console.print(f"study {study.study_name!r}: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE  # a multi-objective study's metric
-    top = sorted(complete, key=lambda t: t.values[0], reverse=reverse)[:limit]
+    complete = ranked_trials(study, feasible_only=False)  # on the first objective, the study's metric
+    top = complete[:limit]
     if not top:
         return
     table = Table(title=f"top {len(top)} trials by validation {metric}")
@@ -251,8 +250,6 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
     table.add_column("layers")
     for name in ("activation", "optimizer", "learning_rate", "batch_size"):
         table.add_column(name)
-    from .requirements import feasible
-
     constrained = any(t.constraints for t in complete)
     if constrained:
         table.add_column("meets constraints")
