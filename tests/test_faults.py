@@ -22,10 +22,12 @@ State = optuna.trial.TrialState
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-# Trials of a second or more (digits, sigmoid units, small SGD steps, no early stopping), so that
-# SIGTERM finds both workers training. The final model is the best trial alone, not refit: the
-# `tuner run --jobs` parent ran no trial itself, so a default ensemble would train its candidates
-# again there (tests/test_tuner_parallel_http.py runs that path).
+# Trials of several seconds (digits, sigmoid units, small SGD steps, 1,500 epochs, no early
+# stopping), so that SIGTERM finds both workers training: a running trial's reports reach the
+# storage about once a second (tuner/internals.py), and with 300 epochs a worker could finish its
+# trial between the test seeing both train and the signal. The final model is the best trial
+# alone, not refit: the `tuner run --jobs` parent ran no trial itself, so a default ensemble would
+# train its candidates again there (tests/test_tuner_parallel_http.py runs that path).
 MEDIUM = """
 name = "{name}"
 seed = 2
@@ -33,7 +35,7 @@ seed = 2
 source = "sklearn:digits"
 [budget]
 n_trials = {n_trials}
-max_epochs = 300
+max_epochs = 1500
 [pruner]
 name = "none"
 [space]
@@ -85,7 +87,8 @@ def _training(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 def test_sigterm_to_run_with_two_jobs_stops_both_workers_and_resumes_cleanly(tmp_path, tracking_server):
     name = "jobs_sigterm"
-    (tmp_path / f"{name}.toml").write_text(MEDIUM.format(name=name, n_trials=4))
+    # two trials, one per worker: the resume re-runs both and nothing else
+    (tmp_path / f"{name}.toml").write_text(MEDIUM.format(name=name, n_trials=2))
     storage = f"sqlite:///{tmp_path}/optuna.db"
     args = ("run", f"{name}.toml", "--jobs", "2", "--storage", storage, "--tracking-uri", tracking_server)
     proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "run.log")
@@ -115,7 +118,7 @@ def test_sigterm_to_run_with_two_jobs_stops_both_workers_and_resumes_cleanly(tmp
     again = run_cli(*args, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     study = load(storage, name)
-    assert len(counted_trials(study.trials)) == 4
+    assert len(counted_trials(study.trials)) == 2
     assert not [t for t in study.trials if t.state in (State.RUNNING, State.WAITING)]
     links = retry_links(study.trials)
     assert set(links) == {t.number for t in interrupted}  # each interrupted trial re-run once
