@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 from mlflow import MlflowClient
@@ -158,6 +159,51 @@ def test_a_pruned_trial_of_a_constrained_study_tells_its_constraints():
     assert not feasible(pruned)  # too many parameters for the bound of 10
 
 
+def test_the_untrained_network_costs_what_the_trained_one_does_in_parameters_and_at_most_in_size():
+    from sklearn.datasets import load_digits
+
+    from tuner.costs import measure_untrained
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    unfitted = model.MLPClassifier(hidden_layer_sizes=(32, 16), max_epochs=5, random_state=0)
+    before = measure_untrained(unfitted, X[:600], y[:600], X[600:700])
+    assert not hasattr(unfitted, "classes_")  # the estimator itself is left untrained
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = unfitted.fit(X[:600], y[:600])
+    after = measure_costs(trained, X[600:700])
+    assert set(before) == set(COSTS)
+    assert before["n_params"] == after["n_params"] == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
+    assert 0 < before["size_kb"] <= after["size_kb"]
+    # The probe saw only 32 rows, with 10 classes among them or not: its output layer has 10.
+    few = measure_untrained(model.MLPClassifier(hidden_layer_sizes=(8,)), X[:600], np.sort(y[:600]), X[:5])
+    assert few["n_params"] == 64 * 8 + 8 + 8 * 10 + 10
+    reg = measure_untrained(model.MLPRegressor(hidden_layer_sizes=(8,)), X[:600], y[:600].astype(float), X[:5])
+    assert reg["n_params"] == 64 * 8 + 8 + 8 + 1
+
+
+def test_a_constrained_trial_whose_untrained_network_breaks_a_bound_is_pruned_before_training():
+    """Iris, one layer of 8 units: 67 parameters. With n_params <= 10 it is pruned before any
+    epoch, says why, keeps its measured costs and tells Optuna its constraint values; with a bound
+    it meets, the same trial trains and completes."""
+    study, objective = _objective_study(optuna.pruners.NopPruner(), constraints={"n_params": 10.0})
+    study.optimize(objective, n_trials=1)
+    skipped = study.trials[0]
+    assert skipped.state == optuna.trial.TrialState.PRUNED
+    assert skipped.intermediate_values == {}  # no epoch was trained
+    assert skipped.user_attrs["history"] == {}
+    assert "pruned before training: its untrained network has n_params 67 > 10" in skipped.user_attrs["reason"]
+    assert trial_costs(skipped)["n_params"] == 67
+    assert skipped.constraints == pytest.approx({"n_params": 57.0}) and not feasible(skipped)
+
+    study, objective = _objective_study(optuna.pruners.NopPruner(), constraints={"n_params": 67.0})
+    study.optimize(objective, n_trials=1)
+    done = study.trials[0]
+    assert done.state == optuna.trial.TrialState.COMPLETE and done.intermediate_values
+    assert done.constraints == pytest.approx({"n_params": 0.0}) and feasible(done)
+
+
 # --------------------------------------------------------------------------------- study files
 
 
@@ -274,7 +320,12 @@ def constrained(tmp_path_factory):
     study_file = folder / "deploy.toml"
     study_file.write_text(CONSTRAINED.format(name="deploy"))
     stores = ["--storage", f"sqlite:///{folder}/o.db", "--tracking-uri", f"sqlite:///{folder}/m.db"]
-    ran = invoke("run", str(study_file), *stores)
+    # The check before training (tested below) would prune every 256-unit trial untrained; these
+    # tests need infeasible trials that complete, as they do when a network breaks a bound only
+    # once trained (a latency at the timing's edge, a size grown by the saved curves).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Objective, "_prune_if_infeasible_untrained", lambda self, trial, estimator, run: None)
+        ran = invoke("run", str(study_file), *stores)
     assert ran.exit_code == 0, ran.output
     study = optuna.load_study(study_name="deploy", storage=stores[1])
     return {"folder": folder, "file": study_file, "stores": stores, "study": study, "output": ran.output}

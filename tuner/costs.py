@@ -26,6 +26,15 @@ the trial's (OpenBLAS's threads spin while another process holds a core, which m
 of a small network many times its one-thread figure on a busy machine). One warm-up call on one
 row precedes the timings. The 1,000-row calls are most of the measuring time.
 
+In a constrained study, a trial's network is also measured **before** it trains
+(:func:`measure_untrained`): a copy of it is initialised on a few training rows, without training,
+and measured the same way. Its parameter count is the trained network's; its latency is that of
+the same layers (a network's weights do not change how long ``predict`` takes, up to the timing's
+noise); its saved size is at most the trained network's (the file then holds no per-epoch
+curves). A trial whose untrained network already breaks a bound is pruned before it trains
+(tuner/objective.py), so an infeasible architecture costs a constrained study a measurement, not a
+training.
+
 The costs are stored on the Optuna trial as user attributes ``cost_<name>`` and logged as metrics
 of the trial's MLflow run (the trial's summary, tuner/objective.py). The names are the fixed set
 :data:`COSTS`: a study file's ``[objective] constraints`` and ``tuner export --where`` use them.
@@ -102,6 +111,30 @@ def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
             "size_kb": saved_size_kb(estimator),
             "n_params": float(estimator.n_params_),
         }
+
+
+#: Training rows the untrained copy is initialised on (one epoch of ``partial_fit`` over them).
+PROBE_ROWS = 32
+
+
+def measure_untrained(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+    """The costs of ``estimator``'s network before it trains: an unfitted copy (scikit-learn's
+    ``clone``, same layers) initialised by one ``partial_fit`` epoch over the first
+    :data:`PROBE_ROWS` training rows ``X``, ``y`` (a classifier is told every class of ``y``), then
+    measured by :func:`measure_costs` on ``rows``. ``estimator`` itself is not touched."""
+    import warnings
+
+    from sklearn.base import clone, is_classifier
+
+    probe = clone(estimator)
+    n = min(len(X), PROBE_ROWS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if is_classifier(probe) and np.ndim(y) == 1:
+            probe.partial_fit(X[:n], y[:n], classes=np.unique(y))
+        else:
+            probe.partial_fit(X[:n], y[:n])
+    return measure_costs(probe, rows)
 
 
 def trial_costs(trial) -> dict[str, float]:

@@ -26,7 +26,7 @@ from model import DivergenceError
 
 from . import interrupts, metrics
 from .config import StudyConfig
-from .costs import as_attrs, measure_costs
+from .costs import as_attrs, measure_costs, measure_untrained
 from .data import Splits
 from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
@@ -195,6 +195,8 @@ class Objective:
         run.pending_run = self.tracker.start_trial_later(trial.number) if self.tracker else None
         estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number, self.metric)
         try:
+            if self.config.objective.constraints:
+                self._prune_if_infeasible_untrained(trial, estimator, run)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 estimator.fit(
@@ -249,6 +251,22 @@ class Objective:
         finally:
             self._record(trial, params, estimator, run)
 
+    def _prune_if_infeasible_untrained(self, trial: optuna.Trial, estimator, run: TrialRun) -> None:
+        """In a constrained study, measure the trial's network before it trains
+        (:func:`tuner.costs.measure_untrained`: same parameter count and layers, a saved size no
+        larger than after training); when it already breaks a bound, store those costs, tell
+        Optuna the constraint values and prune the trial before any training."""
+        bounds = self.config.objective.constraints
+        costs = measure_untrained(estimator, self.splits.Xt_train, self.splits.y_train, self.splits.Xt_val)
+        if all(costs[name] <= bound for name, bound in bounds.items()):
+            return
+        run.costs = costs
+        set_constraints(trial, costs, bounds)
+        broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in bounds.items() if costs[name] > bound)
+        run.state = "PRUNED"
+        run.reason = f"pruned before training: its untrained network has {broken}"
+        raise optuna.TrialPruned(run.reason)
+
     def _measure(self, trial: optuna.Trial, estimator, run: TrialRun) -> bool:
         """Measure the trial's network (tuner/costs.py; stored and logged with the trial) and tell
         Optuna its constraint values; whether it meets the study's constraints (True without)."""
@@ -297,6 +315,8 @@ class Objective:
                 attrs["split_values"] = run.split_values
             if run.state == "FAIL" and run.reason:
                 attrs["fail_reason"] = run.reason
+            elif run.state == "PRUNED" and run.reason:
+                attrs["reason"] = run.reason  # read back by `tuner sync` (TrialRecord.from_trial)
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
         if not run_id:

@@ -1,7 +1,8 @@
 """Deployment requirements on a trial's measured costs (tuner/costs.py): the study file's
 ``[objective] constraints`` and ``tuner export --where``.
 
-Constraints: each completed or pruned trial tells Optuna ``cost - bound`` for every bound of the
+Constraints: each completed or pruned trial (pruned before training too, when its untrained
+network already breaks a bound: tuner/objective.py) tells Optuna ``cost - bound`` for every bound of the
 study file (``trial.set_constraint(name, value)``; a trial is feasible when every value is
 <= 0). The sampler (TPE, NSGA-II, GP) learns the feasible region from them, and ``study.best_trial`` is the
 best feasible trial. The study keeps its one metric and its pruner. Every place that picks "the
