@@ -59,7 +59,7 @@ from tuner.costs import measure_untrained, trial_costs  # noqa: E402
 from tuner.data import load_splits  # noqa: E402
 from tuner.estimators import build_estimator  # noqa: E402
 from tuner.final import retrain_trial  # noqa: E402
-from tuner.requirements import Requirement, best_meeting  # noqa: E402
+from tuner.requirements import Requirement, best_meeting, pruned_untrained  # noqa: E402
 
 #: Measurements of the defaults network whose median is the reference cost.
 REFERENCE_REPEATS = 5
@@ -107,8 +107,7 @@ def pick(result, wall: float, requirement: Requirement) -> dict:
     study = result.study
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     meeting = [t for t in complete if requirement.met(trial_costs(t))]
-    untrained = sum(str(t.user_attrs.get("reason", "")).startswith("pruned before training")
-                    for t in study.get_trials(deepcopy=False))
+    untrained = sum(pruned_untrained(t) for t in study.get_trials(deepcopy=False))
     out = {"wall": wall, "complete": len(complete), "meeting": len(meeting), "untrained": untrained,
            "val": None, "test": None, "latency": None}
     if not meeting:

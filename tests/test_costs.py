@@ -72,13 +72,13 @@ l2 = false
 """
 
 
-def _fit(units: int):
+def _fit(units: int, epochs: int = 2):
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = model.MLPClassifier(hidden_layer_sizes=(units,), max_epochs=2, random_state=0).fit(X[:600] / 16, y[:600])
+        est = model.MLPClassifier(hidden_layer_sizes=(units,), max_epochs=epochs, random_state=0).fit(X[:600] / 16, y[:600])
     return est, X[600:700] / 16
 
 
@@ -97,8 +97,16 @@ def test_costs_are_positive_finite_and_ordered_like_the_networks(tmp_path):
     assert costs[128]["size_kb"] > costs[4]["size_kb"]
     # 1,000 rows (100 validation rows repeated) through 64-128-10 cost more than one row.
     assert costs[128]["latency_ms_batch1000"] > costs[128]["latency_ms_row"]
-    # The size is that of the file model.save writes for the network.
-    assert saved_size_kb(big) == model.save(big, tmp_path / "m.npz").stat().st_size / 1000
+    # The size is that of the file model.save writes for the network without its training curves
+    # (the estimator keeps them), which the full file holds beside it.
+    curves = (list(big.loss_curve_), list(big.validation_scores_))
+    full = model.save(big, tmp_path / "m.npz").stat().st_size / 1000
+    assert (list(big.loss_curve_), list(big.validation_scores_)) == curves and curves[0]
+    big.loss_curve_, big.validation_scores_ = [], []
+    assert saved_size_kb(big) == model.save(big, tmp_path / "bare.npz").stat().st_size / 1000 < full
+    # so one architecture has one size, however long it trained
+    longer, _ = _fit(128, epochs=6)
+    assert saved_size_kb(longer) == saved_size_kb(big)
 
 
 def test_costs_are_measured_with_one_blas_thread_whatever_the_process_uses():
@@ -159,7 +167,7 @@ def test_a_pruned_trial_of_a_constrained_study_tells_its_constraints():
     assert not feasible(pruned)  # too many parameters for the bound of 10
 
 
-def test_the_untrained_network_costs_what_the_trained_one_does_in_parameters_and_at_most_in_size():
+def test_the_untrained_network_costs_what_the_trained_one_does_in_parameters_and_size():
     from sklearn.datasets import load_digits
 
     from tuner.costs import measure_untrained
@@ -175,7 +183,7 @@ def test_the_untrained_network_costs_what_the_trained_one_does_in_parameters_and
     after = measure_costs(trained, X[600:700])
     assert set(before) == set(COSTS)
     assert before["n_params"] == after["n_params"] == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
-    assert 0 < before["size_kb"] <= after["size_kb"]
+    assert 0 < before["size_kb"] == pytest.approx(after["size_kb"], abs=0.002)  # n_iter's digits
     # The probe saw only 32 rows, with 10 classes among them or not: its output layer has 10.
     few = measure_untrained(model.MLPClassifier(hidden_layer_sizes=(8,)), X[:600], np.sort(y[:600]), X[:5])
     assert few["n_params"] == 64 * 8 + 8 + 8 * 10 + 10
@@ -373,6 +381,30 @@ def test_infeasible_trials_are_never_the_best_nor_in_the_final_model(constrained
     status = invoke("status", "deploy", "--storage", constrained["stores"][1])
     assert f"{len(good)} of 8 completed trials meet the constraints" in " ".join(status.output.split())
     assert f"best trial {best.number}:" in status.output
+
+
+def test_a_constrained_run_prunes_infeasible_architectures_untrained_and_says_how_many(tmp_path):
+    """The same study with the check before training on: every 256-unit trial (about 80 kB,
+    bound 20) is pruned before its first epoch, every 2-unit one trains; the run's feasible line
+    counts both."""
+    study_file = tmp_path / "deploy.toml"
+    study_file.write_text(CONSTRAINED.format(name="untrained"))
+    storage = f"sqlite:///{tmp_path}/o.db"
+    ran = invoke("run", str(study_file), "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert ran.exit_code == 0, ran.output
+    study = optuna.load_study(study_name="untrained", storage=storage)
+    assert_no_failed_trials(study)
+    big = [t for t in study.trials if t.params["units_l0"] == 256]
+    small = [t for t in study.trials if t.params["units_l0"] == 2]
+    assert big and small  # the sampler drew both (8 trials, 2 choices)
+    for t in big:
+        assert t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values == {}
+        assert t.user_attrs["reason"].startswith("pruned before training: its untrained network has size_kb ")
+        assert t.constraints["size_kb"] > 0 and trial_costs(t)["n_params"] == 64 * 256 + 256 + 256 * 10 + 10
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and feasible(t) for t in small)
+    line = f"{len(small)} of {len(small)} completed trials meet the constraints (objective.constraints); " \
+           f"{len(big)} more pruned before training, their untrained network over a bound"
+    assert line in " ".join(ran.output.split())
 
 
 def test_other_constraints_on_resume_are_refused(constrained):

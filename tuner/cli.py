@@ -182,17 +182,11 @@ def _costs_text(costs: dict[str, float]) -> str:
 
 
 def _feasible_line(study) -> str | None:
-    """``N of M completed trials meet the constraints`` for a constrained study, else None."""
-    import optuna
+    """``N of M completed trials meet the constraints`` for a constrained study, else None
+    (:func:`tuner.requirements.feasible_line`)."""
+    from .requirements import feasible_line
 
-    from .requirements import n_feasible
-
-    trials = study.get_trials(deepcopy=False)
-    feasible = n_feasible(trials)
-    if feasible is None:
-        return None
-    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    return f"{feasible} of {complete} completed trials meet the constraints (objective.constraints)"
+    return feasible_line(study.get_trials(deepcopy=False))
 
 
 def _print_front(study) -> None:
@@ -293,6 +287,9 @@ def worker(
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(url))
     console.print(f"study {config.name!r}: {finished_count(study)} of {config.budget.n_trials} trials finished")
+    feasible = _feasible_line(study)
+    if feasible:
+        console.print(feasible, highlight=False)
     mine = [t for t in study.get_trials(deepcopy=False) if t.number in ran]
     if mine and all(t.state == optuna.trial.TrialState.FAIL for t in mine):
         raise TunerError(none_completed(mine, f"none of the {len(mine)} trials this worker ran completed"))

@@ -6,7 +6,10 @@ same way for every trial:
 
 - ``n_params``: the network's weights and biases.
 - ``size_kb``: the size of the file :func:`model.save` writes for the network (the ``.npz`` of
-  plain arrays and its JSON header), in kB (1,000 bytes).
+  plain arrays and its JSON header) without its training curves (loss and validation score per
+  epoch: a record of the training that no prediction needs, whose length follows the epochs
+  trained), in kB (1,000 bytes): what a deployment must hold, fixed by the architecture and the
+  labels. A file saved with the curves, as ``tuner export`` writes it, is larger by them.
 - ``latency_ms_row``: the fastest of :data:`ROW_REPEATS` calls of ``predict`` on one row, in ms.
 - ``latency_ms_batch1000``: the fastest of :data:`BATCH_REPEATS` calls of ``predict`` on 1,000
   rows, in ms.
@@ -30,8 +33,8 @@ In a constrained study, a trial's network is also measured **before** it trains
 (:func:`measure_untrained`): a copy of it is initialised on a few training rows, without training,
 and measured the same way. Its parameter count is the trained network's; its latency is that of
 the same layers (a network's weights do not change how long ``predict`` takes, up to the timing's
-noise); its saved size is at most the trained network's (the file then holds no per-epoch
-curves). A trial whose untrained network already breaks a bound is pruned before it trains
+noise); its saved size is the trained network's (the same arrays and header: the curves are
+not counted). A trial whose untrained network already breaks a bound is pruned before it trains
 (tuner/objective.py), so an infeasible architecture costs a constrained study a measurement, not a
 training.
 
@@ -55,7 +58,7 @@ from .threads import limit_blas_threads
 COSTS = {
     "latency_ms_row": "ms to predict one row",
     "latency_ms_batch1000": "ms to predict 1,000 rows",
-    "size_kb": "kB of the saved network",
+    "size_kb": "kB of the saved network, without its training curves",
     "n_params": "weights and biases",
 }
 #: The prefix of a cost's trial user attribute (and of its MLflow metric).
@@ -85,12 +88,16 @@ def _fastest_ms(call, repeats: int, warm_up: bool = True) -> float:
 
 
 def saved_size_kb(estimator) -> float:
-    """kB (1,000 bytes) of the file :func:`model.save` writes for ``estimator`` (written to
-    memory: the same bytes, without the disk's variable time)."""
+    """kB (1,000 bytes) of the file :func:`model.save` writes for ``estimator`` without its
+    training curves (written to memory: the same bytes, without the disk's variable time)."""
+    import copy
+
     from model.serialization import write
 
+    network = copy.copy(estimator)  # the same weights, its own (empty) curves
+    network.loss_curve_, network.validation_scores_ = [], []
     buffer = io.BytesIO()
-    write(estimator, buffer)
+    write(network, buffer)
     return buffer.getbuffer().nbytes / 1000.0
 
 

@@ -32,7 +32,7 @@ from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
 from .retries import RETRY_OF, RUN_ID_ATTR
 from .recovery import INTERRUPTED
-from .requirements import set_constraints
+from .requirements import UNTRAINED_PRUNE_REASON, set_constraints
 from .pruning import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
@@ -253,8 +253,8 @@ class Objective:
 
     def _prune_if_infeasible_untrained(self, trial: optuna.Trial, estimator, run: TrialRun) -> None:
         """In a constrained study, measure the trial's network before it trains
-        (:func:`tuner.costs.measure_untrained`: same parameter count and layers, a saved size no
-        larger than after training); when it already breaks a bound, store those costs, tell
+        (:func:`tuner.costs.measure_untrained`: the same parameter count, layers and saved size as
+        after training); when it already breaks a bound, store those costs, tell
         Optuna the constraint values and prune the trial before any training."""
         bounds = self.config.objective.constraints
         costs = measure_untrained(estimator, self.splits.Xt_train, self.splits.y_train, self.splits.Xt_val)
@@ -264,7 +264,7 @@ class Objective:
         set_constraints(trial, costs, bounds)
         broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in bounds.items() if costs[name] > bound)
         run.state = "PRUNED"
-        run.reason = f"pruned before training: its untrained network has {broken}"
+        run.reason = f"{UNTRAINED_PRUNE_REASON}: its untrained network has {broken}"
         raise optuna.TrialPruned(run.reason)
 
     def _measure(self, trial: optuna.Trial, estimator, run: TrialRun) -> bool:

@@ -101,6 +101,32 @@ def n_feasible(trials: Sequence) -> int | None:
     return sum(feasible(t) for t in complete)
 
 
+#: How the reason stored with a trial pruned before training begins (tuner/objective.py).
+UNTRAINED_PRUNE_REASON = "pruned before training"
+
+
+def pruned_untrained(trial) -> bool:
+    """Whether a constrained study pruned ``trial`` before training (its untrained network broke
+    a bound)."""
+    return str(trial.user_attrs.get("reason", "")).startswith(UNTRAINED_PRUNE_REASON)
+
+
+def feasible_line(trials: Sequence) -> str | None:
+    """``N of M completed trials meet the constraints (objective.constraints)``, with the trials
+    pruned before training when there are any, for a constrained study; None otherwise."""
+    import optuna
+
+    feasible_count = n_feasible(trials)
+    if feasible_count is None and not any(pruned_untrained(t) for t in trials):
+        return None
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    line = f"{feasible_count or 0} of {complete} completed trials meet the constraints (objective.constraints)"
+    untrained = sum(pruned_untrained(t) for t in trials)
+    if untrained:
+        line += f"; {untrained} more pruned before training, their untrained network over a bound"
+    return line
+
+
 def no_feasible_message(study_name: str, n_complete: int) -> str:
     """The one line for a constrained study whose completed trials all break a constraint."""
     return (
