@@ -40,7 +40,8 @@ def run(config, storage: str, tracking: str, worker: str) -> float:
     from tuner.runner import run_worker
 
     start = time.perf_counter()
-    run_worker(config, storage, tracking, worker=worker, blas_threads=1, notify=print)
+    run_worker(config, storage, tracking, worker=worker, blas_threads=1,
+               notify=lambda line: print(line, file=sys.stderr))
     return time.perf_counter() - start
 
 
