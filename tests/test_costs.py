@@ -385,8 +385,8 @@ def test_infeasible_trials_are_never_the_best_nor_in_the_final_model(constrained
 
 def test_a_constrained_run_prunes_infeasible_architectures_untrained_and_says_how_many(tmp_path):
     """The same study with the check before training on: every 256-unit trial (about 80 kB,
-    bound 20) is pruned before its first epoch, every 2-unit one trains; the run's feasible line
-    counts both."""
+    bound 20) is pruned before its first epoch and does not use the budget, every 2-unit one
+    trains; the run's feasible line counts both."""
     study_file = tmp_path / "deploy.toml"
     study_file.write_text(CONSTRAINED.format(name="untrained"))
     storage = f"sqlite:///{tmp_path}/o.db"
@@ -396,7 +396,7 @@ def test_a_constrained_run_prunes_infeasible_architectures_untrained_and_says_ho
     assert_no_failed_trials(study)
     big = [t for t in study.trials if t.params["units_l0"] == 256]
     small = [t for t in study.trials if t.params["units_l0"] == 2]
-    assert big and small  # the sampler drew both (8 trials, 2 choices)
+    assert big and len(small) == 8  # n_trials counts the trials that train
     for t in big:
         assert t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values == {}
         assert t.user_attrs["reason"].startswith("pruned before training: its untrained network has size_kb ")
@@ -405,6 +405,26 @@ def test_a_constrained_run_prunes_infeasible_architectures_untrained_and_says_ho
     line = f"{len(small)} of {len(small)} completed trials meet the constraints (objective.constraints); " \
            f"{len(big)} more pruned before training, their untrained network over a bound"
     assert line in " ".join(ran.output.split())
+
+
+def test_a_study_with_no_feasible_network_ends_and_says_why(tmp_path):
+    """Iris, one layer of 8 units (67 parameters) against n_params <= 10: every trial is pruned
+    before training; the first 4 are free of the budget (4 per counted trial, plus 4), the next
+    2 use it, and the run ends with one line giving the reason."""
+    study_file = tmp_path / "none.toml"
+    study_file.write_text(
+        'name = "none"\n[data]\nsource = "sklearn:iris"\n[objective]\nconstraints = { n_params = 10 }\n'
+        '[budget]\nn_trials = 2\nmax_epochs = 3\n[space]\nn_layers = 1\nunits = 8\n'
+    )
+    storage = f"sqlite:///{tmp_path}/o.db"
+    ran = invoke("run", str(study_file), "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert ran.exit_code == 1
+    study = optuna.load_study(study_name="none", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 6
+    line = " ".join(ran.output.split())
+    assert "error: no trial completed: 6 pruned, first reason (trial 0): pruned before training: " \
+           "its untrained network has n_params 67 > 10" in line
+    assert "Traceback" not in ran.output
 
 
 def test_other_constraints_on_resume_are_refused(constrained):
@@ -467,3 +487,59 @@ def test_export_where_picks_the_right_trial_through_the_command_line(constrained
     assert proc.returncode == 1
     assert "no completed trial of study 'deploy' has size_kb <" in proc.stderr
     assert not (constrained["folder"] / "where-none").exists()
+
+
+# --------------------------------------------------------------------------------- the budget
+
+
+def _ended(number: int, state, untrained: bool = False):
+    attrs = {"reason": "pruned before training: its untrained network has size_kb 80 > 20"} if untrained else {}
+    trial = optuna.trial.create_trial(state=state, value=0.5 if state == optuna.trial.TrialState.COMPLETE else None,
+                                      user_attrs=attrs)
+    trial.number = number
+    return trial
+
+
+def test_trials_pruned_before_training_are_free_of_the_budget_up_to_four_per_counted_trial():
+    from tuner.budget import UNTRAINED_FREE_PER_TRIAL, counted_trials
+
+    State = optuna.trial.TrialState
+    assert UNTRAINED_FREE_PER_TRIAL == 4
+    trained = [_ended(0, State.COMPLETE), _ended(1, State.PRUNED)]  # a pruned trial that trained counts
+    untrained = [_ended(n, State.PRUNED, untrained=True) for n in range(2, 20)]
+    # 2 counted trials: 4 * (2 + 1) = 12 untrained trials are free, the other 6 count.
+    counted = counted_trials(trained + untrained)
+    assert [t.number for t in counted] == [0, 1, *range(14, 20)]
+    assert [t.number for t in counted_trials(trained + untrained[:12])] == [0, 1]
+    # none trained: 4 are free, so a study of nothing but infeasible networks still ends
+    assert [t.number for t in counted_trials(untrained[:6])] == [6, 7]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgres"])
+def test_every_storage_counts_trials_pruned_before_training_alike(kind, tmp_path, request):
+    """The RDB storages count taken slots in SQL (tuner/internals.py), the journal from its
+    trials (tuner/budget.py): both leave the same trials pruned before training out."""
+    from tests.helpers import storage_url
+    from tuner.budget import taken_slots
+    from tuner.storage import open_storage
+
+    State = optuna.trial.TrialState
+    storage = open_storage(storage_url(kind, tmp_path, request))
+    storage.set_budget(100)
+    study = optuna.create_study(study_name="slots", storage=storage)
+    for number in range(12):
+        t = _ended(number, State.PRUNED, untrained=number >= 1)
+        study.add_trial(t)
+    other = _ended(12, State.PRUNED)
+    other.user_attrs["reason"] = "pruned by MedianPruner at epoch 3"  # pruned while training: counts
+    study.add_trial(other)
+    study.enqueue_trial({})  # a waiting trial takes a slot
+    trials = study.get_trials(deepcopy=False)
+    # Counted: trials 0 and 12 (the 11 untrained are all free: 4 * (2 + 1) = 12 may be), and
+    # the waiting one.
+    assert taken_slots(trials) == 3
+    assert storage.taken_slots(study._study_id) == 3
+    for number in range(13, 20):  # 18 untrained beside 2 counted: 12 free, 6 count
+        study.add_trial(_ended(number, State.PRUNED, untrained=True))
+    trials = study.get_trials(deepcopy=False)
+    assert taken_slots(trials) == storage.taken_slots(study._study_id) == 2 + 6 + 1

@@ -21,14 +21,40 @@ class BudgetReached(Exception):
     """No new trial: the study's budget is taken by finished, running and queued trials."""
 
 
+#: Trials pruned before training that are free of the budget, per trial that counts, plus as many
+#: again: a study whose space is all infeasible still ends (see :func:`counted_trials`).
+UNTRAINED_FREE_PER_TRIAL = 4
+
+
 def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count against the budget: every trial that ran to an end, except failed
-    trials that were retried (their retry counts instead, so none is counted twice)."""
+    """The trials that count against the budget: every trial that ran to an end, except
+
+    - failed trials that were retried (their retry counts instead, so none is counted twice);
+    - trials of a constrained study pruned before training, their untrained network over a bound
+      (tuner/objective.py): they trained nothing and cost a measurement, so that ``n_trials``
+      counts the trials that train. At most :data:`UNTRAINED_FREE_PER_TRIAL` of them per other
+      counted trial, plus as many again, are free; those beyond count, so a study whose space
+      holds few or no feasible networks still ends.
+    """
+    from .requirements import pruned_untrained
+
     retried = retry_links(trials)
-    return [
+    ended = [
         t for t in trials
         if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
     ]
+    untrained = [t for t in ended if pruned_untrained(t)]
+    if not untrained:
+        return ended
+    trained = [t for t in ended if not pruned_untrained(t)]
+    free = free_untrained(len(untrained), len(trained))
+    return sorted(trained + untrained[free:], key=lambda t: t.number)
+
+
+def free_untrained(n_untrained: int, n_trained: int) -> int:
+    """How many of ``n_untrained`` trials pruned before training are free of the budget beside
+    ``n_trained`` other counted trials (:func:`counted_trials`)."""
+    return min(n_untrained, UNTRAINED_FREE_PER_TRIAL * (n_trained + 1))
 
 
 def taken_slots(trials: list[optuna.trial.FrozenTrial]) -> int:

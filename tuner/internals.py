@@ -31,9 +31,10 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from .budget import BudgetGuard
+from .budget import FINISHED_STATES, BudgetGuard, free_untrained
 from .errors import TunerError
 from .locks import advisory_lock, file_lock
+from .requirements import UNTRAINED_PRUNE_REASON
 from .retries import RETRY_HISTORY, last_retried
 
 
@@ -275,7 +276,19 @@ class TunerRDBStorage(RDBStorage):
                     .filter(Trial.study_id == study_id, Trial.state == State.FAIL, Trial.number.in_(retried))
                     .scalar()
                 )
-        return sum(by_state.values()) - retried_failures
+            # Trials pruned before training: their stored reason (a JSON string) says so.
+            untrained = 0
+            if by_state.get(State.PRUNED):
+                User = models.TrialUserAttributeModel
+                untrained = (
+                    session.query(sqlalchemy.func.count(Trial.trial_id))
+                    .join(User, User.trial_id == Trial.trial_id)
+                    .filter(Trial.study_id == study_id, Trial.state == State.PRUNED, User.key == "reason",
+                            User.value_json.like(json.dumps(UNTRAINED_PRUNE_REASON)[:-1] + "%"))
+                    .scalar()
+                )
+        finished = sum(n for state, n in by_state.items() if state in FINISHED_STATES) - retried_failures
+        return sum(by_state.values()) - retried_failures - free_untrained(untrained, finished - untrained)
 
     def set_budget(self, n_trials: int) -> None:
         if self.url.startswith("postgresql"):

@@ -26,7 +26,7 @@ from model import DivergenceError
 
 from . import interrupts, metrics
 from .config import StudyConfig
-from .costs import as_attrs, measure_costs, measure_untrained
+from .costs import as_attrs, measure_costs, measure_untrained, over_bound_untrained
 from .data import Splits
 from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
@@ -254,15 +254,18 @@ class Objective:
     def _prune_if_infeasible_untrained(self, trial: optuna.Trial, estimator, run: TrialRun) -> None:
         """In a constrained study, measure the trial's network before it trains
         (:func:`tuner.costs.measure_untrained`: the same parameter count, layers and saved size as
-        after training); when it already breaks a bound, store those costs, tell
-        Optuna the constraint values and prune the trial before any training."""
+        after training); when it already breaks a bound (a timed one by a margin:
+        :func:`tuner.costs.over_bound_untrained`), store those costs, tell Optuna the constraint
+        values and prune the trial before any training. Such a trial does not use the budget
+        (:func:`tuner.budget.counted_trials`)."""
         bounds = self.config.objective.constraints
         costs = measure_untrained(estimator, self.splits.Xt_train, self.splits.y_train, self.splits.Xt_val)
-        if all(costs[name] <= bound for name, bound in bounds.items()):
+        over = over_bound_untrained(costs, bounds)
+        if not over:
             return
         run.costs = costs
         set_constraints(trial, costs, bounds)
-        broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in bounds.items() if costs[name] > bound)
+        broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in over.items())
         run.state = "PRUNED"
         run.reason = f"{UNTRAINED_PRUNE_REASON}: its untrained network has {broken}"
         raise optuna.TrialPruned(run.reason)

@@ -78,7 +78,8 @@ def one_line_failures() -> Iterator[None]:
 
 def none_completed(trials: Sequence[optuna.trial.FrozenTrial], what: str = "no trial completed") -> str | None:
     """One line when ``trials`` ran and none completed: how many failed (and were pruned or
-    are unfinished), and the first failure's reason; None when a trial completed or none ran."""
+    are unfinished), and the first failure's reason (with no failure, the first stored reason a
+    trial was pruned); None when a trial completed or none ran."""
     State = optuna.trial.TrialState
     if not trials or any(t.state == State.COMPLETE for t in trials):
         return None
@@ -93,4 +94,8 @@ def none_completed(trials: Sequence[optuna.trial.FrozenTrial], what: str = "no t
         first = next((t for t in failed if t.user_attrs.get("fail_reason")), failed[0])
         reason = first.user_attrs.get("fail_reason") or "no reason recorded"
         line += f", first reason (trial {first.number}): {reason}"
+    else:  # all pruned: say why when the trials stored it (e.g. pruned before training)
+        pruned = sorted((t for t in trials if t.user_attrs.get("reason")), key=lambda t: t.number)
+        if pruned:
+            line += f", first reason (trial {pruned[0].number}): {pruned[0].user_attrs['reason']}"
     return line
