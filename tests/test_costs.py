@@ -409,8 +409,8 @@ def test_a_constrained_run_prunes_infeasible_architectures_untrained_and_says_ho
 
 def test_a_study_with_no_feasible_network_ends_and_says_why(tmp_path):
     """Iris, one layer of 8 units (67 parameters) against n_params <= 10: every trial is pruned
-    before training; the first 4 are free of the budget (4 per counted trial, plus 4), the next
-    2 use it, and the run ends with one line giving the reason."""
+    before training; the first 8 are free of the budget (4 per trial of the budget of 2), the
+    next 2 use it, and the run ends with one line giving the reason."""
     study_file = tmp_path / "none.toml"
     study_file.write_text(
         'name = "none"\n[data]\nsource = "sklearn:iris"\n[objective]\nconstraints = { n_params = 10 }\n'
@@ -420,9 +420,9 @@ def test_a_study_with_no_feasible_network_ends_and_says_why(tmp_path):
     ran = invoke("run", str(study_file), "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
     assert ran.exit_code == 1
     study = optuna.load_study(study_name="none", storage=storage)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 6
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 10
     line = " ".join(ran.output.split())
-    assert "error: no trial completed: 6 pruned, first reason (trial 0): pruned before training: " \
+    assert "error: no trial completed: 10 pruned, first reason (trial 0): pruned before training: " \
            "its untrained network has n_params 67 > 10" in line
     assert "Traceback" not in ran.output
 
@@ -500,19 +500,21 @@ def _ended(number: int, state, untrained: bool = False):
     return trial
 
 
-def test_trials_pruned_before_training_are_free_of_the_budget_up_to_four_per_counted_trial():
+def test_trials_pruned_before_training_are_free_of_the_budget_up_to_four_per_trial_of_it():
     from tuner.budget import UNTRAINED_FREE_PER_TRIAL, counted_trials
 
     State = optuna.trial.TrialState
     assert UNTRAINED_FREE_PER_TRIAL == 4
     trained = [_ended(0, State.COMPLETE), _ended(1, State.PRUNED)]  # a pruned trial that trained counts
     untrained = [_ended(n, State.PRUNED, untrained=True) for n in range(2, 20)]
-    # 2 counted trials: 4 * (2 + 1) = 12 untrained trials are free, the other 6 count.
-    counted = counted_trials(trained + untrained)
+    # a budget of 3: 4 * 3 = 12 untrained trials are free, the other 6 count
+    counted = counted_trials(trained + untrained, n_trials=3)
     assert [t.number for t in counted] == [0, 1, *range(14, 20)]
-    assert [t.number for t in counted_trials(trained + untrained[:12])] == [0, 1]
-    # none trained: 4 are free, so a study of nothing but infeasible networks still ends
-    assert [t.number for t in counted_trials(untrained[:6])] == [6, 7]
+    assert [t.number for t in counted_trials(trained + untrained[:12], n_trials=3)] == [0, 1]
+    # none trained, a budget of 1: 4 are free, so a study of nothing but infeasible networks ends
+    assert [t.number for t in counted_trials(untrained[:6], n_trials=1)] == [6, 7]
+    # a count without a budget (shown, not enforced) leaves every untrained trial out
+    assert [t.number for t in counted_trials(trained + untrained)] == [0, 1]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgres"])
@@ -525,7 +527,7 @@ def test_every_storage_counts_trials_pruned_before_training_alike(kind, tmp_path
 
     State = optuna.trial.TrialState
     storage = open_storage(storage_url(kind, tmp_path, request))
-    storage.set_budget(100)
+    storage.set_budget(3)  # 4 * 3 = 12 trials pruned before training are free
     study = optuna.create_study(study_name="slots", storage=storage)
     for number in range(12):
         t = _ended(number, State.PRUNED, untrained=number >= 1)
@@ -535,11 +537,10 @@ def test_every_storage_counts_trials_pruned_before_training_alike(kind, tmp_path
     study.add_trial(other)
     study.enqueue_trial({})  # a waiting trial takes a slot
     trials = study.get_trials(deepcopy=False)
-    # Counted: trials 0 and 12 (the 11 untrained are all free: 4 * (2 + 1) = 12 may be), and
-    # the waiting one.
-    assert taken_slots(trials) == 3
+    # Counted: trials 0 and 12 (the 11 untrained are all free), and the waiting one.
+    assert taken_slots(trials, 3) == 3
     assert storage.taken_slots(study._study_id) == 3
-    for number in range(13, 20):  # 18 untrained beside 2 counted: 12 free, 6 count
+    for number in range(13, 20):  # 18 untrained: 12 free, 6 count
         study.add_trial(_ended(number, State.PRUNED, untrained=True))
     trials = study.get_trials(deepcopy=False)
-    assert taken_slots(trials) == storage.taken_slots(study._study_id) == 2 + 6 + 1
+    assert taken_slots(trials, 3) == storage.taken_slots(study._study_id) == 2 + 6 + 1

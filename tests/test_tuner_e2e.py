@@ -161,3 +161,38 @@ def test_bad_study_files_get_one_clear_line(tmp_path, text, expected):
     assert not (tmp_path / "o.db").exists() or optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/o.db") == []
 
 
+
+
+@pytest.mark.parametrize("source", ["sklearn:iris", "small.csv"])
+def test_a_default_study_runs_on_small_data(tmp_path, source):
+    """Issue 11: a study file that sets only its data, on iris (150 rows) and on a 150-row CSV
+    with a text column and missing values, runs with the default space (fitted to the data: no
+    batch size larger than the training rows) and ends with a final model and its test scores.
+    Four trials instead of the default 40, to keep the suite short: the space is the default."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    data = ""
+    if source.endswith(".csv"):
+        X, y = make_classification(n_samples=150, n_features=5, n_informative=3, n_classes=3, random_state=0)
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(5)])
+        frame["colour"] = np.array(["red", "green", "blue"])[np.arange(150) % 3]
+        frame.loc[::7, "x1"] = np.nan
+        frame["label"] = y
+        frame.to_csv(tmp_path / source, index=False)
+        data = 'target = "label"\ntask = "classification"\n'
+    (tmp_path / "s.toml").write_text(f'name = "small_default"\n[data]\nsource = "{source}"\n{data}')
+    storage = f"sqlite:///{tmp_path}/o.db"
+    ran = invoke("run", str(tmp_path / "s.toml"), "--trials", "4", "--storage", storage,
+                 "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert ran.exit_code == 0, ran.output
+    study = optuna.load_study(study_name="small_default", storage=storage)
+    assert_no_failed_trials(study)
+    assert len(study.trials) == 4
+    # 150 rows, 90 of them training rows: no batch larger (a value the fitted space fixes is a
+    # trial user attribute, a drawn one a parameter)
+    sizes = [t.params.get("batch_size", t.user_attrs.get("batch_size")) for t in study.trials]
+    assert all(size is not None and size <= 90 for size in sizes), sizes
+    assert 0 < study.user_attrs["test_scores"]["accuracy"] <= 1
+    assert "test split (scored once): final model accuracy" in " ".join(ran.output.split())

@@ -21,20 +21,24 @@ class BudgetReached(Exception):
     """No new trial: the study's budget is taken by finished, running and queued trials."""
 
 
-#: Trials pruned before training that are free of the budget, per trial that counts, plus as many
-#: again: a study whose space is all infeasible still ends (see :func:`counted_trials`).
+#: Trials pruned before training that are free of the budget, per trial of the budget: a study
+#: creates at most this many more trials than ``n_trials``, so that one whose space holds no
+#: feasible network still ends (see :func:`counted_trials`).
 UNTRAINED_FREE_PER_TRIAL = 4
 
 
-def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+def counted_trials(
+    trials: list[optuna.trial.FrozenTrial], n_trials: int | None = None
+) -> list[optuna.trial.FrozenTrial]:
     """The trials that count against the budget: every trial that ran to an end, except
 
     - failed trials that were retried (their retry counts instead, so none is counted twice);
     - trials of a constrained study pruned before training, their untrained network over a bound
       (tuner/objective.py): they trained nothing and cost a measurement, so that ``n_trials``
-      counts the trials that train. At most :data:`UNTRAINED_FREE_PER_TRIAL` of them per other
-      counted trial, plus as many again, are free; those beyond count, so a study whose space
-      holds few or no feasible networks still ends.
+      counts the trials that train. The first :data:`UNTRAINED_FREE_PER_TRIAL` times
+      ``n_trials`` of them are free; those beyond count, so a study whose space holds few or no
+      feasible networks still ends. Without ``n_trials`` (a count shown, not a budget), all are
+      free.
     """
     from .requirements import pruned_untrained
 
@@ -47,20 +51,22 @@ def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.
     if not untrained:
         return ended
     trained = [t for t in ended if not pruned_untrained(t)]
-    free = free_untrained(len(untrained), len(trained))
+    free = free_untrained(len(untrained), n_trials)
     return sorted(trained + untrained[free:], key=lambda t: t.number)
 
 
-def free_untrained(n_untrained: int, n_trained: int) -> int:
-    """How many of ``n_untrained`` trials pruned before training are free of the budget beside
-    ``n_trained`` other counted trials (:func:`counted_trials`)."""
-    return min(n_untrained, UNTRAINED_FREE_PER_TRIAL * (n_trained + 1))
+def free_untrained(n_untrained: int, n_trials: int | None) -> int:
+    """How many of ``n_untrained`` trials pruned before training are free of a budget of
+    ``n_trials`` (all of them without a budget; :func:`counted_trials`)."""
+    if n_trials is None:
+        return n_untrained
+    return min(n_untrained, UNTRAINED_FREE_PER_TRIAL * n_trials)
 
 
-def taken_slots(trials: list[optuna.trial.FrozenTrial]) -> int:
+def taken_slots(trials: list[optuna.trial.FrozenTrial], n_trials: int | None = None) -> int:
     """Counted trials plus those running or waiting to run."""
     pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    return len(counted_trials(trials)) + pending
+    return len(counted_trials(trials, n_trials)) + pending
 
 
 class BudgetGuard:

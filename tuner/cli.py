@@ -107,7 +107,7 @@ def run(
                 best = f"best {config.objective.metric} {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
             pass
-        progress.update(task_id, completed=finished_count(study), best=best)
+        progress.update(task_id, completed=finished_count(study, config.budget.n_trials), best=best)
 
     with progress:
         result = run_study(
@@ -286,7 +286,7 @@ def worker(
     from .trial_failures import none_completed
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(url))
-    console.print(f"study {config.name!r}: {finished_count(study)} of {config.budget.n_trials} trials finished")
+    console.print(f"study {config.name!r}: {finished_count(study, config.budget.n_trials)} of {config.budget.n_trials} trials finished")
     feasible = _feasible_line(study)
     if feasible:
         console.print(feasible, highlight=False)

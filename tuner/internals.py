@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from .budget import FINISHED_STATES, BudgetGuard, free_untrained
+from .budget import BudgetGuard, free_untrained
 from .errors import TunerError
 from .locks import advisory_lock, file_lock
 from .requirements import UNTRAINED_PRUNE_REASON
@@ -287,8 +287,8 @@ class TunerRDBStorage(RDBStorage):
                             User.value_json.like(json.dumps(UNTRAINED_PRUNE_REASON)[:-1] + "%"))
                     .scalar()
                 )
-        finished = sum(n for state, n in by_state.items() if state in FINISHED_STATES) - retried_failures
-        return sum(by_state.values()) - retried_failures - free_untrained(untrained, finished - untrained)
+        n_trials = self.budget.n_trials if self.budget is not None else None
+        return sum(by_state.values()) - retried_failures - free_untrained(untrained, n_trials)
 
     def set_budget(self, n_trials: int) -> None:
         if self.url.startswith("postgresql"):

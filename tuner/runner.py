@@ -97,18 +97,18 @@ def create_study(
     return study
 
 
-def finished_count(study: optuna.Study) -> int:
-    """Trials that count against the budget (see :func:`counted_trials`)."""
-    return len(counted_trials(study.get_trials(deepcopy=False)))
+def finished_count(study: optuna.Study, n_trials: int) -> int:
+    """Trials that count against a budget of ``n_trials`` (see :func:`counted_trials`)."""
+    return len(counted_trials(study.get_trials(deepcopy=False), n_trials))
 
 
-def budget_counts(study: optuna.Study) -> tuple[int, int]:
+def budget_counts(study: optuna.Study, n_trials: int) -> tuple[int, int]:
     """``(finished trials that count, RUNNING trials)``, after failing the stale trials of dead
     workers so that they stop holding a slot (their WAITING retries run in their place)."""
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-    return len(counted_trials(trials)), running
+    return len(counted_trials(trials, n_trials)), running
 
 
 #: Seconds between checks while a worker waits for other workers' last trials.
@@ -144,7 +144,7 @@ def optimize(
             remaining = None if timeout is None else timeout - (time.monotonic() - start)
             if remaining is not None and remaining <= 0:
                 return
-            finished, running = budget_counts(study)
+            finished, running = budget_counts(study, n_trials)
             if finished >= n_trials:
                 return
             if finished + running >= n_trials:

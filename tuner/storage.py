@@ -86,7 +86,8 @@ class TunerJournalStorage(optuna.storages.JournalStorage):
 
     def taken_slots(self, study_id: int) -> int:
         """:func:`tuner.budget.taken_slots` of the study (the journal is replayed in memory)."""
-        return taken_slots(self.get_all_trials(study_id, deepcopy=False))
+        n_trials = self.budget.n_trials if self.budget is not None else None
+        return taken_slots(self.get_all_trials(study_id, deepcopy=False), n_trials)
 
     def set_budget(self, n_trials: int) -> None:
         lock = lambda study_id: file_lock(f"{self._path}.budget-lock")  # noqa: E731
