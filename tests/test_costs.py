@@ -202,6 +202,7 @@ def test_a_constrained_trial_whose_untrained_network_breaks_a_bound_is_pruned_be
     assert skipped.intermediate_values == {}  # no epoch was trained
     assert skipped.user_attrs["history"] == {}
     assert "pruned before training: its untrained network has n_params 67 > 10" in skipped.user_attrs["reason"]
+    assert skipped.user_attrs["pruned_before_training"] is True  # what the budget reads
     assert trial_costs(skipped)["n_params"] == 67
     assert skipped.constraints == pytest.approx({"n_params": 57.0}) and not feasible(skipped)
 
@@ -493,7 +494,8 @@ def test_export_where_picks_the_right_trial_through_the_command_line(constrained
 
 
 def _ended(number: int, state, untrained: bool = False):
-    attrs = {"reason": "pruned before training: its untrained network has size_kb 80 > 20"} if untrained else {}
+    attrs = {"reason": "pruned before training: its untrained network has size_kb 80 > 20",
+             "pruned_before_training": True} if untrained else {}
     trial = optuna.trial.create_trial(state=state, value=0.5 if state == optuna.trial.TrialState.COMPLETE else None,
                                       user_attrs=attrs)
     trial.number = number

@@ -47,12 +47,9 @@ def counted_trials(
         t for t in trials
         if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
     ]
-    untrained = [t for t in ended if pruned_untrained(t)]
-    if not untrained:
-        return ended
-    trained = [t for t in ended if not pruned_untrained(t)]
-    free = free_untrained(len(untrained), n_trials)
-    return sorted(trained + untrained[free:], key=lambda t: t.number)
+    untrained = [t.number for t in ended if pruned_untrained(t)]
+    free = set(untrained[: free_untrained(len(untrained), n_trials)])
+    return [t for t in ended if t.number not in free]
 
 
 def free_untrained(n_untrained: int, n_trials: int | None) -> int:

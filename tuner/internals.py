@@ -34,7 +34,7 @@ from optuna.storages import RDBStorage
 from .budget import BudgetGuard, free_untrained
 from .errors import TunerError
 from .locks import advisory_lock, file_lock
-from .requirements import UNTRAINED_PRUNE_REASON
+from .requirements import UNTRAINED_ATTR
 from .retries import RETRY_HISTORY, last_retried
 
 
@@ -276,15 +276,15 @@ class TunerRDBStorage(RDBStorage):
                     .filter(Trial.study_id == study_id, Trial.state == State.FAIL, Trial.number.in_(retried))
                     .scalar()
                 )
-            # Trials pruned before training: their stored reason (a JSON string) says so.
+            # Trials pruned before training: their user attribute UNTRAINED_ATTR is true.
             untrained = 0
             if by_state.get(State.PRUNED):
                 User = models.TrialUserAttributeModel
                 untrained = (
                     session.query(sqlalchemy.func.count(Trial.trial_id))
                     .join(User, User.trial_id == Trial.trial_id)
-                    .filter(Trial.study_id == study_id, Trial.state == State.PRUNED, User.key == "reason",
-                            User.value_json.like(json.dumps(UNTRAINED_PRUNE_REASON)[:-1] + "%"))
+                    .filter(Trial.study_id == study_id, Trial.state == State.PRUNED,
+                            User.key == UNTRAINED_ATTR, User.value_json == json.dumps(True))
                     .scalar()
                 )
         n_trials = self.budget.n_trials if self.budget is not None else None

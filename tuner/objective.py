@@ -32,7 +32,7 @@ from .estimators import build_estimator, trial_epochs, validation_output
 from .resampling import Resample, resamples
 from .retries import RETRY_OF, RUN_ID_ATTR
 from .recovery import INTERRUPTED
-from .requirements import UNTRAINED_PRUNE_REASON, set_constraints
+from .requirements import UNTRAINED_ATTR, UNTRAINED_PRUNE_REASON, set_constraints
 from .pruning import unwrap_pruner
 from .space import suggest_params
 from .threads import current_blas_threads
@@ -111,6 +111,8 @@ class TrialRun:
     split_values: list[float] | None = None
     #: The epochs a refit trains for (the median over the splits).
     fit_epochs: int | None = None
+    #: Pruned before training (its untrained network broke a bound): free of the budget.
+    untrained: bool = False
     #: A completed trial's measured costs by name (tuner/costs.py), stored and logged with it.
     costs: dict[str, float] | None = None
     #: A multi-objective study's other objectives by name (tuner/pareto.py).
@@ -266,7 +268,7 @@ class Objective:
         run.costs = costs
         set_constraints(trial, costs, bounds)
         broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in over.items())
-        run.state = "PRUNED"
+        run.state, run.untrained = "PRUNED", True
         run.reason = f"{UNTRAINED_PRUNE_REASON}: its untrained network has {broken}"
         raise optuna.TrialPruned(run.reason)
 
@@ -320,6 +322,8 @@ class Objective:
                 attrs["fail_reason"] = run.reason
             elif run.state == "PRUNED" and run.reason:
                 attrs["reason"] = run.reason  # read back by `tuner sync` (TrialRecord.from_trial)
+            if run.untrained:
+                attrs[UNTRAINED_ATTR] = True  # the budget does not count it (tuner/budget.py)
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
         if not run_id:

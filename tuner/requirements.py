@@ -103,12 +103,15 @@ def n_feasible(trials: Sequence) -> int | None:
 
 #: How the reason stored with a trial pruned before training begins (tuner/objective.py).
 UNTRAINED_PRUNE_REASON = "pruned before training"
+#: The trial user attribute (True) that marks a trial pruned before training; the budget reads it
+#: (tuner/budget.py, and in SQL tuner/internals.py), not the reason's wording.
+UNTRAINED_ATTR = "pruned_before_training"
 
 
 def pruned_untrained(trial) -> bool:
     """Whether a constrained study pruned ``trial`` before training (its untrained network broke
     a bound)."""
-    return str(trial.user_attrs.get("reason", "")).startswith(UNTRAINED_PRUNE_REASON)
+    return trial.user_attrs.get(UNTRAINED_ATTR) is True
 
 
 def feasible_line(trials: Sequence) -> str | None:
@@ -117,11 +120,11 @@ def feasible_line(trials: Sequence) -> str | None:
     import optuna
 
     feasible_count = n_feasible(trials)
-    if feasible_count is None and not any(pruned_untrained(t) for t in trials):
+    untrained = sum(pruned_untrained(t) for t in trials)
+    if feasible_count is None and not untrained:
         return None
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     line = f"{feasible_count or 0} of {complete} completed trials meet the constraints (objective.constraints)"
-    untrained = sum(pruned_untrained(t) for t in trials)
     if untrained:
         line += f"; {untrained} more pruned before training, their untrained network over a bound"
     return line
