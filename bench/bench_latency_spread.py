@@ -15,11 +15,13 @@ import argparse
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_deploy import one_network, run  # noqa: E402
 
 
 def main() -> int:
@@ -27,7 +29,6 @@ def main() -> int:
 
     from tuner.config import load_config
     from tuner.costs import trial_costs
-    from tuner.runner import run_study
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
@@ -35,15 +36,11 @@ def main() -> int:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     batch, row = [], []
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             for seed in range(args.seeds):
-                config = load_config(ROOT / "studies/digits.toml").with_overrides(n_trials=6, seed=seed)
-                config = config.model_copy(update={"result": config.result.model_copy(update={"ensemble": 1, "seeds": 1})})
-                folder = Path(tmp) / f"{repeat}-{seed}"
-                folder.mkdir()
-                result = run_study(config, storage=f"sqlite:///{folder}/o.db", tracking_uri=f"sqlite:///{folder}/m.db")
+                config = one_network(load_config(ROOT / "studies/digits.toml").with_overrides(n_trials=6, seed=seed))
+                result, _ = run(config, Path(tmp))
                 costs = trial_costs(result.study.trials[0])
                 batch.append(costs["latency_ms_batch1000"])
                 row.append(costs["latency_ms_row"])

@@ -18,19 +18,17 @@ multi-objective study the size of its Pareto front.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_deploy import run  # noqa: E402
 from tables import format_table  # noqa: E402
 
 
@@ -52,8 +50,6 @@ def variants(seed: int):
 def main() -> int:
     import optuna
 
-    from tuner.runner import run_study
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--markdown", action="store_true")
@@ -63,12 +59,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             for label, config in variants(seed):
-                folder = Path(tempfile.mkdtemp(dir=tmp))
-                with contextlib.chdir(folder), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    start = time.perf_counter()
-                    result = run_study(config, storage=f"sqlite:///{folder}/o.db", tracking_uri=f"sqlite:///{folder}/m.db")
-                    wall = time.perf_counter() - start
+                result, wall = run(config, Path(tmp))
                 trials = result.study.get_trials(deepcopy=False)
                 complete = [t for t in trials if t.state.name == "COMPLETE"]
                 pruned = sum(t.state.name == "PRUNED" for t in trials)
