@@ -9,11 +9,12 @@ For each data set and seed, both studies see the same split (the study's, fixed 
   own function for an untrained network (``tuner.costs.measure_untrained``; the median of
   :data:`REFERENCE_REPEATS` measurements), divided by ``--divisor`` (default 1: the most accurate
   model no slower than the untuned defaults). Measured apart from both studies, so that neither
-  study's own timing of its defaults trial sets the bar it is judged by. Until 6bc748a the limit
+  study's own timing of its defaults trial sets the bar it is judged by. Until 71f42d6 the limit
   was the unconstrained study's defaults trial's latency divided by 1.5, which no trial of the
   space met (a ``predict`` call's fixed cost dominates small networks: README). ``--cost
-  size_kb`` (exact: no timing noise; the untrained file holds no per-epoch curves, so it is about
-  1 kB under a trained one) limits the saved size instead, e.g. with ``--divisor 1.5``.
+  size_kb`` (exact: no timing noise; ``size_kb`` leaves the training curves out, so an untrained
+  and a trained network of the same layers differ by a byte or two of the header's epoch count)
+  limits the saved size instead, e.g. with ``--divisor 1.5``.
 * **unconstrained, filtered**: the study file as it is; afterwards, the most accurate completed
   trial (validation) whose measured latency meets the limit, as ``tuner export --where
   "latency_ms_batch1000 <= LIMIT"`` picks it.
