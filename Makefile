@@ -7,11 +7,14 @@ STUDY ?= studies/digits.toml
 .PHONY: tune test bench clean
 
 # With uv when pip can install it (several times faster), else, or if uv fails, with pip alone.
+# The venv starts without pip (creating it with pip takes seconds): the interpreter's own pip
+# installs uv into it (`pip --python`), and uv installs pip there beside the project, so
+# `.venv/bin/pip` exists either way. The fallback puts pip in with ensurepip.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	if $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'; then :; else \
+	$(PYTHON) -m venv --without-pip $(VENV)
+	if $(PYTHON) -m pip --python $(PY) install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) pip -e '.[dev]'; then :; else \
 	  echo "uv unavailable: installing with pip"; \
-	  $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e '.[dev]'; \
+	  $(PY) -m ensurepip --upgrade --default-pip && $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e '.[dev]'; \
 	fi
 	touch $@
 

@@ -106,7 +106,8 @@ def test_quick_start_make_targets_do_what_the_readme_says():
         assert prerequisites == [f"{variables['VENV']}/.installed"]  # "creates .venv and installs the project"
     assert variables["VENV"] == ".venv"
     install = re.search(r"^\$\(VENV\)/\.installed:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M).group(1)
-    assert "-m venv $(VENV)" in install and "-e '.[dev]'" in install
+    assert re.search(r"-m venv (--[\w-]+ )*\$\(VENV\)", install) and "-e '.[dev]'" in install
+    assert "ensurepip" in install  # the venv starts without pip: the fallback must put it in
     assert make_recipe("tune")[1] == ".venv/bin/tuner run studies/digits.toml"
     assert "`make tune` runs `tuner run studies/digits.toml`" in README
     assert f"`make test` runs the suite (`{make_recipe('test')[1]}`)" in README
