@@ -8,7 +8,7 @@ total. ``--cold`` points pip and uv at empty cache folders, as on a machine that
 these packages; without it the caches of this machine are used as they are (say which in any
 figure you quote).
 
-    .venv/bin/python bench/bench_first_run.py [--cold] [--markdown]
+    .venv/bin/python bench/bench_first_run.py [--cold] [--runs N] [--markdown]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import CpuTimes, steal_percent  # noqa: E402
 from tables import format_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def first_run(cold: bool) -> dict[str, float | str]:
         if cold:
             env["PIP_CACHE_DIR"] = str(Path(tmp) / "pip-cache")
             env["UV_CACHE_DIR"] = str(Path(tmp) / "uv-cache")
-        load = os.getloadavg()[0]
+        load, cpu = os.getloadavg()[0], CpuTimes.now()
         start = time.perf_counter()
         proc = subprocess.Popen(["make", "tune"], cwd=clone, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -58,17 +59,23 @@ def first_run(cold: bool) -> dict[str, float | str]:
             "commit": commit, "caches": "empty" if cold else "this machine's", "installer": "uv" if used_uv else "pip",
             "install s": round((installed or end) - start, 1), "study s": round(end - (installed or end), 1),
             "total s": round(end - start, 1), "load 1m": f"{load:.1f}->{os.getloadavg()[0]:.1f}",
+            "CPU stolen %": _percent(steal_percent(cpu, CpuTimes.now())),
         }
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="empty pip and uv caches")
+    parser.add_argument("--runs", type=int, default=1, help="fresh clones timed one after the other, a row each")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    row = first_run(args.cold)
+    rows = [first_run(args.cold) for _ in range(args.runs)]
     print(f"_Python {platform.python_version()}; {os.cpu_count()} CPUs_\n")
-    print(format_table(list(row), [[str(v) for v in row.values()]], args.markdown))
+    print(format_table(list(rows[0]), [[str(v) for v in row.values()] for row in rows], args.markdown))
     return 0
 
 

@@ -27,7 +27,9 @@ Launch (``--launch``), how the workers are started, as a user would:
 Two readings beside the speed-up: "bound by the queue", the speed-up W workers would reach if each
 took the next queued trial when free and every trial took as long as in the 1-worker run
 (:func:`list_schedule_span`: a long trial taken last leaves the others idle), and "start stagger",
-the time from the first trial's start to the W-th's (about when the last worker began).
+the time from the first trial's start to the W-th's (about when the last worker began). The
+footer says what the machine allowed meanwhile (``bench/machine.py``): how two processes of pure
+computation scaled on its cores before and after the runs, and the CPU time the hypervisor stole.
 
 Threads (``--threads``): ``policy`` starts the workers as the README says (one BLAS thread per
 worker process, ``tuner.threads``); ``all`` passes ``--threads <CPUs>``, what every worker had
@@ -51,6 +53,7 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import CpuTimes, core_scaling, steal_percent  # noqa: E402
 from tables import format_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +181,7 @@ def main() -> int:
     storages = args.storages or (["sqlite", "postgresql"] if args.launch == "jobs" else ["postgresql"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
+    cpu_before, scaling_before = CpuTimes.now(), core_scaling()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in storages:
             for threads in args.threads:
@@ -205,8 +209,11 @@ def main() -> int:
                       f"{r['per_minute'] / one:.2f}x" if one else "-", f"{bound:.2f}x" if bound else "-",
                       f"{r['stagger']:.2f}", f"{r['train_s']:.2f}", f"{r['overhead_ms']:.0f}"])
     print(format_table(header, lines, args.markdown))
+    steal = steal_percent(cpu_before, CpuTimes.now())
     print(f"\nworkload {args.workload}; median of {args.repeats} runs per row; {os.cpu_count()} CPUs; "
-          f"1-minute load at the end: {os.getloadavg()[0]:.1f}")
+          f"1-minute load at the end: {os.getloadavg()[0]:.1f}; two processes of pure computation scaled "
+          f"{scaling_before:.2f}x before the runs and {core_scaling():.2f}x after (bench/machine.py)"
+          + (f"; CPU time stolen by the hypervisor during the runs {steal:.1f}%" if steal is not None else ""))
     return 0
 
 
