@@ -9,10 +9,11 @@ STUDY ?= studies/digits.toml
 # With uv when pip can install it (several times faster), else, or if uv fails, with pip alone.
 # The venv starts without pip (creating it with pip takes seconds): the interpreter's own pip
 # installs uv into it (`pip --python`), and uv installs pip there beside the project, so
-# `.venv/bin/pip` exists either way. The fallback puts pip in with ensurepip.
+# `.venv/bin/pip` exists either way. uv installs from the package sources pip is configured with
+# (scripts/uv_install.py: a mirror, a wheel folder, constraints). The fallback puts pip in with ensurepip.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --without-pip $(VENV)
-	if $(PYTHON) -m pip --python $(PY) install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) pip -e '.[dev]'; then :; else \
+	if $(PYTHON) -m pip --python $(PY) install --quiet uv && $(PYTHON) scripts/uv_install.py $(VENV)/bin/uv $(PY) pip -e '.[dev]'; then :; else \
 	  echo "uv unavailable: installing with pip"; \
 	  $(PY) -m ensurepip --upgrade --default-pip && $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e '.[dev]'; \
 	fi
