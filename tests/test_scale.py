@@ -133,6 +133,11 @@ def running_trial_with_epochs(storage: str, name: str):
     return next((t for t in trials if t.intermediate_values), None)
 
 
+def linked(trial):
+    """``trial`` if it has its MLflow run id, else None."""
+    return trial if trial is not None and "mlflow_run_id" in trial.user_attrs else None
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -202,8 +207,9 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path, postgr
     args = ("worker", str(study_file), "--storage", postgres_url, "--tracking-uri", tracking_server)
     first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     try:
-        victim = wait_until(lambda: running_trial_with_epochs(postgres_url, "killed"), 120,
-                            "a running trial", first)
+        # a trial that trains and is linked to its MLflow run (written at once, tuner/internals.py)
+        victim = wait_until(lambda: linked(running_trial_with_epochs(postgres_url, "killed")), 120,
+                            "a running trial linked to its run", first)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         assert first.returncode == -signal.SIGKILL

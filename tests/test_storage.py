@@ -178,3 +178,23 @@ def test_a_trial_failed_elsewhere_drops_its_buffered_reports(tmp_path):
     storage.flush_pending()  # must not raise: the trial is finished, its state says why
     assert _values(url, "stale", 0) == {}
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_the_links_of_a_trial_are_written_at_once(tmp_path):
+    """A trial's MLflow run id and retry link reach the database when set, not with the next
+    buffered write: a worker killed a moment later still leaves its trial linked to its run."""
+    from tuner.retries import RETRY_OF, RUN_ID_ATTR
+
+    url = f"sqlite:///{tmp_path}/o.db"
+    study = _reporting_study(url, "links")
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(RUN_ID_ATTR, "run-0")
+        trial.set_user_attr(RETRY_OF, 7)
+        trial.set_user_attr("history", {"loss": [0.5]})  # buffered: not seen by another reader yet
+        seen.append(optuna.load_study(study_name="links", storage=open_storage(url)).trials[0].user_attrs)
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    assert seen == [{RUN_ID_ATTR: "run-0", RETRY_OF: 7}]

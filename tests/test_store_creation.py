@@ -66,3 +66,39 @@ def test_a_tracking_database_that_does_not_exist_fails_in_one_line(tmp_path, mak
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: MLflow tracking store"), proc.stderr[-3000:]
     assert "no_such_mlflow_db" in lines[0] and "does not exist" in lines[0]
+
+
+def _lock_free(path: Path, kind: int) -> bool:
+    """Whether ``kind`` (LOCK_SH or LOCK_EX) can be taken on ``path`` now: a second open file,
+    which flock treats like another process."""
+    import fcntl
+
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, kind | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def test_the_creation_lock_is_exclusive_until_the_file_has_tables_then_shared(tmp_path):
+    """Workers started together open a made store at once (shared), while its creation stays one
+    process at a time (exclusive, also against openers who find the file mid-creation)."""
+    import fcntl
+    import sqlite3
+
+    from tuner.store_creation import creation_lock
+
+    db = tmp_path / "mlflow.db"
+    lock = tmp_path / "mlflow.db.create-lock"
+    url = f"sqlite:///{db}"
+    with creation_lock(url):  # no file yet: the creator's lock
+        assert not _lock_free(lock, fcntl.LOCK_SH) and not _lock_free(lock, fcntl.LOCK_EX)
+    db.touch()
+    with creation_lock(url):  # empty (SQLite makes the file before its tables): still creating
+        assert not _lock_free(lock, fcntl.LOCK_SH)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with creation_lock(url):  # made: another opener gets in, a creator would wait
+        assert _lock_free(lock, fcntl.LOCK_SH) and not _lock_free(lock, fcntl.LOCK_EX)

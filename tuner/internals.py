@@ -35,7 +35,7 @@ from .budget import BudgetGuard, free_untrained
 from .errors import TunerError
 from .locks import advisory_lock, file_lock
 from .requirements import UNTRAINED_ATTR
-from .retries import RETRY_HISTORY, last_retried
+from .retries import RETRY_HISTORY, RETRY_OF, RUN_ID_ATTR, last_retried
 
 
 class InternalsChanged(TunerError):
@@ -135,6 +135,10 @@ def mlflow_engine(client):
 
 #: Seconds a trial's reported values and user attributes may wait in memory before they are written.
 FLUSH_SECONDS = 1.0
+#: User attributes written at once, not buffered: they link a trial to its MLflow run and to the
+#: trial it retries. A worker killed within the buffer's second would otherwise leave its trial
+#: without them, and the heartbeat retry could not close the dead trial's run or link the two.
+UNBUFFERED_ATTRS = frozenset({RUN_ID_ATTR, RETRY_OF})
 
 
 @dataclass
@@ -154,7 +158,8 @@ class TunerRDBStorage(RDBStorage):
     - a new trial is created only while the study's budget is not taken (see
       :mod:`tuner.budget`); queued trials (enqueued, retries) pass through. Optuna's trial cache
       calls the private ``_create_new_trial``, so that is the method overridden;
-    - a running trial's ``trial.report`` values and user attributes are written in one
+    - a running trial's ``trial.report`` values and user attributes (but the links of
+      :data:`UNBUFFERED_ATTRS`) are written in one
       transaction per trial and second instead of one per call (a commit each, which on SQLite
       costs a short trial a good part of its time). They are written before the trial's state changes and
       before any read through this storage, so the trial's own process always sees them; other
@@ -197,6 +202,8 @@ class TunerRDBStorage(RDBStorage):
         self._buffer(trial_id, lambda p: p.reports.__setitem__(step, intermediate_value))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
+        if key in UNBUFFERED_ATTRS:
+            return super().set_trial_user_attr(trial_id, key, value)
         self._buffer(trial_id, lambda p: p.user_attrs.__setitem__(key, value))
 
     def flush_pending(self, trial_id: int | None = None) -> None:

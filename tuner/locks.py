@@ -11,10 +11,11 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
-    """An exclusive lock between processes on this host."""
+def file_lock(path: str | Path, *, shared: bool = False) -> Iterator[None]:
+    """An exclusive lock between processes on this host; ``shared``: one that any number of
+    processes hold together, which waits only while one holds it exclusively."""
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -41,13 +41,18 @@ def sqlite_file(url: str) -> Path | None:
 
 @contextlib.contextmanager
 def creation_lock(url: str) -> Iterator[None]:
-    """Hold an exclusive lock beside an SQLite file while its tables are created or checked;
-    nothing for other stores, or where the lock file cannot be made (a read-only folder, which
-    no process can create a store in anyway)."""
+    """Hold a lock beside an SQLite file while its tables are created or checked: exclusive
+    while the file is missing or empty (one process creates the tables), shared once it has
+    content (opening a made store only reads its schema, so workers started together open it
+    at once instead of one after the other: opening MLflow's store takes most of a second of
+    imports). A process that finds the file mid-creation waits for the creator's exclusive lock,
+    then sees the finished tables. Nothing for other stores, or where the lock file cannot be
+    made (a read-only folder, which no process can create a store in anyway)."""
     path = sqlite_file(url)
     with contextlib.ExitStack() as stack:
         if path is not None and path.parent.is_dir() and os.access(path.parent, os.W_OK):
-            stack.enter_context(file_lock(path.with_name(path.name + ".create-lock")))
+            made = path.is_file() and path.stat().st_size > 0
+            stack.enter_context(file_lock(path.with_name(path.name + ".create-lock"), shared=made))
         yield
 
 
