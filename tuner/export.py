@@ -22,6 +22,7 @@ from typing import Any, Callable
 from .costs import ATTR_PREFIX, measure_costs, trial_costs
 from .errors import TunerError
 from .model_folder import check_no_pickle, describe_export, package_versions, prepare_out, swap_in, write_model_folder
+from .retries import RUN_ID_ATTR
 from .study_files import resolve_config
 from .tracking.keys import (
     TAG_DATA_FINGERPRINT,
@@ -37,7 +38,7 @@ EXPORT_FORMAT = "mlp-tuner-export"
 EXPORT_VERSION = 1
 
 #: Trial user attributes that are not fixed hyperparameters (nor are the costs, ``cost_*``).
-NOT_PARAMETERS = ("mlflow_run_id", "pruned_epoch", "fail_reason", "reason", WARM_START_TRIAL_ATTR)
+NOT_PARAMETERS = (RUN_ID_ATTR, "pruned_epoch", "fail_reason", "reason", WARM_START_TRIAL_ATTR)
 
 
 
@@ -162,7 +163,7 @@ def provenance(
         "trial_costs": trial_costs(trial),
         "costs": measure_costs(est, pipeline.steps[0][1].transform(splits.X_val)),
         "study_seed": int(config.seed),
-        "trial_run_id": trial.user_attrs.get("mlflow_run_id"),
+        "trial_run_id": trial.user_attrs.get(RUN_ID_ATTR),
         "package_versions": package_versions(),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

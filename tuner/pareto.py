@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .retries import RUN_ID_ATTR
+
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
     from matplotlib.figure import Figure
@@ -42,8 +44,6 @@ logger = logging.getLogger(__name__)
 FRONT_TAG = "pareto_front"
 FRONT_CSV = "pareto_front.csv"
 FRONT_PNG = "pareto_front.png"
-#: The trial user attribute with the trial's MLflow run id (as tuner/retries.py RUN_ID_ATTR).
-_RUN_ID_ATTR = "mlflow_run_id"
 
 
 def is_multi(study: optuna.Study) -> bool:
@@ -106,7 +106,7 @@ def front_rows(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] |
     for t in front(study) if trials is None else trials:
         row: dict = {"trial": t.number}
         row.update({name: float(v) for name, v in zip(names, t.values, strict=True)})
-        row["run_id"] = t.user_attrs.get(_RUN_ID_ATTR) or ""
+        row["run_id"] = t.user_attrs.get(RUN_ID_ATTR) or ""
         rows.append(row)
     return rows
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from .retries import queue_retry, retry_links
+from .retries import RUN_ID_ATTR, queue_retry, retry_links
 from .storage import fail_stale_trials, heartbeat_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,7 +91,7 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
     grace = heartbeat_settings()[1]
     dead_parents: set[str] = set()
     for trial in dead_worker_trials(study):
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
         if not run_id:
             continue
         run = client.get_run(run_id)
