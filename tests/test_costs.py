@@ -546,3 +546,38 @@ def test_every_storage_counts_trials_pruned_before_training_alike(kind, tmp_path
         study.add_trial(_ended(number, State.PRUNED, untrained=True))
     trials = study.get_trials(deepcopy=False)
     assert taken_slots(trials, 3) == storage.taken_slots(study._study_id) == 2 + 6 + 1
+
+
+def test_an_unconstrained_study_skips_the_count_of_trials_pruned_before_training(tmp_path):
+    """Only a constrained study prunes trials before training, so the RDB storage of an
+    unconstrained one (``set_budget(..., constrained=False)``, what tuner.runner passes) does not
+    query for them at every trial creation: its count is the plain count of ended trials."""
+    from tuner.storage import open_storage
+
+    State = optuna.trial.TrialState
+    storage = open_storage(f"sqlite:///{tmp_path}/o.db")
+    study = optuna.create_study(study_name="plain", storage=storage)
+    for number in range(3):
+        study.add_trial(_ended(number, State.PRUNED, untrained=True))
+    storage.set_budget(3, constrained=True)
+    assert storage.taken_slots(study._study_id) == 0  # looked up: all three are free
+    storage.set_budget(3, constrained=False)
+    assert storage.taken_slots(study._study_id) == 3  # not looked up
+
+
+def test_the_runner_tells_the_storage_whether_the_study_is_constrained(tmp_path):
+    from tests.helpers import write_study
+    from tuner.config import load_config
+    from tuner.runner import create_study
+    from tuner.storage import open_storage
+
+    for constraints, expected in (("", False), ("constraints = {size_kb = 50}\n", True)):
+        path = write_study(tmp_path, f"c{int(expected)}", n_trials=2)
+        text = path.read_text()
+        if constraints:
+            text = text.replace("[objective]\n", "[objective]\n" + constraints) if "[objective]\n" in text \
+                else text + "\n[objective]\n" + constraints
+            path.write_text(text)
+        storage = open_storage(f"sqlite:///{tmp_path}/o{int(expected)}.db")
+        create_study(load_config(path), storage)
+        assert storage.count_untrained is expected

@@ -175,6 +175,8 @@ class TunerRDBStorage(RDBStorage):
     """
 
     budget: BudgetGuard | None = None
+    #: Whether taken_slots counts trials pruned before training (see set_budget).
+    count_untrained: bool = True
 
     def __init__(self, *args, **kwargs) -> None:
         self._pending: dict[int, _PendingWrites] = {}
@@ -283,9 +285,10 @@ class TunerRDBStorage(RDBStorage):
                     .filter(Trial.study_id == study_id, Trial.state == State.FAIL, Trial.number.in_(retried))
                     .scalar()
                 )
-            # Trials pruned before training: their user attribute UNTRAINED_ATTR is true.
+            # Trials pruned before training: their user attribute UNTRAINED_ATTR is true. Only a
+            # constrained study makes them: an unconstrained one skips the query (set_budget).
             untrained = 0
-            if by_state.get(State.PRUNED):
+            if by_state.get(State.PRUNED) and self.count_untrained:
                 User = models.TrialUserAttributeModel
                 untrained = (
                     session.query(sqlalchemy.func.count(Trial.trial_id))
@@ -297,7 +300,11 @@ class TunerRDBStorage(RDBStorage):
         n_trials = self.budget.n_trials if self.budget is not None else None
         return sum(by_state.values()) - retried_failures - free_untrained(untrained, n_trials)
 
-    def set_budget(self, n_trials: int) -> None:
+    def set_budget(self, n_trials: int, *, constrained: bool = True) -> None:
+        """Guard the study's budget of ``n_trials``; ``constrained`` False (a study without
+        constraints, which prunes no trial before training) spares the count of such trials at
+        every trial creation."""
+        self.count_untrained = constrained
         if self.url.startswith("postgresql"):
             lock = lambda study_id: advisory_lock(self.engine, f"tuner-budget-{study_id}")  # noqa: E731
         elif self.url.startswith("sqlite:///") and ":memory:" not in self.url:

@@ -70,7 +70,7 @@ def create_study(
         storage_url, storage = storage, open_storage(storage)
     sources = warm_start.read_sources(config, storage, storage_url)
     if hasattr(storage, "set_budget"):
-        storage.set_budget(config.budget.n_trials)
+        storage.set_budget(config.budget.n_trials, constrained=bool(config.objective.constraints))
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,

@@ -89,7 +89,9 @@ class TunerJournalStorage(optuna.storages.JournalStorage):
         n_trials = self.budget.n_trials if self.budget is not None else None
         return taken_slots(self.get_all_trials(study_id, deepcopy=False), n_trials)
 
-    def set_budget(self, n_trials: int) -> None:
+    def set_budget(self, n_trials: int, *, constrained: bool = True) -> None:
+        """Guard the study's budget (``constrained`` changes nothing here: the journal's trials
+        are counted in memory, trials pruned before training among them)."""
         lock = lambda study_id: file_lock(f"{self._path}.budget-lock")  # noqa: E731
         self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
 
