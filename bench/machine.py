@@ -75,18 +75,11 @@ def core_scaling(copies: int = 2, steps: int = 40_000, repeats: int = 3) -> floa
     return copies * one / together
 
 
-def describe(scaling: float | None, steal: float | None) -> str:
-    """One line for a benchmark's footer."""
-    parts = []
-    if scaling is not None:
-        parts.append(f"two processes of pure computation here scaled {scaling:.2f}x (bench/machine.py)")
-    if steal is not None:
-        parts.append(f"CPU time stolen by the hypervisor during the runs {steal:.1f}%")
-    return "; ".join(parts) + f"; {os.cpu_count()} CPUs" if parts else f"{os.cpu_count()} CPUs"
-
-
 if __name__ == "__main__":
     before = CpuTimes.now()
     started = time.perf_counter()
     scaling = core_scaling()
-    print(describe(scaling, steal_percent(before, CpuTimes.now())), f"({time.perf_counter() - started:.1f} s)")
+    steal = steal_percent(before, CpuTimes.now())
+    print(f"two processes of pure computation scaled {scaling:.2f}x on {os.cpu_count()} CPUs"
+          + (f"; CPU time stolen by the hypervisor {steal:.1f}%" if steal is not None else "")
+          + f" ({time.perf_counter() - started:.1f} s)")
