@@ -344,6 +344,7 @@ class BaseMLP(BaseEstimator):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         est = cls(**params)
         est._restore_targets(meta, arrays)
+        _check_layer_arrays(meta["layer_sizes"], arrays)
         n_layers = len(meta["layer_sizes"]) - 1
         network = Network(
             meta["layer_sizes"], params["activation"], est._output_loss(),
@@ -376,6 +377,19 @@ class BaseMLP(BaseEstimator):
 
     def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+def _check_layer_arrays(layer_sizes: list, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse saved layer sizes that the saved weights do not have, before a network of those
+    sizes is allocated: the arrays, whose size the file bounds, decide what is built."""
+    sizes = [int(s) for s in layer_sizes]
+    n_layers = len(sizes) - 1
+    for k in range(max(n_layers, 0)):
+        W, b = arrays.get(f"coef_{k}"), arrays.get(f"intercept_{k}")
+        if W is None or b is None or W.shape != (sizes[k], sizes[k + 1]) or b.shape != (sizes[k + 1],):
+            raise ValueError(f"layer {k}: the saved weights do not have the saved layer sizes {sizes}")
+    if n_layers < 1 or f"coef_{n_layers}" in arrays:
+        raise ValueError(f"the saved layer sizes {sizes} do not match the saved weights")
 
 
 @saveable

@@ -4,7 +4,13 @@ The header (a 0-d unicode array named ``__meta__``) holds the class, its paramet
 encoded labels, the preprocessing and a SHA-256 of every array and of the header itself, so a
 file corrupted after saving is refused (version 1 files, which checked the arrays only, still
 load). The checksums are not keyed: they catch accidents, not a deliberate edit, which can
-recompute them. ``np.load(..., allow_pickle=False)`` reads it; nothing in it can execute code.
+recompute them. Nothing in the file can execute code: arrays are read without pickle.
+
+A file from elsewhere may be hostile, so reading is bounded by the file's own size before any
+array is built: members must be stored uncompressed (no zip bombs), each ``.npy`` header must
+declare exactly the bytes its member holds, the JSON header may not nest beyond the parser's
+limit, and an estimator's saved layer sizes must be the shapes of its saved weights. Anything
+else is a :class:`ModelFileError`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ READABLE_VERSIONS = (1, 2)
 #: The key, among the checksums, of the header's own checksum (version 2).
 HEADER_DIGEST = "__header__"
 MODEL_FILE = "model.npz"
+#: More arrays than any saved model holds (an ensemble of 100 members of 10 layers is 2,000).
+MAX_ARRAYS = 10_000
 
 
 class ModelFileError(ValueError):
@@ -131,21 +139,70 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        arrays = _read_arrays(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
         raise ModelFileError(f"{path}: not a readable model file ({exc})") from None
-    meta_array = arrays.pop("__meta__", None)
+    header = _parse_header(path, arrays.pop("__meta__", None))
+    _check_digests(path, header, arrays)
+    return header, arrays
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, each checked before it is read: a member must be stored
+    uncompressed (as :func:`save` writes it, so a small compressed file cannot expand to
+    gigabytes) and its ``.npy`` header must declare exactly the bytes the member holds, so no
+    array is allocated larger than the file itself."""
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_ARRAYS:
+            raise ValueError(f"{len(members)} arrays, more than a model has ({MAX_ARRAYS})")
+        for info in members:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise ValueError(f"array {info.filename!r} is compressed: model.save never writes that")
+            with archive.open(info) as fh:
+                _check_npy_header(fh, info)
+            with archive.open(info) as fh:
+                arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(fh, allow_pickle=False)
+    return arrays
+
+
+def _check_npy_header(fh: BinaryIO, info: zipfile.ZipInfo) -> None:
+    """Refuse a member whose declared shape and dtype do not fill exactly its stored bytes."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"array {info.filename!r} has an unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"array {info.filename!r} holds Python objects")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if fh.tell() + declared != info.file_size:
+        raise ValueError(f"array {info.filename!r} declares shape {shape} of {dtype}, not what it holds")
+
+
+def _parse_header(path: Path, meta_array: np.ndarray | None) -> dict[str, Any]:
+    """The JSON header, checked for its format and version."""
     if meta_array is None or meta_array.dtype.kind != "U" or meta_array.ndim != 0:
         raise ModelFileError(f"{path}: not a model saved by model.save (no header)")
     try:
         header = json.loads(str(meta_array))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: corrupted model header ({exc})") from None
-    if header.get("format") != FORMAT:
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ModelFileError(f"{path}: corrupted model header ({reason})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a model saved by model.save")
     if header.get("version") not in READABLE_VERSIONS:
         raise ModelFileError(f"{path}: unsupported model format version {header.get('version')}")
+    return header
+
+
+def _check_digests(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Every array, and (version 2) the header itself, matches the checksum saved with it."""
+    if not isinstance(header.get("sha256", {}), dict):
+        raise ModelFileError(f"{path}: malformed model header (no checksums)")
     expected = dict(header.get("sha256", {}))
     if header["version"] >= 2:
         if expected.pop(HEADER_DIGEST, None) != _header_digest(header):
@@ -157,7 +214,6 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise ModelFileError(
                 f"{path}: array {name!r} was changed after saving (checksum mismatch)"
             )
-    return header, arrays
 
 
 def load(path: str | Path):
@@ -175,5 +231,5 @@ def load(path: str | Path):
 
         pre = TabularPreprocessor.from_dict(pipeline["preprocessor"]["state"])
         return Pipeline([(pipeline["steps"][0], pre), (pipeline["steps"][1], est)])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: malformed model file ({exc!r})") from None

@@ -308,3 +308,97 @@ def test_the_header_checksum_follows_the_documented_rule(tmp_path):
     _, header = _arrays_and_header(model.save(clf, tmp_path / "m.npz", metadata={"run": "r1"}))
     stored = header["sha256"].pop(HEADER_DIGEST)
     assert stored == hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+
+
+# --- hostile files: refused quickly and in bounded memory --------------------------------------
+
+def _saved_header_and_arrays(tmp_path):
+    clf, _ = _fitted_classifier([0, 1])
+    path = tmp_path / "clf.npz"
+    clf.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    return json.loads(str(arrays.pop("__meta__"))), arrays
+
+
+def _write_with_fresh_checksums(path, header, arrays):
+    """What a deliberate editor can do: recompute every checksum after changing the file."""
+    from model.serialization import HEADER_DIGEST, _digest, _header_digest
+
+    header["sha256"] = {name: _digest(a) for name, a in arrays.items()}
+    header["sha256"][HEADER_DIGEST] = _header_digest(header)
+    np.savez(path, __meta__=np.array(json.dumps(header)), **arrays)
+
+
+def _peak_memory_of(call) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_array_header_claiming_a_huge_shape_is_refused_before_allocating(tmp_path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    buffer.write(b"\0" * 64)
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("coef_0.npy", buffer.getvalue())
+    with pytest.raises(ModelFileError, match="declares shape"):
+        model.load(path)
+
+
+def test_layer_sizes_the_weights_do_not_have_are_refused_before_allocating(tmp_path):
+    header, arrays = _saved_header_and_arrays(tmp_path)
+    header["estimator"]["layer_sizes"] = [10**6, 10**6, 10**6, 2]
+    path = tmp_path / "sizes.npz"
+    _write_with_fresh_checksums(path, header, arrays)
+    errors = []
+
+    def load():
+        try:
+            model.load(path)
+        except ModelFileError as exc:
+            errors.append(str(exc))
+
+    assert _peak_memory_of(load) < 20 * 2**20
+    assert errors and "layer sizes" in errors[0]
+
+
+def test_a_deeply_nested_header_is_refused_as_corrupted(tmp_path):
+    deep = "[" * 200_000 + "]" * 200_000
+    path = tmp_path / "deep.npz"
+    np.savez(path, __meta__=np.array(deep))
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        model.load(path)
+
+
+def test_a_zip_bomb_is_refused_without_expanding_it(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("coef_0.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (2**25,)})
+            block = b"\0" * 2**20
+            for _ in range(256):
+                member.write(block)
+    assert path.stat().st_size < 2**20
+    errors = []
+
+    def load():
+        try:
+            model.load(path)
+        except ModelFileError as exc:
+            errors.append(str(exc))
+
+    assert _peak_memory_of(load) < 20 * 2**20
+    assert errors and "compressed" in errors[0]
