@@ -102,3 +102,60 @@ def test_the_creation_lock_is_exclusive_until_the_file_has_tables_then_shared(tm
         conn.execute("CREATE TABLE t (x)")
     with creation_lock(url):  # made: another opener gets in, a creator would wait
         assert _lock_free(lock, fcntl.LOCK_SH) and not _lock_free(lock, fcntl.LOCK_EX)
+
+
+# A process that creates one store when told to go; the test kills it while it is creating.
+CREATE_ONE = """
+import sys
+from tuner.storage import open_storage
+from tuner.tracking import StudyTracker
+kind, folder = sys.argv[1], sys.argv[2]
+print("ready", flush=True)
+sys.stdin.readline()
+if kind == "optuna":
+    open_storage(f"sqlite:///{folder}/store.db")
+else:
+    StudyTracker("s", "sqlite:///optuna.db", tracking_uri=f"sqlite:///{folder}/store.db").check_connection()
+print("opened", flush=True)
+"""
+
+
+def _kill_while_creating(kind: str, folder: Path, delay: float) -> None:
+    """Start creating a store, wait until its file (or the file beside it) has content, then
+    ``delay`` seconds more, and kill the process with SIGKILL."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", CREATE_ONE, kind, str(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=cli_env())
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            p.stat().st_size > 0 for p in folder.glob("store.db*") if not p.name.endswith("lock")
+        ):
+            time.sleep(0.005)
+        time.sleep(delay)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2, 0.5])
+@pytest.mark.parametrize("kind", ["mlflow", "optuna"])
+def test_a_creator_killed_mid_creation_leaves_a_store_the_next_process_opens(tmp_path, kind, delay):
+    """Creating a store is a series of migrations; a process killed in the middle used to leave
+    a half-made file that every later open refused ("table _alembic_tmp_params already exists")."""
+    from tuner.storage import open_storage
+    from tuner.tracking.client import open_client
+
+    _kill_while_creating(kind, tmp_path, delay)
+    url = f"sqlite:///{tmp_path}/store.db"
+    if kind == "optuna":
+        storage = open_storage(url)
+        assert storage.get_all_studies() == []
+    else:
+        client = open_client(url)
+        assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert not list(tmp_path.glob("store.db.creating-*"))

@@ -132,10 +132,16 @@ def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseSt
 
     try:
         # Workers started together on an empty database all create Optuna's tables.
-        return open_rdb() if read_only else open_racing(open_rdb, url)
+        return open_rdb() if read_only else open_racing(open_rdb, url, create=_create_tables)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TunerError(f"cannot open the study storage {redact_url(url)}: {first_line}") from None
+
+
+def _create_tables(url: str) -> None:
+    """Create Optuna's tables in the SQLite file of ``url`` and close it."""
+    storage = optuna.storages.RDBStorage(url)
+    storage.engine.dispose()
 
 
 def has_heartbeats(storage: optuna.storages.BaseStorage) -> bool:

@@ -7,11 +7,17 @@ under a lock file beside it (``<file>.create-lock``). On a database server (Post
 loser fails with a duplicate-key or already-exists error once the winner has made the tables,
 so opening is retried there. A database a user named that is not there fails at once, in one
 line, instead of after MLflow's minutes of connection retries (:func:`check_database`).
+
+Creating a store's tables is a series of schema migrations, not one transaction: a process
+killed in the middle leaves a file that no later process can open. So a new SQLite store is
+built in a file beside its own (``<file>.creating-<pid>``) and renamed into place once
+complete; the store's file exists only whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,20 +46,41 @@ def sqlite_file(url: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def creation_lock(url: str) -> Iterator[None]:
+def creation_lock(url: str) -> Iterator[bool]:
     """Hold a lock beside an SQLite file while its tables are created or checked: exclusive
     while the file is missing or empty (one process creates the tables), shared once it has
     content (opening a made store only reads its schema, so workers started together open it
     at once instead of one after the other: opening MLflow's store takes most of a second of
     imports). A process that finds the file mid-creation waits for the creator's exclusive lock,
     then sees the finished tables. Nothing for other stores, or where the lock file cannot be
-    made (a read-only folder, which no process can create a store in anyway)."""
+    made (a read-only folder, which no process can create a store in anyway).
+
+    Yields whether this process holds the lock to create the store (the file is missing or empty)."""
     path = sqlite_file(url)
     with contextlib.ExitStack() as stack:
+        creating = False
         if path is not None and path.parent.is_dir() and os.access(path.parent, os.W_OK):
             made = path.is_file() and path.stat().st_size > 0
             stack.enter_context(file_lock(path.with_name(path.name + ".create-lock"), shared=made))
-        yield
+            creating = not (path.is_file() and path.stat().st_size > 0)
+        yield creating
+
+
+def create_aside(create: Callable[[str], None], url: str) -> None:
+    """Build a new SQLite store with ``create(aside_url)`` in a file beside the store's own and
+    rename it into place when complete. Leftovers of a creator that was killed are removed
+    first (the caller holds the exclusive creation lock, so no other process is writing them)."""
+    path = sqlite_file(url)
+    assert path is not None
+    for leftover in path.parent.glob(glob.escape(path.name) + ".creating-*"):
+        leftover.unlink(missing_ok=True)
+    aside = path.with_name(f"{path.name}.creating-{os.getpid()}")
+    query = url.split("?", 1)[1] if "?" in url else ""
+    try:
+        create(f"sqlite:///{aside}" + (f"?{query}" if query else ""))
+        os.replace(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def schema_race(exc: BaseException) -> bool:
@@ -67,9 +94,12 @@ def schema_race(exc: BaseException) -> bool:
     )
 
 
-def open_racing(open_store: Callable[[], T], url: str) -> T:
-    """``open_store()`` under :func:`creation_lock`, retried when it lost a creation race."""
-    with creation_lock(url):
+def open_racing(open_store: Callable[[], T], url: str, create: Callable[[str], None] | None = None) -> T:
+    """``open_store()`` under :func:`creation_lock`, retried when it lost a creation race. A new
+    SQLite store is first built aside by ``create`` (:func:`create_aside`), when given."""
+    with creation_lock(url) as creating:
+        if creating and create is not None:
+            create_aside(create, url)
         for attempt in range(SCHEMA_RACE_RETRIES + 1):
             try:
                 return open_store()

@@ -49,12 +49,21 @@ def open_client(tracking_uri: str | None) -> MlflowClient:
     check_database(uri, "MLflow tracking store")
     try:
         # The client opens its store when it is made.
-        client = open_racing(lambda: MlflowClient(tracking_uri=uri), uri)
+        client = open_racing(lambda: MlflowClient(tracking_uri=uri), uri, create=_create_tables)
     except Exception as exc:
         raise TunerError(f"MLflow tracking store {redact_url(uri)} cannot be opened: {first_line(exc)}") from None
     if uri.startswith("sqlite:"):
         use_wal(mlflow_engine(client))
     return client
+
+
+def _create_tables(uri: str) -> None:
+    """Create MLflow's tables in the SQLite file of ``uri`` and close it."""
+    from mlflow import MlflowClient
+
+    from ..internals import mlflow_engine
+
+    mlflow_engine(MlflowClient(tracking_uri=uri)).dispose()
 
 
 def is_http(uri: str) -> bool:
