@@ -15,6 +15,9 @@ class Optimizer:
     """Updates ``params`` in place from ``grads``, both flat arrays of the same shape and dtype."""
 
     name: str = ""
+    #: Whether the optimizer shrinks the weights itself (decoupled weight decay), in which case
+    #: the training loop adds no L2 term to the gradient.
+    decouples_weight_decay: bool = False
 
     def __init__(self, params: np.ndarray) -> None:
         self.params = params
@@ -150,6 +153,7 @@ class AdamW(Adam):
     """
 
     name = "adamw"
+    decouples_weight_decay = True
 
     def __init__(
         self, params: np.ndarray, weight_decay: float = 0.01, decay_mask: np.ndarray | None = None

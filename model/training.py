@@ -85,7 +85,7 @@ def train(
     best_params = network.params.copy() if rules.early_stopping else None
     # Python floats throughout: a NumPy float64 scalar (say a learning rate from a parameter
     # grid) would make every float32 update compute in float64.
-    penalty = 0.0 if optimizer.name == "adamw" else float(l2)
+    penalty = 0.0 if optimizer.decouples_weight_decay else float(l2)
     state.stop_reason = "max_epochs"
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rules.max_epochs):

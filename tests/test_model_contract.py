@@ -61,12 +61,28 @@ def test_default_hyperparameters():
     ("batch_size", 0), ("batch_size", True), ("max_epochs", 0), ("n_iter_no_change", 0),
     ("patience", 0), ("tol", -1e-3), ("l2", -1.0), ("dropout", -0.1),
     ("validation_fraction", 0.0), ("validation_fraction", 1.0),
+    ("max_epochs", 2.5), ("patience", 1.5), ("batch_size", 32.0), ("n_iter_no_change", 2.0),
 ], ids=str)
 def test_an_out_of_range_hyperparameter_is_refused_by_name(param, value):
-    """The error names the parameter and the value; bools and strings are not numbers."""
+    """The error names the parameter, its type and interval, and the value; bools and strings
+    are not numbers, and an integer parameter takes integers only."""
     X, y = _data(n=20)
-    with pytest.raises(ValueError, match=rf"^{param} must be a number in range .*; got {value!r}$"):
+    with pytest.raises(ValueError, match=rf"^{param} must be (an integer|a real number) in [\[(].*; got {value!r}$"):
         MLPClassifier(**{param: value}).fit(X, y)
+
+
+@pytest.mark.parametrize("param, value, message", [
+    ("batch_size", 0, "batch_size must be an integer in [1, inf); got 0"),
+    ("dropout", 1.0, "dropout must be a real number in [0, 1); got 1.0"),
+    ("learning_rate", 0.0, "learning_rate must be a real number in (0, inf); got 0.0"),
+    ("validation_fraction", 1.0, "validation_fraction must be a real number in (0, 1); got 1.0"),
+])
+def test_the_refusal_states_the_interval_with_its_ends(param, value, message):
+    """An included end is written with a bracket and an excluded one with a parenthesis."""
+    X, y = _data(n=20)
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(**{param: value}).fit(X, y)
+    assert str(info.value) == message
 
 
 def test_an_unknown_early_stopping_metric_is_refused_with_the_choices():
@@ -404,3 +420,20 @@ def test_labels_that_cannot_be_saved_are_refused_by_name(tmp_path):
     clf = MLPClassifier(**TINY).fit(X, days[y])
     with pytest.raises(TypeError, match="^only str, int, float or bool class labels can be saved$"):
         model.save(clf, tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_every_parameter_is_documented_in_numpydoc(cls):
+    """Each constructor parameter has an entry ``name : type, default=…`` in the class's
+    ``Parameters`` section, in the constructor's order, with the default the constructor has."""
+    import ast
+    import inspect
+    import re
+
+    doc = inspect.getdoc(cls)
+    section = doc.split("Parameters\n----------\n", 1)[1]
+    entries = re.findall(r"^(\w+) : .*?default=(.+)$", section.replace("\\\n", ""), re.M)
+    signature = inspect.signature(cls.__init__).parameters
+    assert [name for name, _ in entries] == [p for p in signature if p != "self"]
+    for name, default in entries:
+        assert ast.literal_eval(default) == signature[name].default, name
