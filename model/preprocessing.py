@@ -1,4 +1,4 @@
-"""Tabular preprocessing: standardise numeric columns, one-hot encode categorical ones, impute missing values.
+"""Tabular preprocessing: standardise numeric and date columns, one-hot encode categorical ones, impute missing values.
 
 The fitted state is plain numbers and strings, so it round-trips through JSON (`to_dict`/`from_dict`)
 without pickle and transforms bit-identically afterwards.
@@ -17,10 +17,16 @@ from sklearn.utils.validation import check_is_fitted
 FORMAT = "tabular-preprocessor"
 VERSION = 1
 MISSING_POLICIES = ("impute", "error")
+#: The day date columns count from: a date is encoded as its (fractional) days since this one, UTC.
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def _is_date(series: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(series.dtype)
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -42,10 +48,15 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
 
     Categorical columns are those of object, string, category or bool dtype. Categories unseen at
     fit time encode as all zeros. With missing="error", missing values raise ValueError instead.
+    Date columns (the names in ``dates``, written as ISO 8601 text such as "2024-01-31" or
+    "2024-01-31T08:15:00+01:00", and columns of datetime dtype) become their days since
+    1970-01-01 UTC, standardised like numbers: the fitted state keeps them as dates, so a saved
+    model takes the raw date text it was trained on.
     """
 
-    def __init__(self, missing: str = "impute") -> None:
+    def __init__(self, missing: str = "impute", dates: tuple[str, ...] = ()) -> None:
         self.missing = missing
+        self.dates = dates
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any = None) -> TabularPreprocessor:
         """Learn the column kinds, statistics and categories from X."""
@@ -56,15 +67,20 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError("cannot fit on zero rows")
         if self.missing == "error":
             self._refuse_missing(frame)
+        absent = [name for name in self.dates if name not in frame.columns]
+        if absent:
+            raise ValueError(f"dates names column(s) not in the data: {_names(absent)}")
         columns: list[dict[str, Any]] = []
         for name in frame.columns:
             series = frame[name]
-            if _is_numeric(series):
+            if name in self.dates or _is_date(series):
+                columns.append(_fit_date(name, series))
+            elif _is_numeric(series):
                 columns.append(_fit_numeric(name, series))
             elif _is_categorical(series):
                 columns.append(_fit_categorical(name, series))
             else:
-                raise ValueError(f"column {name!r} has unsupported dtype {series.dtype} (numeric or categorical)")
+                raise ValueError(f"column {name!r} has unsupported dtype {series.dtype} (numeric, date or categorical)")
         self._set_state(columns, is_frame)
         return self
 
@@ -82,6 +98,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             series = frame[state["name"]]
             if state["kind"] == "numeric":
                 blocks.append(_transform_numeric(state, series)[:, None])
+            elif state["kind"] == "date":
+                blocks.append(_transform_date(state, series)[:, None])
             else:
                 blocks.append(_transform_categorical(state, series))
         if not blocks:
@@ -89,11 +107,11 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Output column names: numeric columns keep their name, one-hot columns are '<column>_<category>'."""
+        """Output column names: numeric and date columns keep their name, one-hot columns are '<column>_<category>'."""
         check_is_fitted(self, "columns_")
         names: list[str] = []
         for state in self.columns_state_:
-            if state["kind"] == "numeric":
+            if state["kind"] in ("numeric", "date"):
                 names.append(state["name"])
             else:
                 names.extend(f"{state['name']}_{cat}" for cat in state["categories"])
@@ -117,10 +135,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError(f"not a {FORMAT} document")
         if d.get("version") != VERSION:
             raise ValueError(f"unsupported {FORMAT} version {d.get('version')!r} (this code reads {VERSION})")
-        pre = cls(missing=d["missing"])
         columns = []
         for state in d["columns"]:
-            if state.get("kind") == "numeric":
+            if state.get("kind") in ("numeric", "date"):
                 columns.append({k: (str(v) if k in ("name", "kind") else float(v)) for k, v in state.items()})
             elif state.get("kind") == "categorical":
                 columns.append({
@@ -131,6 +148,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 })
             else:
                 raise ValueError(f"column {state.get('name')!r} has unknown kind {state.get('kind')!r}")
+        pre = cls(missing=d["missing"], dates=tuple(c["name"] for c in columns if c["kind"] == "date"))
         pre._set_state(columns, bool(d.get("input_was_frame", True)))
         return pre
 
@@ -141,6 +159,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.input_was_frame_ = is_frame
         self.numeric_columns_ = [c["name"] for c in columns if c["kind"] == "numeric"]
         self.categorical_columns_ = [c["name"] for c in columns if c["kind"] == "categorical"]
+        self.date_columns_ = [c["name"] for c in columns if c["kind"] == "date"]
         self.categories_ = {c["name"]: list(c["categories"]) for c in columns if c["kind"] == "categorical"}
         if is_frame:
             self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
@@ -193,8 +212,35 @@ def _category_strings(series: pd.Series) -> np.ndarray:
                       dtype=object)
 
 
-def _fit_numeric(name: str, series: pd.Series) -> dict[str, Any]:
-    values = _numeric_values(name, series)
+def _date_values(name: str, series: pd.Series) -> np.ndarray:
+    """Days since :data:`EPOCH` (NaN where missing); ValueError naming the column for a value
+    that is not a date."""
+    if _is_date(series):
+        parsed = pd.to_datetime(series, utc=True)
+    else:
+        text = series.astype("string").str.strip()
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        bad = text[parsed.isna() & text.notna() & (text != "")]
+        if len(bad):
+            raise ValueError(f"column {name!r} should be a date (ISO 8601, e.g. 2024-01-31) but holds {bad.iloc[0]!r}")
+    days = (parsed - EPOCH) / pd.Timedelta(days=1)
+    return days.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _fit_date(name: str, series: pd.Series) -> dict[str, Any]:
+    return _fit_numeric(name, series, _date_values(name, series), "date")
+
+
+def _transform_date(state: dict[str, Any], series: pd.Series) -> np.ndarray:
+    values = _date_values(state["name"], series)
+    values = np.where(np.isnan(values), state["median"], values)
+    return (values - state["mean"]) / state["std"]
+
+
+def _fit_numeric(name: str, series: pd.Series, values: np.ndarray | None = None, kind: str = "numeric") -> dict[str, Any]:
+    """The state of a numeric column (``values``: its numbers when already computed, e.g. a
+    date column's days)."""
+    values = _numeric_values(name, series) if values is None else values
     present = values[~np.isnan(values)]
     median = float(np.median(present)) if present.size else 0.0
     filled = np.where(np.isnan(values), median, values)
@@ -202,7 +248,7 @@ def _fit_numeric(name: str, series: pd.Series) -> dict[str, Any]:
     std = float(filled.std())
     if not np.isfinite(std) or std == 0.0:
         std = 1.0
-    return {"name": name, "kind": "numeric", "median": median, "mean": mean, "std": std}
+    return {"name": name, "kind": kind, "median": median, "mean": mean, "std": std}
 
 
 def _fit_categorical(name: str, series: pd.Series) -> dict[str, Any]:

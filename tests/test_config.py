@@ -1,12 +1,14 @@
 """Study files: the shipped ones load, and every kind of mistake gets one clear message naming its key."""
 
+import warnings
 from pathlib import Path
 
 import pytest
 
 from tuner import metrics
 from tuner.config import check_against_data, load_config
-from tuner.errors import ConfigError
+from tuner.data import DataWarning
+from tuner.errors import ConfigError, DataError
 from tuner.space import Choices, Dropped, Fixed, Range
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -185,12 +187,55 @@ def test_several_problems_one_line_each(tmp_path):
     assert "space.units:" in lines[0] and "space.l2:" in lines[1]
 
 
-def test_file_source_needs_target_and_task(tmp_path):
+def test_file_source_needs_target(tmp_path):
     (tmp_path / "d.csv").write_text("a,y\n1,0\n")
     message = error_of(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntask = "classification"\n')
     assert "data.target: required for file sources" in message
-    message = error_of(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n')
-    assert "data.task: required for file sources (allowed: classification, regression)" in message
+
+
+INFERRED = [  # target values, inferred task, default metric, what the warning says the target holds
+    (["gold", "basic", "", "gold"], "classification", "accuracy", "text"),
+    (["true", "false", "true", "true"], "classification", "accuracy", "true/false values"),
+    (["1", "3", "", "2"], "classification", "accuracy", "whole numbers with 3 distinct value(s) (20 or fewer are read as classes)"),
+    ([str(i) for i in range(25)], "regression", "rmse", "whole numbers with 25 distinct value(s) (more than 20 are read as amounts)"),
+    (["1.5", "2", "", "3.25"], "regression", "rmse", "numbers with fractions"),
+]
+
+
+@pytest.mark.parametrize("values,task,metric,held", INFERRED, ids=[row[3].split(" (")[0] for row in INFERRED])
+def test_task_is_inferred_from_the_target_and_said(tmp_path, values, task, metric, held):
+    """No data.task: the target column decides, as scikit-learn's type_of_target reads it (whole
+    numbers: classes up to 20 distinct values); the metric's default and its check follow."""
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    other = "regression" if task == "classification" else "classification"
+    with pytest.warns(DataWarning) as caught:
+        config = load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n'))
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'd.csv'}: no data.task given: the target 'y' holds {held}, so the task is {task} "
+        f'(set [data] task = "{other}" to change it)'
+    ]
+    assert (config.task, config.metric, config.flat_settings()["task"]) == (task, metric, task)
+    assert "task" not in config.file_settings()["data"]  # inferred again from the file, not stored as set
+    unfit = "rmse" if task == "classification" else "accuracy"
+    with pytest.warns(DataWarning):
+        message = error_of(tmp_path, f'name = "t"\n[objective]\nmetric = "{unfit}"\n[data]\nsource = "d.csv"\ntarget = "y"\n')
+    assert f"objective.metric: '{unfit}' does not fit a {task} task" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # a task given: nothing inferred, nothing said
+        given = load_config(write(tmp_path, f'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\ntask = "{other}"\n'))
+        assert given.task == other and given.with_overrides(n_trials=3).task == other
+        assert load_config(write(tmp_path, MINIMAL)).task == "classification"
+
+
+def test_task_inference_errors_are_one_line(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n1,\n2,\n")
+    with pytest.raises(DataError, match=r"d.csv: target column 'y' has no values \(all 2 rows are missing\)$"):
+        load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n'))
+    with pytest.raises(DataError, match=r"d.csv: target column 'label' not found \(columns: a, y\)$"):
+        load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "label"\n'))
+    (tmp_path / "d.csv").write_text("a,y,a\n1,2,3\n")
+    with pytest.raises(DataError, match=r"d.csv: duplicate column name\(s\) 'a' \(2 times\): give each column its own"):
+        load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n'))
 
 
 def test_missing_file(tmp_path):

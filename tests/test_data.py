@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuner.config import StudyConfig, load_config
+from tuner.config import StudyConfig, config_from_settings, load_config
 from tuner.data import DataWarning, load_splits
 from tuner.errors import ConfigError, DataError
 
@@ -218,18 +219,48 @@ def test_na_values_match_numbers_and_text(tmp_path):
     assert everything["b"].isna().sum() == 2 and "b_?" not in splits.feature_names
 
 
-def test_identifier_columns_warn_and_can_be_dropped(tmp_path):
+def test_identifier_columns_are_left_out_like_dropped_ones_unless_kept(tmp_path):
     frame = frame_rows(60).assign(row=range(1, 61), name=[f"wine {i}" for i in range(60)])
     path = write_csv(tmp_path, frame)
     with pytest.warns(DataWarning) as caught:
-        load_splits(file_config(path))
-    messages = [str(w.message) for w in caught]
-    assert any("column 'row' looks like an identifier (distinct consecutive integers 1 to 60)" in m for m in messages)
-    assert any("column 'name' looks like an identifier (60 distinct values in 60 rows)" in m for m in messages)
-    assert any("leave it out with [data] drop = ['name']" in m for m in messages)
+        splits = load_splits(file_config(path))
+    (message,) = [str(w.message) for w in caught]
+    assert message == (
+        f"{path}: left out column(s) that look like identifiers, whose values cannot carry to new rows: "
+        "'row' (distinct consecutive integers 1 to 60), 'name' (60 distinct values in 60 rows); "
+        "keep them with [data] keep = ['row', 'name']"
+    )
     with no_data_warning():
-        splits = load_splits(file_config(path, drop=["row", "name"]))
-    assert list(splits.X_train.columns) == ["a", "b"] and splits.columns == ("a", "b")
+        dropped = load_splits(file_config(path, drop=["row", "name"]))
+    assert splits.columns == dropped.columns == ("a", "b") and list(splits.X_train.columns) == ["a", "b"]
+    assert splits.fingerprint == dropped.fingerprint  # the same study as with [data] drop
+    np.testing.assert_array_equal(splits.Xt_train, dropped.Xt_train)
+    with no_data_warning():
+        kept = load_splits(file_config(path, keep=["row", "name"]))
+    assert kept.columns == ("a", "b", "row", "name") and any(n.startswith("name_wine") for n in kept.feature_names)
+    with pytest.warns(DataWarning, match=r": 'name' \(60 distinct values in 60 rows\); keep them with \[data\] keep = \['name'\]"):
+        assert load_splits(file_config(path, keep=["row"])).columns == ("a", "b", "row")
+
+
+def test_keep_names_are_checked(tmp_path):
+    path = write_csv(tmp_path, frame_rows())
+    with pytest.raises(ConfigError, match=r"data.keep: no column 'id' in .*d.csv \(columns: a, b, y\)"):
+        load_splits(file_config(path, keep=["id"]))
+    for data, expected in [
+        ({"keep": ["a"], "drop": ["a"]}, "data.keep: column 'a' is named also in data.drop"),
+        ({"keep": ["a", "a"]}, "data.keep: column 'a' is named twice"),
+        ({"keep": ["y"]}, "data.keep: 'y' is the target column"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(f"s.toml: {expected}")):
+            config_from_settings({"name": "t", "data": {"source": path, "target": "y", **data}}, "s.toml")
+    file_config(path, keep=["a"], numeric=["a"])  # redundant, not contradictory
+
+
+def test_every_feature_an_identifier_is_one_line(tmp_path):
+    path = write_csv(tmp_path, pd.DataFrame({"id": range(40), "y": [0, 1] * 20}))
+    with pytest.raises(DataError, match=r"every feature column looks like an identifier \('id' \(distinct consecutive"
+                                        r" integers 0 to 39\)\); keep them with \[data\] keep = \['id'\] if they are features"):
+        load_splits(file_config(path))
 
 
 def test_declared_column_types(tmp_path):
@@ -239,9 +270,9 @@ def test_declared_column_types(tmp_path):
         level=np.where(rng.random(80) < 0.6, "unrecorded", rng.normal(size=80).round(3).astype(str)),
     )
     path = write_csv(tmp_path, frame)
-    with pytest.warns(DataWarning, match=r"column 'level' looks like an identifier \(38 distinct values in 80 rows\)"):
+    with pytest.warns(DataWarning, match=r"left out .*: 'level' \(38 distinct values in 80 rows\)"):
         inferred = load_splits(file_config(path))  # mostly text: categories, one per few rows
-    assert "code" in inferred.feature_names and "level_unrecorded" in inferred.feature_names
+    assert "code" in inferred.feature_names and "level" not in inferred.columns
     with pytest.warns(DataWarning, match=r"column 'level' is numeric apart from \d+ cell\(s\) holding 'unrecorded'"):
         declared = load_splits(file_config(path, categorical=["code"], numeric=["level"]))
     assert {"code_10", "code_20", "code_30", "level"} <= set(declared.feature_names)

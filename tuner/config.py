@@ -25,6 +25,7 @@ from pydantic import (
 from . import metrics
 from .costs import COSTS
 from .errors import ConfigError
+from .reading import DATA_SUFFIXES, infer_task
 from .space import Choices, Fixed, Range, SpaceConfig, fit_to_data
 
 class Bundled(NamedTuple):
@@ -70,16 +71,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-#: The file types a data source may have (read by tuner/data.py).
-DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 ColumnNames = list[Annotated[str, Field(min_length=1)]]
 
 
 class DataConfig(_Section):
     """[data]: where the data comes from, how its columns are read, and how it is split.
 
+    ``task``: inferred from a file's target column when not given (:func:`tuner.reading.infer_task`).
     ``na_values``: extra cell values read as missing (e.g. ``"unknown"``, ``"?"``, ``"-999"``).
-    ``drop``: columns left out (identifiers, leaks). ``categorical`` / ``numeric``: columns whose
+    ``drop``: columns left out (identifiers, leaks). ``keep``: columns kept although they look
+    like identifiers, which are otherwise left out. ``categorical`` / ``numeric``: columns whose
     type the reader would otherwise infer wrongly (numeric codes that are categories; a numeric
     column whose stray text should be missing values). The column names are checked against the
     data when it is loaded (:func:`tuner.data.load_frame`).
@@ -93,6 +94,7 @@ class DataConfig(_Section):
     missing: Literal["impute", "error"] = "impute"
     na_values: ColumnNames = Field(default_factory=list)
     drop: ColumnNames = Field(default_factory=list)
+    keep: ColumnNames = Field(default_factory=list)
     categorical: ColumnNames = Field(default_factory=list)
     numeric: ColumnNames = Field(default_factory=list)
 
@@ -145,22 +147,24 @@ class DataConfig(_Section):
             if self.target is None:
                 raise KeyedError("data.target", "required for file sources: the name of the target column")
             if self.task is None:
-                raise KeyedError(
-                    "data.task", "required for file sources (allowed: classification, regression)"
-                )
+                self.task = infer_task(self.source, self.target, self.na_values)
+                self.model_fields_set.discard("task")  # inferred, not set by the file
         return self
 
     def _check_columns(self) -> None:
-        """A column is named at most once across drop / categorical / numeric, never the target."""
+        """A column is named at most once across drop / categorical / numeric, in keep at most
+        once and not also in drop, never as the target."""
         seen: dict[str, str] = {}
-        for key in ("drop", "categorical", "numeric"):
-            for column in getattr(self, key):
+        for key in ("drop", "categorical", "numeric", "keep"):
+            names = getattr(self, key)
+            for i, column in enumerate(names):
                 if column == self.target:
                     raise KeyedError(f"data.{key}", f"{column!r} is the target column")
-                if column in seen:
-                    where = "twice" if seen[column] == key else f"also in data.{seen[column]}"
+                clash = key if column in names[:i] else seen.get(column)
+                if clash and (key != "keep" or clash in ("keep", "drop")):
+                    where = "twice" if clash == key else f"also in data.{clash}"
                     raise KeyedError(f"data.{key}", f"column {column!r} is named {where}")
-                seen[column] = key
+                seen.setdefault(column, key)
 
 
 #: ``[objective] validation_splits = "auto"``: AUTO_SPLITS splits when the training + validation

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,27 +16,25 @@ from sklearn.model_selection import train_test_split
 
 from model.preprocessing import TabularPreprocessor
 
-from .config import DATA_SUFFIXES, SKLEARN_DATASETS, DataConfig, StudyConfig, check_against_data
+from .config import SKLEARN_DATASETS, DataConfig, StudyConfig, check_against_data
 from .errors import ConfigError, DataError
+from .reading import DataWarning, check_target, mark_missing, read_file, text_values  # noqa: F401 (DataWarning: tuner.data names it too)
+from .reading import warn as _warn
+
 
 MIN_ROWS = 20
 MIN_PER_CLASS = 3
-#: Delimiters a text file may use, tried by csv.Sniffer on its first bytes (comma when unsure).
-DELIMITERS = ",;\t|"
-SNIFF_BYTES = 64 * 1024
 #: A text column is read as numbers when its other values are at most this many distinct
 #: tokens ("unknown", "n/a") filling under half of its non-missing cells.
 MAX_STRAY_TOKENS = 5
 #: A text column with at least one distinct value per this many rows looks like an identifier.
 ROWS_PER_LEVEL_OF_AN_ID = 4
 ID_NAME = re.compile(r"(?i)(^|[_\s.-])(id|uuid|guid|key|index)$|^unnamed: \d+$")
-NUMBER_WITH_DECIMAL_COMMA = r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?"
-
-
-class DataWarning(UserWarning):
-    """The data loaded, but a column may not be what the study means: numbers with stray tokens
-    read as missing, an identifier-like column. The message names the column and the ``[data]``
-    key that settles it; the study goes on."""
+#: An ISO 8601 date, with a time and a UTC offset or not ("2024-01-31", "2024-01-31T08:15:00Z").
+ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+#: A text column is read as dates when at least this share of its values are ISO dates (the
+#: others are read as missing values, with a warning).
+DATE_SHARE = 0.95
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,14 +60,24 @@ class Splits:
     columns: tuple[str, ...] = field(default=())
 
 
-def load_frame(config: StudyConfig) -> tuple[pd.DataFrame, pd.Series]:
+class Frame(NamedTuple):
+    """A study's feature columns, typed, its target, and which feature columns hold dates."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    dates: tuple[str, ...]
+
+
+def load_frame(config: StudyConfig) -> Frame:
     """Features and target of the study's data source, with the ``[data]`` column options applied.
 
     The source is ``sklearn:<name>`` (bundled, no download) or a .csv/.tsv/.parquet file (the
-    delimiter of a text file is detected). ``na_values`` cells become missing; ``drop`` columns
-    are left out; ``categorical`` / ``numeric`` columns get that type; a text column that is
-    numbers apart from a few tokens is read as numbers with those tokens missing. Columns that
-    look wrong get a :class:`DataWarning` (see :func:`type_columns`).
+    delimiter of a text file is detected). ``na_values`` cells become missing; rows without a
+    target are dropped; ``drop`` columns are left out; ``categorical`` / ``numeric`` columns get
+    that type; a text column that is numbers apart from a few tokens is read as numbers with
+    those tokens missing; a text column of ISO dates is a date column (see :func:`type_columns`);
+    identifier-like columns are left out unless named in ``keep`` (see
+    :func:`leave_out_identifiers`). What may surprise gets a :class:`DataWarning`.
     """
     data = config.data
     source = data.source
@@ -81,78 +88,35 @@ def load_frame(config: StudyConfig) -> tuple[pd.DataFrame, pd.Series]:
         bunch = getattr(datasets, SKLEARN_DATASETS[name].loader)(as_frame=True)
         frame, target = bunch.data.join(bunch.target.rename("target")), "target"
     else:
-        frame, target = read_file(Path(source), data.categorical), data.target
-        if target is None:
+        if data.target is None:
             raise DataError(f"{source}: data.target is required for file sources")
-        if target not in frame.columns:
-            shown = ", ".join(map(str, list(frame.columns)[:20]))
-            hint = ""
-            if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS[1:]):
-                hint = "; the file seems to use another delimiter than ',' and it was not detected"
-            raise DataError(f"{source}: target column {target!r} not found (columns: {shown}){hint}")
+        frame, target = read_file(Path(source), data.categorical), data.target
+        check_target(source, [str(c) for c in frame.columns], target)
     _check_named_columns(config, frame)
-    frame = _mark_missing(frame, data.na_values)
-    X = type_columns(frame.drop(columns=[target, *data.drop]), data, source)
-    return X, frame[target]
+    frame = _rows_with_target(mark_missing(frame, data.na_values), target, source)
+    X, dates = type_columns(frame.drop(columns=[target, *data.drop]), data, source)
+    X = leave_out_identifiers(X, data, source, dates)
+    return Frame(X, frame[target], dates)
 
 
-def read_file(path: Path, categorical: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
-    """A .csv/.tsv/.parquet file as a DataFrame; DataError with one line if it cannot be read.
-
-    A text file's delimiter is sniffed (comma, semicolon, tab, pipe); semicolon and tab files
-    with decimal commas ("1,5") are read as numbers. ``categorical`` columns of a text file are
-    read as text, as written.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in DATA_SUFFIXES:
-        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)")
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        sep = "\t" if suffix == ".tsv" else sniff_delimiter(path)
-        as_text = {name: "string" for name in categorical}  # names absent from the file are ignored
-        frame = pd.read_csv(path, sep=sep, dtype=as_text)
-        if sep != "," and _has_decimal_commas(frame):
-            frame = pd.read_csv(path, sep=sep, dtype=as_text, decimal=",")
+def _rows_with_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
+    """``frame`` without the rows whose target is missing (a warning counts them); DataError
+    when no row has one."""
+    missing = frame[target].isna()
+    if not missing.any():
         return frame
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise DataError(f"{path}: cannot read file: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-
-
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of a text table (one of :data:`DELIMITERS`), from its first 64 KiB; ','
-    when the sample does not tell (a single column, say)."""
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
-        sample = fh.read(SNIFF_BYTES)
-    if len(sample) == SNIFF_BYTES and "\n" in sample:
-        sample = sample[: sample.rindex("\n")]  # whole lines only
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
-
-
-def _has_decimal_commas(frame: pd.DataFrame) -> bool:
-    """Whether a text column holds only numbers written with a decimal comma."""
-    for name in frame.columns:
-        values = _text_values(frame[name])
-        if values is not None and len(values) and values.str.fullmatch(NUMBER_WITH_DECIMAL_COMMA).all():
-            return True
-    return False
-
-
-def _text_values(series: pd.Series) -> pd.Series | None:
-    """The non-missing values of a text column, stripped; None for other columns."""
-    if not (pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)):
-        return None
-    return series.dropna().astype(str).str.strip()
+    n, lost = len(frame), int(missing.sum())
+    if lost == n:
+        raise DataError(f"{source}: target column {target!r} has no values (all {n} rows are missing)")
+    _warn(f"{source}: dropped {lost} of {n} rows whose target {target!r} is missing")
+    return frame[~missing]
 
 
 def _check_named_columns(config: StudyConfig, frame: pd.DataFrame) -> None:
     """ConfigError, one line per key, for ``[data]`` column names that are not in the data."""
     columns = [str(c) for c in frame.columns]
     problems = []
-    for key in ("drop", "categorical", "numeric"):
+    for key in ("drop", "keep", "categorical", "numeric"):
         unknown = [name for name in getattr(config.data, key) if name not in columns]
         if unknown:
             shown = ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
@@ -164,69 +128,96 @@ def _check_named_columns(config: StudyConfig, frame: pd.DataFrame) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def _mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
-    """``frame`` with cells equal to one of ``tokens`` missing: text cells by their stripped text,
-    numeric cells by value (so "-999" matches -999 and -999.0)."""
-    if not tokens:
-        return frame
-    texts = {t.strip() for t in tokens}
-    numbers = pd.to_numeric(pd.Series(sorted(texts)), errors="coerce").dropna().tolist()
-    frame = frame.copy()
-    for name in frame.columns:
-        series = frame[name]
-        if _text_values(series) is not None:
-            frame[name] = series.mask(series.astype("string").str.strip().isin(texts))
-        elif numbers and pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-            hit = series.isin(numbers)
-            if hit.any():
-                frame[name] = series.astype("float64").mask(hit)
-    return frame
-
-
-def type_columns(X: pd.DataFrame, data: DataConfig, source: str) -> pd.DataFrame:
-    """``X`` with each feature column's type settled, warning (:class:`DataWarning`) about columns
-    that may be read wrongly.
+def type_columns(X: pd.DataFrame, data: DataConfig, source: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``X`` with each feature column's type settled, and its date columns; a
+    :class:`DataWarning` for cells read as missing.
 
     - ``categorical`` columns: text (their categories are the values as written);
     - ``numeric`` columns, and text columns that are numbers apart from at most
       :data:`MAX_STRAY_TOKENS` distinct tokens in under half of their cells: numbers, the tokens
       missing, with a warning naming the column and the tokens unless ``na_values`` declared them;
-    - a column that looks like an identifier (text with a distinct value per few rows, or
-      distinct consecutive integers, or integers under an id-like name) is kept, with a warning:
-      its values cannot carry to new rows.
+    - text columns whose values are ISO dates (at least :data:`DATE_SHARE` of them): dates, kept
+      as text (the preprocessing encodes them as days, and a served model takes the same text),
+      the other cells missing, with a warning naming them.
     """
     X = X.copy()
+    dates = []
     for name in X.columns:
         series = X[name]
         if name in data.categorical:
-            if _text_values(series) is None:
+            if text_values(series) is None:
                 X[name] = series.astype("string")
             continue
-        values = _text_values(series)
-        if values is not None and len(values):
-            numbers = pd.to_numeric(values, errors="coerce")
-            stray = values[numbers.isna()]
-            tokens = sorted(set(stray))
-            declared = name in data.numeric
-            if declared or (len(tokens) <= MAX_STRAY_TOKENS and 2 * len(stray) < len(values)):
-                if numbers.notna().sum() == 0:
-                    raise DataError(f"{source}: column {name!r} is declared numeric but holds no number")
-                X[name] = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
-                if tokens:
-                    _warn(
-                        f"{source}: column {name!r} is numeric apart from {len(stray)} cell(s) holding "
-                        f"{_listed(tokens)}: read them as missing values (declare them with [data] na_values, "
-                        f"or keep the column as categories with [data] categorical = [{name!r}])"
-                    )
-                continue
-        if name not in data.numeric:
-            why = _looks_like_an_id(str(name), X[name])
-            if why:
+        values = text_values(series)
+        if values is None or not len(values):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        stray = values[numbers.isna()]
+        tokens = sorted(set(stray))
+        if name in data.numeric or (len(tokens) <= MAX_STRAY_TOKENS and 2 * len(stray) < len(values)):
+            if numbers.notna().sum() == 0:
+                raise DataError(f"{source}: column {name!r} is declared numeric but holds no number")
+            X[name] = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
+            if tokens:
                 _warn(
-                    f"{source}: column {name!r} looks like an identifier ({why}): a model cannot learn from "
-                    f"it for new rows; leave it out with [data] drop = [{name!r}]"
+                    f"{source}: column {name!r} is numeric apart from {len(stray)} cell(s) holding "
+                    f"{_listed(tokens)}: read them as missing values (declare them with [data] na_values, "
+                    f"or keep the column as categories with [data] categorical = [{name!r}])"
                 )
-    return X
+        elif _is_date_column(values):
+            X[name] = _as_dates(name, series, source)
+            dates.append(str(name))
+    return X, tuple(dates)
+
+
+def _is_date_column(values: pd.Series) -> bool:
+    """Whether nearly all of a text column's values (stripped, not missing) are ISO dates."""
+    dated = values.str.fullmatch(ISO_DATE)
+    if dated.mean() < DATE_SHARE:
+        return False
+    parsed = pd.to_datetime(values[dated], format="ISO8601", utc=True, errors="coerce")
+    return parsed.notna().sum() >= DATE_SHARE * len(values)
+
+
+def _as_dates(name: str, series: pd.Series, source: str) -> pd.Series:
+    """A date column's text, stripped, with the cells that are not ISO dates missing (a warning
+    names them)."""
+    text = series.astype("string").str.strip()
+    iso = text.where(text.str.fullmatch(ISO_DATE).fillna(False).astype(bool))
+    parsed = pd.to_datetime(iso, format="ISO8601", utc=True, errors="coerce")
+    stray = text[parsed.isna() & text.notna()]
+    if len(stray):
+        _warn(
+            f"{source}: column {name!r} holds dates apart from {len(stray)} cell(s) holding "
+            f"{_listed(sorted(set(stray)))}: read them as missing values (or keep the column as categories "
+            f"with [data] categorical = [{name!r}])"
+        )
+    return text.mask(parsed.isna())
+
+
+def leave_out_identifiers(X: pd.DataFrame, data: DataConfig, source: str, dates: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``X`` without the columns that look like row identifiers (see :func:`_looks_like_an_id`),
+    as if ``[data] drop`` named them: their values cannot carry to new rows, and one-hot encoded
+    they make the network large for nothing. A :class:`DataWarning` names them. Columns named in
+    ``keep``, ``categorical`` or ``numeric`` and date columns stay."""
+    settled = {*data.keep, *data.categorical, *data.numeric, *dates}
+    found = {name: why for name in X.columns if name not in settled and (why := _looks_like_an_id(str(name), X[name]))}
+    if not found:
+        return X
+    if len(found) == X.shape[1]:
+        raise DataError(
+            f"{source}: every feature column looks like an identifier ({_whys(found)}); "
+            f"keep them with [data] keep = {[str(n) for n in found]!r} if they are features"
+        )
+    _warn(
+        f"{source}: left out column(s) that look like identifiers, whose values cannot carry to new rows: "
+        f"{_whys(found)}; keep them with [data] keep = {[str(n) for n in found]!r}"
+    )
+    return X.drop(columns=list(found))
+
+
+def _whys(found: dict) -> str:
+    return ", ".join(f"{str(name)!r} ({why})" for name, why in found.items())
 
 
 def _looks_like_an_id(name: str, series: pd.Series) -> str:
@@ -236,7 +227,7 @@ def _looks_like_an_id(name: str, series: pd.Series) -> str:
     if n < MIN_ROWS:
         return ""
     levels = present.nunique()
-    if _text_values(series) is not None:
+    if text_values(series) is not None:
         if levels * ROWS_PER_LEVEL_OF_AN_ID >= n:
             return f"{levels} distinct values in {n} rows"
         return ""
@@ -255,10 +246,6 @@ def _looks_like_an_id(name: str, series: pd.Series) -> str:
 def _listed(tokens: list[str], limit: int = 5) -> str:
     shown = ", ".join(repr(t) for t in tokens[:limit])
     return shown + (f" and {len(tokens) - limit} more" if len(tokens) > limit else "")
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, DataWarning, stacklevel=3)
 
 
 def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
@@ -323,7 +310,7 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
     ConfigError.
     """
     task = config.task
-    X, y_raw = load_frame(config)
+    X, y_raw, dates = load_frame(config)
     if X.shape[1] == 0:
         raise DataError(f"{config.data.source}: no feature columns besides the target")
     if len(X) < MIN_ROWS:
@@ -341,7 +328,7 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
         X_train, X_val, X_test, y_train, y_val, y_test = _split(X, y, task, config)
     except ValueError as exc:
         raise DataError(f"{config.data.source}: cannot split the data: {exc}") from None
-    pre = TabularPreprocessor(missing=config.data.missing)
+    pre = TabularPreprocessor(missing=config.data.missing, dates=dates)
     try:
         Xt_train = pre.fit_transform(X_train)
         Xt_val, Xt_test = pre.transform(X_val), pre.transform(X_test)

@@ -157,12 +157,11 @@ def refit_rows(config: StudyConfig, splits: Splits):
     """(preprocessor, Xt, y, fingerprint) of training + validation rows, the preprocessing
     fitted on them."""
     import pandas as pd
-
-    from model.preprocessing import TabularPreprocessor
+    from sklearn.base import clone
 
     X = pd.concat([splits.X_train, splits.X_val])
     y = np.concatenate([splits.y_train, splits.y_val])
-    pre = TabularPreprocessor(missing=config.data.missing)
+    pre = clone(splits.preprocessor)  # the study's preprocessing settings (missing values, dates), unfitted
     return pre, pre.fit_transform(X), y, fingerprint(X, y)
 
 

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
-
-from model.preprocessing import TabularPreprocessor
 
 from .config import StudyConfig
 from .data import Splits
@@ -62,7 +61,7 @@ def resamples(config: StudyConfig, splits: Splits) -> list[Resample]:
             X, y, test_size=len(splits.y_val), random_state=config.seed + i,
             stratify=y if splits.task == "classification" else None,
         )
-        pre = TabularPreprocessor(missing=config.data.missing)
+        pre = clone(splits.preprocessor)  # the study's preprocessing settings (missing values, dates), unfitted
         out.append(Resample(pre.fit_transform(X_tr), y_tr, pre.transform(X_va), y_va, X_tr.index, X_va.index))
     return out
 
