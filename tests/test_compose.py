@@ -1,4 +1,4 @@
-"""docker-compose.yml, .env.example, the Dockerfile, .dockerignore and the README's compose block
+"""docker-compose.yml, .env.example, the Dockerfile, .dockerignore and the compose block of docs/scale-and-faults.md
 agree with each other (issue 18 item 5). No Docker engine here: these are static checks; the
 services' commands run as local processes in tests/test_scale.py."""
 
@@ -43,7 +43,7 @@ def test_env_example_matches_the_compose_defaults():
 
 
 def test_postgres_host_port_leaves_a_local_postgresql_alone():
-    """The README's local workers use a PostgreSQL on 127.0.0.1:5432: compose must not take it."""
+    """The local workers of docs/scale-and-faults.md use a PostgreSQL on 127.0.0.1:5432: compose must not take it."""
     assert host_ports()["postgres"][1] != "5432"
     assert env_example()["POSTGRES_HOST_PORT"] != "5432"
 
@@ -94,9 +94,9 @@ def test_shipped_studies_find_their_data_in_the_image():
         assert f"./{folder}:/app/{folder}:ro" in worker_volumes
 
 
-def test_readme_block_names_the_published_ports():
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"### docker-compose\n.*?```bash\n(.*?)```", readme, re.S).group(1)
+def test_compose_block_names_the_published_ports():
+    guide = (REPO / "docs" / "scale-and-faults.md").read_text()  # the compose block's home
+    block = re.search(r"^## docker-compose\n.*?```bash\n(.*?)```", guide, re.S | re.M).group(1)
     ports = host_ports()
     assert f"http://127.0.0.1:{ports['mlflow'][1]}" in block
     assert f"http://127.0.0.1:{ports['dashboard'][1]}" in block

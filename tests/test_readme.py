@@ -1,4 +1,4 @@
-"""The README's commands and claims as a new user meets them (issue 18)."""
+"""The README's and the guides' (docs/*.md) commands and claims as a new user meets them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+#: The documents whose blocks are tested: the README and every guide in docs/.
+DOCUMENTS = ["README.md"] + sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))
 
 
 def test_pip_commands_install_into_the_venv():
     """A bare `pip install` installs into whatever pip is first on PATH, not the project's venv."""
-    for doc in (REPO / "README.md", REPO / "bench" / "README.md"):
+    for doc in [REPO / d for d in DOCUMENTS] + [REPO / "bench" / "README.md"]:
         for line in doc.read_text().splitlines():
             for match in re.finditer(r"(\S*)pip install", line):
                 assert match.group(1).endswith(".venv/bin/"), f"{doc.name}: {line.strip()}"
@@ -24,55 +26,108 @@ def test_run_study_returns_what_the_readme_says():
     from tuner.runner import StudyResult, run_study
 
     assert run_study.__annotations__["return"] in ("StudyResult", StudyResult)
-    claim = re.search(r"it returns a `StudyResult`:(.*?)\n\n|it returns a `StudyResult`:(.*?)\n- ", README, re.S)
-    assert claim, "the README describes run_study's result"
+    guide = (REPO / "docs" / "study-files.md").read_text()
+    claim = re.search(r"it returns a `StudyResult`:(.*?)\n\n|it returns a `StudyResult`:(.*?)\n- ", guide, re.S)
+    assert claim, "docs/study-files.md describes run_study's result"
     fields = {f.name for f in dataclasses.fields(StudyResult)}
     named = set(re.findall(r"`\.(\w+)`", claim.group(0)))
     assert named and named <= fields
 
 
-def shell_block(heading: str) -> str:
-    """The first ```bash block after ``heading`` in the README, as a user would copy it."""
-    after = README[README.index(heading):]
+def shell_block(document: str, heading: str) -> str:
+    """The first ```bash block after ``heading`` in ``document`` (a path from the repository's
+    root), as a user would copy it."""
+    text = (REPO / document).read_text()
+    after = text[re.search(rf"^{re.escape(heading)}$", text, re.M).start():]
     return re.search(r"```bash\n(.*?)```", after, re.S).group(1)
 
 
-# Every ```bash block of the README carries a marker on the line before it: ``<!-- readme-test: run -->``
-# (a test below pastes it into bash) or ``<!-- readme-test: not-run: REASON -->``.
+# Every ```bash block of the README and of docs/*.md carries a marker on the line before it:
+# ``<!-- readme-test: run -->`` (a test pastes it into bash) or ``<!-- readme-test: not-run: REASON -->``.
+# Synopses (``[--trials N]``) are not bash: they go in prose or in ```text blocks.
 MARKER = re.compile(r"<!-- readme-test: (run|not-run: (?P<reason>[^>]*?)) -->")
 
-# The run-marked blocks, by the heading above them, and the test that pastes each.
+# The run-marked blocks, by document and the heading above them, and the test that pastes each:
+# a test of this module, or ``module::test`` for one in another module of tests/.
 RUN_BLOCKS = {
-    "## Tuning": "test_tuning_block_runs_as_pasted",
-    "## Exporting the model": "test_export_block_runs_as_pasted",
-    "### Workers on PostgreSQL, locally": "test_postgres_workers_block_runs_as_pasted",
+    ("README.md", "## Tune your own CSV"): "test_readme_own_csv::test_own_csv_from_study_file_to_served_prediction",
+    ("README.md", "## Export, serve and predict"): "test_readme_own_csv::test_own_csv_from_study_file_to_served_prediction",
+    ("docs/study-files.md", "## Running a study"): "test_tuning_block_runs_as_pasted",
+    ("docs/export-and-serving.md", "# Export and serving"): "test_export_block_runs_as_pasted",
+    ("docs/scale-and-faults.md", "## Workers on PostgreSQL, locally"): "test_postgres_workers_block_runs_as_pasted",
 }
 
 
-def bash_blocks() -> list[tuple[str, str | None, str]]:
-    """``(heading above, marker line or None, body)`` of each ```bash block of the README."""
+def bash_blocks(documents: list[str] = DOCUMENTS) -> list[tuple[str, str, str | None, str]]:
+    """``(document, heading above, marker line or None, body)`` of each ```bash block of the
+    documents, in order."""
     found = []
-    for fence in re.finditer(r"^```bash\n(.*?)^```", README, re.S | re.M):
-        before = README[:fence.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        headings = re.findall(r"^(#+ .*)$", README[:fence.start()], re.M)
-        found.append((headings[-1], before if MARKER.fullmatch(before) else None, fence.group(1)))
+    for document in documents:
+        text = (REPO / document).read_text()
+        for fence in re.finditer(r"^```bash\n(.*?)^```", text, re.S | re.M):
+            before = text[:fence.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            prose = re.sub(r"^```.*?^```", "", text[:fence.start()], flags=re.S | re.M)  # a "# comment" is no heading
+            headings = re.findall(r"^(#+ .*)$", prose, re.M)
+            found.append((document, headings[-1], before if MARKER.fullmatch(before) else None, fence.group(1)))
     return found
 
 
 def test_every_shell_block_is_run_or_says_why_not():
     """A ```bash block without a marker, a not-run block without a reason, or a run block no test
-    pastes fails here, so that a new block cannot join the README untested unnoticed."""
+    pastes fails here, so that a new block cannot join the README or a guide untested unnoticed."""
+    import importlib
+
     blocks = bash_blocks()
-    assert len(blocks) >= 5
-    unmarked = [heading for heading, marker, _ in blocks if marker is None]
-    assert unmarked == [], f"```bash blocks without a <!-- readme-test: ... --> line before them, under {unmarked}"
-    for heading, marker, _ in blocks:
+    assert len(blocks) >= 8 and {d for d, *_ in blocks} >= {"README.md", "docs/scale-and-faults.md"}
+    unmarked = [(document, heading) for document, heading, marker, _ in blocks if marker is None]
+    assert unmarked == [], f"```bash blocks without a <!-- readme-test: ... --> line before them: {unmarked}"
+    for document, heading, marker, _ in blocks:
         reason = MARKER.fullmatch(marker).group("reason")
-        assert reason is None or len(reason.split()) >= 3, f"{heading}: say why the block is not run"
-    run = [heading for heading, marker, _ in blocks if marker == "<!-- readme-test: run -->"]
+        assert reason is None or len(reason.split()) >= 3, f"{document}, {heading}: say why the block is not run"
+    run = [(document, heading) for document, heading, marker, _ in blocks if marker == "<!-- readme-test: run -->"]
     assert sorted(run) == sorted(RUN_BLOCKS), "each run block is pasted by the test RUN_BLOCKS names"
     for test in RUN_BLOCKS.values():
-        assert callable(globals().get(test)), test
+        module, _, name = test.rpartition("::")
+        namespace = vars(importlib.import_module(f"tests.{module}")) if module else globals()
+        assert callable(namespace.get(name)), test
+
+
+def test_no_shell_block_is_a_synopsis():
+    """A bash block is pasted as it is: no ``[--option VALUE]`` placeholders, no ``STUDY``-like
+    capitals standing for an argument."""
+    for document, heading, _, body in bash_blocks():
+        code = "\n".join(line.split("  #")[0] for line in body.splitlines())
+        assert not re.search(r"\[--?[a-z]", code), f"{document}, {heading}: a synopsis belongs in a ```text block"
+        assert not re.search(r"\btuner \w+ [A-Z_]{3,}\b", code), f"{document}, {heading}: a placeholder argument"
+
+
+def test_readme_is_short_and_names_no_commit():
+    """The README is for users: at most 300 lines, and no commit hashes (history lives in git). The
+    guides name none either; docs/benchmarks.md, which states the commit of each measurement, is
+    the one file allowed to."""
+    assert len(README.splitlines()) <= 300
+    commit = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+    for document in DOCUMENTS:
+        if document == "docs/benchmarks.md":
+            continue
+        found = commit.findall((REPO / document).read_text())
+        assert found == [], f"{document} names commits: {found}"
+    assert commit.search((REPO / "docs" / "benchmarks.md").read_text())
+    for document in DOCUMENTS:
+        assert not re.search(r"\b[Ii]ssue \d+", (REPO / document).read_text()), f"{document} cites an issue"
+
+
+def test_readme_links_every_guide_and_only_guides_that_exist():
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[\w-]*)?\)", README))
+    assert linked, "the README links its guides"
+    missing = sorted(d for d in linked if not (REPO / d).is_file())
+    assert missing == [], f"the README links guides that do not exist: {missing}"
+    unlinked = sorted(set(DOCUMENTS) - {"README.md"} - linked)
+    assert unlinked == [], f"guides the README does not link: {unlinked}"
+    for document in DOCUMENTS:  # the guides' links between themselves too
+        text = (REPO / document).read_text()
+        for target in re.findall(r"\]\(([\w./-]+\.md)(?:#[\w-]*)?\)", text):
+            assert ((REPO / document).parent / target).resolve().is_file(), f"{document} links {target}"
 
 
 def make_variables() -> dict[str, str]:
@@ -97,8 +152,8 @@ def test_quick_start_make_targets_do_what_the_readme_says():
     """The Quick start block is not run here (``make tune`` creates a venv and installs into it;
     ``make test`` runs the whole suite): its targets are checked against the README instead. The
     tuner command ``make tune`` calls is run by the ``tuned`` fixture below."""
-    heading, marker, block = bash_blocks()[0]
-    assert heading == "## Quick start" and "not-run" in marker
+    document, heading, marker, block = bash_blocks()[0]
+    assert (document, heading) == ("README.md", "## Quick start") and "not-run" in marker
     assert re.findall(r"^make (\w+)", block, re.M) == ["tune", "test"]
     variables = make_variables()
     for target in ("tune", "test"):
@@ -221,7 +276,7 @@ def test_postgres_workers_block_runs_as_pasted(tmp_path, make_postgres_db, track
     with _admin_connection() as conn:  # the block creates it; the fixture drops it afterwards
         conn.execute(f'DROP DATABASE "{dbname}"')
     port = tracking_server.rsplit(":", 1)[1]
-    block = shell_block("### Workers on PostgreSQL, locally")
+    block = shell_block("docs/scale-and-faults.md", "## Workers on PostgreSQL, locally")
     assert "5000" in block and "postgres optuna" in block and "5432/optuna" in block
     server_line = re.compile(r"^\.venv/bin/mlflow server --backend-store-uri sqlite:///mlflow\.db "
                              r"--host 127\.0\.0\.1 --port 5000 &$", re.M)
@@ -276,19 +331,18 @@ def served(script_for_port, folder: Path, log: Path) -> tuple[str, int]:
 
 @pytest.mark.xdist_group("readme_clone")
 def test_tuning_block_runs_as_pasted(tuned):
-    """The Tuning block in the clone: ``tuner run`` with ``--trials`` continues the study to that
-    total, drawing new trials (issue 18: a resume replayed the first trials); ``tuner status``
-    lists the study and shows its trials and best; ``tuner ui`` serves the store the run used,
-    with the experiment the run's last line names. Placeholders: ``[--trials N]`` is 5, the
-    other optional flags are left out, ``[STUDY]`` is run both ways, and ``tuner ui`` (which
-    runs until stopped) gets a free port and a wait for it, then the experiment is asked for."""
+    """The block of docs/study-files.md's "Running a study" in the clone: ``tuner run`` with
+    ``--trials`` continues the study to that total, drawing new trials (a resume once replayed
+    the first trials); ``tuner status`` lists the study and shows its trials and best; ``tuner
+    ui`` serves the store the run used, with the experiment the run's last line names. The
+    block's total of 60 trials is 5 here (the scratch study has 3), and ``tuner ui`` (which runs
+    until stopped) gets a free port and a wait for it, then the experiment is asked for."""
     import optuna
 
-    block = shell_block("## Tuning")
-    block = substitute(block, "[--trials N]", "--trials 5")
-    block = re.sub(r" \[--[a-z-]+ [A-Z]+\]", "", block)
-    block = substitute(block, ".venv/bin/tuner status [STUDY]", ".venv/bin/tuner status; .venv/bin/tuner status digits")
-    assert "[" not in block.split("#")[0], block
+    block = shell_block("docs/study-files.md", "## Running a study")
+    block = substitute(block, "--trials 60", "--trials 5")
+    assert re.search(r"^\.venv/bin/tuner status +#", block, re.M), block
+    assert re.search(r"^\.venv/bin/tuner status digits +#", block, re.M), block
 
     def script(port: int) -> str:
         return substitute(block, ".venv/bin/tuner ui ", f".venv/bin/tuner ui --port {port} & ") + (
@@ -329,7 +383,7 @@ def test_export_block_runs_as_pasted(tuned):
     from model import load
     from tests.helpers import child_runs
 
-    block = shell_block("## Exporting the model")
+    block = shell_block("docs/export-and-serving.md", "# Export and serving")
     assert block.count("5001") >= 2 and block.count("--out exports/digits ") == 1
 
     def script(port: int) -> str:
@@ -345,8 +399,8 @@ def test_export_block_runs_as_pasted(tuned):
     last_run = max(parents, key=lambda r: r.info.start_time)
     final = metadata["digits"]
     assert final["source"] == "final" and final["trained_on"] == "train+validation"
-    assert final["test_scores"] == pytest.approx({k[len("test_"):]: v for k, v in last_run.data.metrics.items()
-                                                  if k.startswith("test_")}, rel=1e-12)
+    assert final["test_scores"] == pytest.approx({k[len("final/test_"):]: v for k, v in last_run.data.metrics.items()
+                                                  if k.startswith("final/test_")}, rel=1e-12)
     best = metadata["digits-best"]
     assert best["source"] in ("trial", "retrained") and best["trial"] == study.best_trial.number
     version = client.get_model_version_by_alias("digits-mlp", "champion")
@@ -359,7 +413,8 @@ def test_export_block_runs_as_pasted(tuned):
 
 
 def test_toml_blocks_are_valid_study_file_tables():
-    """The README's ```toml blocks are study file tables the config accepts; the ``[result]``
+    """The ```toml blocks of the README and the guides are study file tables the config accepts
+    (the README's complete study file is run by tests/test_readme_own_csv.py); the ``[result]``
     block, which says it shows the defaults, holds exactly the defaults; the two ``[objective]``
     blocks show constraints and a multi-objective study."""
     import tomllib
@@ -367,7 +422,9 @@ def test_toml_blocks_are_valid_study_file_tables():
     from tuner.config import DataConfig, ObjectiveConfig, ResultConfig, StudyConfig, WarmStartConfig
 
     blocks = [tomllib.loads(re.sub(r"^ +", "", b, flags=re.M))
-              for b in re.findall(r"^ *```toml\n(.*?)^ *```", README, re.S | re.M)]
+              for document in DOCUMENTS
+              for b in re.findall(r"^ *```toml\n(.*?)^ *```", (REPO / document).read_text(), re.S | re.M)]
+    blocks = [block for block in blocks if "name" not in block]  # complete study files
     objectives = [block.pop("objective") for block in blocks if "objective" in block]
     tables = {name: table for block in blocks for name, table in block.items()}
     assert sorted(tables) == ["data", "result", "warm_start"] and len(objectives) == 2
