@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -68,8 +69,9 @@ REGISTERED = "wine-export-test"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A finished two-trial study and two exports of its best trial: the model the trial trained
-    (logged and registered, through the API) and a refit (through the CLI)."""
+    """A finished four-trial study, its final model exported (logged) and two exports of its best
+    trial: the model the trial trained (logged and registered, through the API) and a refit
+    (logged, through the CLI)."""
     folder = tmp_path_factory.mktemp("export")
     study_file = folder / "wine_export.toml"
     study_file.write_text(STUDY.format(csv=CSV.as_posix()))
@@ -82,7 +84,7 @@ def env(tmp_path_factory):
         study_file, out=folder / "exports" / "best", register_as=REGISTERED, best=True,
         storage=storage, tracking_uri=tracking,
     )
-    final = export_study(study_file, out=folder / "exports" / "final", storage=storage, tracking_uri=tracking, log=False)
+    final = export_study(study_file, out=folder / "exports" / "final", storage=storage, tracking_uri=tracking)
     refit_dir = folder / "exports" / "refit"
     cli = CliRunner().invoke(
         app,
@@ -140,8 +142,8 @@ def test_metadata_signature_and_layout(env):
     assert read_header(path)["metadata"]["trial"] == best.number  # also inside model.npz
     assert mlmodel.run_id == exported.run_id and mlmodel.model_id == exported.model_id
 
-    inputs = {c.name: c.type.name for c in mlmodel.signature.inputs.inputs}
-    assert inputs["alcohol_level"] == "string" and inputs["hue"] == "double"
+    inputs = {c.name: repr(c.type) for c in mlmodel.signature.inputs.inputs}
+    assert list(inputs) == list(env["splits"].X_train.columns) and set(inputs.values()) == {"Any"}
     assert [p.name for p in mlmodel.signature.params.params] == ["predict_proba"]
     assert (path / "input_example.json").is_file()
     pyfunc_conf = mlmodel.flavors["python_function"]
@@ -181,7 +183,7 @@ def test_missing_column_and_wrong_type_name_the_column(env):
         pyfunc.predict(X.drop(columns=["alcohol_level"]))
     bad = X.astype({"ash": object})
     bad.loc[bad.index[0], "ash"] = "lots"
-    with pytest.raises(mlflow.exceptions.MlflowException, match="column ash"):
+    with pytest.raises(mlflow.exceptions.MlflowException, match="column 'ash' should be numeric but holds 'lots'"):
         pyfunc.predict(bad)
 
 
@@ -314,6 +316,79 @@ def test_final_export_is_the_model_the_run_scored(env):
     assert check_no_pickle(final.path) == []
 
 
+def test_exported_models_are_named_and_tagged_as_what_they_are(env):
+    """The final model is logged as `<study>-final`, tagged with its members, seeds and refit,
+    and with `tuner.trial` only when it is one trial's; a trial's own model as
+    `<study>-trial-N`, its refit as `<study>-trial-N-refit`. The folder's metadata agrees."""
+    client = MlflowClient(tracking_uri=env["tracking"])
+    final, run_final = env["final"], env["result"].final
+    logged = client.get_logged_model(final.model_id)
+    meta = Model.load(str(final.path)).metadata
+    members = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in run_final.members.items())
+    assert logged.name == meta["name"] == "wine_export-final"
+    assert logged.tags["tuner.source"] == meta["source"] == "final"
+    assert logged.tags["tuner.members"] == members and meta["members"] == {str(k): v for k, v in run_final.members.items()}
+    assert logged.tags["tuner.seeds"] == str(run_final.seeds) == str(meta["seeds"])
+    assert logged.tags["tuner.refit"] == "true" and meta["trained_on"] == "train+validation"
+    assert set(meta["member_trials"]) == set(meta["members"])
+    for number, fields in meta["member_trials"].items():
+        trial = env["study"].trials[int(number)]
+        assert fields["hyperparameters"] == trial.params and fields["validation_score"] == pytest.approx(trial.value)
+        assert fields["epochs"] == run_final.epochs[int(number)] and fields["weight"] == run_final.members[int(number)]
+    if len(run_final.members) > 1:  # an ensemble of trials: no one trial's figures at the top
+        assert "tuner.trial" not in logged.tags and meta["trial"] is None
+        assert meta["hyperparameters"] is None and meta["validation_score"] is None
+        assert all(k.startswith("trial_") for k in logged.params)
+    else:
+        (number,) = run_final.members
+        assert logged.tags["tuner.trial"] == str(number) == str(meta["trial"])
+
+    best = env["exported"]
+    logged = client.get_logged_model(best.model_id)
+    assert logged.name == f"wine_export-trial-{best.trial_number}" == Model.load(str(best.path)).metadata["name"]
+    assert logged.tags["tuner.trial"] == str(best.trial_number) and logged.tags["tuner.members"] == str(best.trial_number)
+    assert logged.tags["tuner.seeds"] == "1" and logged.tags["tuner.refit"] == "false"
+    version = client.get_model_version_by_alias(REGISTERED, "champion")
+    assert {k: version.tags[k] for k in logged.tags} == logged.tags  # the registered version: the same tags
+
+    refit = Model.load(str(env["refit_dir"])).metadata
+    logged = client.get_logged_model(Model.load(str(env["refit_dir"])).model_id)
+    assert logged.name == refit["name"] == f"wine_export-trial-{refit['trial']}-refit"
+    assert logged.tags["tuner.refit"] == "true" and logged.tags["tuner.source"] == "refit"
+
+
+def test_an_ensemble_of_trials_is_described_by_its_members(env):
+    """A final model of several trials: named `<study>-final`, tagged with its members and no
+    `tuner.trial`, its metadata without one member's figures at the top level."""
+    from tuner.export import BuiltModel, ExportResult, _logged_params, export_tags, provenance
+
+    study, splits = env["study"], env["splits"]
+    complete = [t.number for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) >= 2, "the study should complete two trials"
+    first, second = complete[:2]
+    pipeline = model.load(env["final"].path)
+    built = BuiltModel(pipeline, "fp", "final", {first: 1, second: 2}, {first: 5, second: 7}, seeds=3, refit=True)
+    trials = {t.number: t for t in study.trials}
+    meta = provenance(env["config"], splits, built, trials, {"accuracy": 0.5})
+    assert meta["name"] == "wine_export-final" and meta["trial"] is None and meta["seeds"] == 3
+    assert meta["members"] == {str(first): 1, str(second): 2}
+    for key in ("hyperparameters", "validation_score", "epochs", "seed", "trial_run_id"):
+        assert meta[key] is None, key
+    assert meta["member_trials"][str(second)]["epochs"] == 7 and meta["member_trials"][str(second)]["weight"] == 2
+    assert meta["member_trials"][str(first)]["hyperparameters"] == trials[first].params
+    result = ExportResult(
+        path=env["final"].path, study_name="wine_export", trial_number=second, source="final",
+        validation_score=0.0, test_scores={"accuracy": 0.5}, metadata=meta,
+    )
+    assert result.model_name == "wine_export-final"
+    assert export_tags(result) == {
+        "tuner.study": "wine_export", "tuner.source": "final", "tuner.members": f"{first}, {second} x2",
+        "tuner.seeds": "3", "tuner.refit": "true", "tuner.data_fingerprint": "fp",
+    }
+    params = _logged_params(meta)
+    assert params and all(k.startswith((f"trial_{first}.", f"trial_{second}.")) for k in params)
+
+
 def test_tuner_serve_answers_like_in_process(env, tmp_path):
     """Served over HTTP by `tuner serve`: the final model (an ensemble when the run chose several
     trials) answers as it does in process; the server stops on SIGTERM."""
@@ -344,6 +419,16 @@ def test_tuner_serve_answers_like_in_process(env, tmp_path):
             f"{base}/invocations", {"dataframe_records": json.loads(X.drop(columns=["hue"]).to_json(orient="records"))}
         )
         assert status == 400 and answer["message"] == "invalid input: missing column(s): 'hue'"  # no dump
+        status, answer = post_json(f"{base}/invocations", {"dataframe_records": []})
+        assert status == 400 and answer["message"] == "no rows to predict: the request holds no rows"
+        status, answer = post_json(f"{base}/invocations", {})
+        assert status == 400 and answer["message"].startswith("not a scoring request (keys: none): expected a JSON")
+        example = (path / "serving_input_example.json").read_bytes()
+        request = urllib.request.Request(f"{base}/invocations", data=example, headers={"Content-Type": "application/json"})
+        split = json.loads(example)["dataframe_split"]
+        with urllib.request.urlopen(request, timeout=60) as response:  # the example, as curl -d @file sends it
+            predictions = json.loads(response.read())["predictions"]
+        assert predictions == list(model.load(path).predict(pd.DataFrame(split["data"], columns=split["columns"])))
         printed = (tmp_path / "serve.log").read_text()
         assert f"serving {env['final'].path} at http://127.0.0.1:{port}/invocations" in printed
         assert f"curl -s -X POST http://127.0.0.1:{port}/invocations" in printed
@@ -397,9 +482,10 @@ def test_an_export_folder_holding_another_model_is_replaced_only_with_force(env,
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # two epochs suffice here
-def test_imputing_model_takes_a_missing_value_in_an_integer_column(tmp_path):
-    """Issue 12 case 3: the model imputes, so its signature declares an integer column double and
-    a row with NaN there reaches the model (a `long` column refused it, dumping the DataFrame)."""
+def test_an_integer_column_takes_integers_and_missing_values(tmp_path):
+    """A column of integers in training takes int64 rows (what pd.read_csv gives) and rows with
+    a missing value there (float64 with NaN), which the model imputes: the signature declares
+    its columns Any, and the model's preprocessing checks them."""
     from sklearn.pipeline import Pipeline
 
     from tuner.config import StudyConfig
@@ -413,11 +499,14 @@ def test_imputing_model_takes_a_missing_value_in_an_integer_column(tmp_path):
     estimator = model.MLPClassifier(max_epochs=2, random_state=0).fit(splits.Xt_train, splits.y_train)
     pipeline = Pipeline([("preprocess", splits.preprocessor), ("mlp", estimator)])
     path = write_model_folder(tmp_path / "m", pipeline, splits, {"study": "t"})
-    inputs = {c.name: c.type.name for c in Model.load(str(path)).signature.inputs.inputs}
-    assert inputs == {"count": "double", "b": "string"}
-    rows = splits.X_test.head(3).astype({"count": "float64"})
+    inputs = {c.name: repr(c.type) for c in Model.load(str(path)).signature.inputs.inputs}
+    assert inputs == {"count": "Any", "b": "Any"}
+    pyfunc = mlflow.pyfunc.load_model(str(path))
+    rows = splits.X_test.head(3)
+    np.testing.assert_array_equal(pyfunc.predict(rows), pipeline.predict(rows))
+    rows = rows.astype({"count": "float64"})
     rows.loc[rows.index[0], "count"] = np.nan
-    np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(path)).predict(rows), pipeline.predict(rows))
+    np.testing.assert_array_equal(pyfunc.predict(rows), pipeline.predict(rows))
 
 
 def test_served_errors_are_short():

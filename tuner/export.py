@@ -4,9 +4,12 @@ The folder is written by :mod:`tuner.model_folder` (layout and the no-pickle che
 
 Where it is logged: the same folder is logged as an MLflow *logged model* whose source run is the
 study's latest parent run (the run of the last ``tuner run``/worker of the study in its
-experiment); a study without one gets a new run named ``export-<study>``. With ``register`` the
-logged model becomes a new version of that registered model, tagged with the study and trial, and
-the alias ``champion`` points at it.
+experiment); a study without one gets a new run named ``export-<study>``. The logged model is
+named for what it is (:func:`tuner.model_folder.model_name`): ``<study>-final`` for the study's
+final model, ``<study>-trial-N`` for trial N's own model, ``<study>-trial-N-refit`` for its refit;
+its tags (:func:`export_tags`) list the members, their seeds and whether they were refit, and
+``tuner.trial`` only when the model is one trial's. With ``register`` the logged model becomes a
+new version of that registered model, with the same tags, and the alias ``champion`` points at it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,22 @@ from typing import Any, Callable
 
 from .costs import ATTR_PREFIX, measure_costs, trial_costs
 from .errors import TunerError
-from .model_folder import check_no_pickle, describe_export, package_versions, prepare_out, swap_in, write_model_folder
+from .model_folder import (
+    check_no_pickle,
+    describe_export,
+    model_name,
+    package_versions,
+    prepare_out,
+    swap_in,
+    write_model_folder,
+)
 from .retries import RUN_ID_ATTR
 from .study_files import resolve_config
 from .tracking.keys import (
     TAG_DATA_FINGERPRINT,
+    TAG_EXPORT_MEMBERS,
+    TAG_EXPORT_REFIT,
+    TAG_EXPORT_SEEDS,
     TAG_EXPORT_SOURCE,
     TAG_EXPORT_STUDY,
     TAG_EXPORT_TRIAL,
@@ -48,9 +62,10 @@ class ExportResult:
 
     path: Path
     study_name: str
+    #: The exported trial; for the final model, its member of largest weight.
     trial_number: int
     source: str  # "final" (the study's final model), "trial" (the model the trial trained), "retrained", "refit"
-    validation_score: float
+    validation_score: float  # of the trial ``trial_number``
     test_scores: dict[str, float]
     metadata: dict[str, Any]
     notes: list[str] = field(default_factory=list)
@@ -62,6 +77,31 @@ class ExportResult:
     @property
     def model_uri(self) -> str | None:
         return f"models:/{self.model_id}" if self.model_id else None
+
+    @property
+    def model_name(self) -> str:
+        """The name of the MLflow logged model (see the module docstring)."""
+        return model_name(self.study_name, self.source, self.metadata["trial"])
+
+
+@dataclass
+class BuiltModel:
+    """The exported model and what it is made of: ``members`` (trial number -> weight), each
+    trained ``seeds`` times, for ``epochs[trial]`` epochs, refit or not."""
+
+    pipeline: Any
+    fingerprint: str
+    source: str
+    members: dict[int, int]
+    epochs: dict[int, int]
+    seeds: int = 1
+    refit: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lead(self) -> int:
+        """The member of largest weight (the first of those)."""
+        return max(self.members, key=self.members.get)
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,52 +162,99 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
-def provenance(
-    config, splits, trial, pipeline, *, source: str, test_scores: dict[str, float],
-    fingerprint: str, epochs: int | None, members: dict[int, int] | None = None, refit: bool = False,
-) -> dict[str, Any]:
-    """The model's metadata: where it came from and how good it is."""
+def _trial_fields(config, trial, epochs: int) -> dict[str, Any]:
+    """What one trial contributes to a model: its parameters, validation score, epochs and seed."""
+    return {
+        "hyperparameters": dict(trial.params),
+        "fixed_parameters": {
+            k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS and not k.startswith(ATTR_PREFIX)
+        },
+        "validation_score": float(trial.values[0]),
+        "epochs": int(epochs),
+        "seed": int(config.seed + trial.number),
+        "trial_costs": trial_costs(trial),
+        "trial_run_id": trial.user_attrs.get(RUN_ID_ATTR),
+    }
+
+
+def provenance(config, splits, built: BuiltModel, trials: dict, test_scores: dict[str, float]) -> dict[str, Any]:
+    """The model's metadata: what it is, where it came from and how good it is.
+
+    ``member_trials`` holds each member's parameters, validation score, epochs and seed. A model
+    of one trial (its own model, its refit, or a final model of one member) also has them at the
+    top level with ``trial``; a model of several trials has ``trial`` and those fields None, so
+    that no one member's figures pass for the whole model's.
+    """
+    pipeline = built.pipeline
     est = pipeline.steps[-1][1]
     if hasattr(est, "estimators"):  # an ensemble: each member's parameters
         model_params = {"members": [m.get_params() for m in est.estimators], "weights": list(est.weights)}
     else:
         model_params = {k: v for k, v in est.get_params().items() if k != "random_state"}
+    members = {n: _trial_fields(config, trials[n], built.epochs[n]) | {"weight": int(w)} for n, w in built.members.items()}
+    one = trials[built.lead] if len(members) == 1 else None
+    single = {k: v for k, v in members[built.lead].items() if k != "weight"}
     meta = {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_VERSION,
         "study": config.name,
-        "trial": trial.number,
+        "name": model_name(config.name, built.source, one.number if one else None),
+        "trial": one.number if one else None,
         "task": splits.task,
         "target": splits.target_name,
         "classes": list(splits.classes) if splits.classes is not None else None,
         "columns": list(splits.columns),
-        "hyperparameters": dict(trial.params),
-        "fixed_parameters": {
-            k: v for k, v in trial.user_attrs.items() if k not in NOT_PARAMETERS and not k.startswith(ATTR_PREFIX)
-        },
+        **{k: (v if one else None) for k, v in single.items()},
         "model_parameters": model_params,
-        "members": {str(k): int(v) for k, v in (members or {trial.number: 1}).items()},
+        "members": {str(k): int(v) for k, v in built.members.items()},
+        "seeds": int(built.seeds),
+        "member_trials": {str(n): fields for n, fields in members.items()},
         "objective": {"metric": config.metric, "direction": config.direction}
-        | ({"metrics": dict(zip(config.objectives, map(float, trial.values), strict=True))}
-           if config.multi_objective else {}),
-        "validation_score": float(trial.values[0]),
+        | ({"metrics": dict(zip(config.objectives, map(float, one.values), strict=True))}
+           if config.multi_objective and one else {}),
         "test_scores": {k: float(v) for k, v in test_scores.items()},
-        "source": source,
-        "trained_on": "train+validation" if refit else "train",
-        "epochs": int(epochs if epochs is not None else getattr(est, "n_iter_", 0)),
+        "source": built.source,
+        "trained_on": "train+validation" if built.refit else "train",
         "data_source": config.data.source,
-        "data_fingerprint": fingerprint,
-        "seed": int(config.seed + trial.number),
-        # What the trial's network cost where it trained, and what the exported model costs here
-        # (the same measurement, tuner/costs.py; an ensemble or a refit differs from its trial).
-        "trial_costs": trial_costs(trial),
+        "data_fingerprint": built.fingerprint,
+        # What the exported model costs here (tuner/costs.py; an ensemble or a refit differs from
+        # its trials, whose own costs are in member_trials / trial_costs).
         "costs": measure_costs(est, pipeline.steps[0][1].transform(splits.X_val)),
         "study_seed": int(config.seed),
-        "trial_run_id": trial.user_attrs.get(RUN_ID_ATTR),
         "package_versions": package_versions(),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return _plain(meta)
+
+
+def members_text(members: dict[str, int]) -> str:
+    """``{"8": 1, "10": 2}`` as ``8, 10 x2``."""
+    return ", ".join(f"{k}" + (f" x{v}" if int(v) > 1 else "") for k, v in members.items())
+
+
+def export_tags(result: ExportResult) -> dict[str, str]:
+    """The tags of the logged model and of a registered version: the study, what the model is
+    made of, and the data it was trained on. ``tuner.trial`` only on one trial's model."""
+    meta = result.metadata
+    tags = {
+        TAG_EXPORT_STUDY: result.study_name,
+        TAG_EXPORT_SOURCE: result.source,
+        TAG_EXPORT_MEMBERS: members_text(meta["members"]),
+        TAG_EXPORT_SEEDS: str(meta["seeds"]),
+        TAG_EXPORT_REFIT: "true" if meta["trained_on"] == "train+validation" else "false",
+        TAG_DATA_FINGERPRINT: meta["data_fingerprint"],
+    }
+    if meta["trial"] is not None:
+        tags[TAG_EXPORT_TRIAL] = str(meta["trial"])
+    return tags
+
+
+def _logged_params(meta: dict[str, Any]) -> dict[str, Any]:
+    """The logged model's parameters: one trial's hyperparameters, or each member's prefixed
+    with ``trial_<n>.``."""
+    if meta["trial"] is not None:
+        return meta["hyperparameters"]
+    return {f"trial_{n}.{k}": v for n, fields in meta["member_trials"].items() for k, v in fields["hyperparameters"].items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +274,9 @@ def _export_run_id(tracker) -> str:
 
 
 def log_exported_model(tracker, path: Path, result: ExportResult) -> None:
-    """Log the folder as a logged model of the study's parent run (its MLmodel gets the run and
-    model ids first, so the local folder and the logged copy are the same files)."""
+    """Log the folder as a logged model of the study's parent run, named and tagged for what it
+    is (:func:`export_tags`; its MLmodel gets the run and model ids first, so the local folder
+    and the logged copy are the same files)."""
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
 
@@ -196,16 +284,10 @@ def log_exported_model(tracker, path: Path, result: ExportResult) -> None:
 
     client = tracker.client
     run_id = _export_run_id(tracker)
-    params = {k: param_value(v) for k, v in result.metadata["hyperparameters"].items()}
-    tags = {
-        TAG_EXPORT_STUDY: result.study_name,
-        TAG_EXPORT_TRIAL: str(result.trial_number),
-        TAG_EXPORT_SOURCE: result.source,
-        TAG_DATA_FINGERPRINT: result.metadata["data_fingerprint"],
-    }
+    params = {k: param_value(v) for k, v in _logged_params(result.metadata).items()}
     logged = client.create_logged_model(
-        tracker.experiment_id, name=f"{result.study_name}-trial-{result.trial_number}",
-        source_run_id=run_id, tags=tags, params=params, model_type="tuned-mlp",
+        tracker.experiment_id, name=result.model_name,
+        source_run_id=run_id, tags=export_tags(result), params=params, model_type="tuned-mlp",
     )
     try:
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
@@ -231,13 +313,14 @@ def _log_scores(client, run_id: str, model_id: str, result: ExportResult) -> Non
 
     now = int(time.time() * 1000)
     metrics = [Metric(f"export_test_{k}", float(v), now, 0, model_id=model_id) for k, v in result.test_scores.items()]
-    metrics.append(Metric("export_validation_score", float(result.validation_score), now, 0, model_id=model_id))
+    if result.metadata["validation_score"] is not None:  # one trial's model: that trial's score
+        metrics.append(Metric("export_validation_score", float(result.validation_score), now, 0, model_id=model_id))
     client.log_batch(run_id, metrics=metrics)
 
 
 def register(tracker, result: ExportResult, name: str) -> None:
-    """A new version of registered model ``name`` from the logged model, tagged with the study and
-    trial; the alias ``champion`` points at it."""
+    """A new version of registered model ``name`` from the logged model, with its tags
+    (:func:`export_tags`) and the test scores; the alias ``champion`` points at it."""
     from mlflow.exceptions import MlflowException
 
     client = tracker.client
@@ -246,13 +329,7 @@ def register(tracker, result: ExportResult, name: str) -> None:
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    tags = {
-        TAG_EXPORT_STUDY: result.study_name,
-        TAG_EXPORT_TRIAL: str(result.trial_number),
-        TAG_EXPORT_SOURCE: result.source,
-        TAG_DATA_FINGERPRINT: result.metadata["data_fingerprint"],
-        TAG_MODEL_ID: result.model_id,  # the SQL registry does not keep model_id itself
-    }
+    tags = export_tags(result) | {TAG_MODEL_ID: result.model_id}  # the SQL registry does not keep model_id itself
     for key, value in result.test_scores.items():
         tags[f"test_{key}"] = repr(float(value))
     # The logged model's artifact location, not "models:/<id>": MLflow's SQL registry resolves a
@@ -299,14 +376,8 @@ def export_study(
     ``log=False`` writes the folder only (no MLflow run, no registry); ``register_as`` needs
     ``log``.
     """
-    from .data import load_splits
-    from .definition import check_definition, study_definition
-    from .final import refit_trial, trial_model
-    from .estimators import trial_epochs
     from .metrics import test_scores
     from .requirements import parse_where
-    from .storage import load_existing_study, open_storage, resolve_storage_url
-    from .tracking import StudyTracker
 
     say = say or (lambda message: None)
     if register_as and not log:
@@ -314,59 +385,90 @@ def export_study(
     requirements = parse_where(where or [])  # a bad clause is refused before anything is opened
     if requirements and trial_number is not None:
         raise TunerError("--where chooses the trial: give --trial or --where, not both")
+    config, optuna_study, splits, tracker = _open(study, storage, tracking_uri)
+    single = trial_number is not None or bool(requirements) or best or refit
+    trial = pick_trial(optuna_study, trial_number, requirements)
+    out_path = Path(out) if out is not None else default_out(config.name)
+    source_kind = ("refit" if refit else "trial") if single else "final"
+    prepare_out(out_path, describe_export(config.name, source_kind, trial.number if single else None), force)
+
+    if single:
+        built = _trial_build(config, splits, tracker, trial, refit, say)
+    else:
+        say("training the study's final model (see [result] in the study file)")
+        built = _final_build(config, splits, optuna_study)
+    trials = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}
+    scores = test_scores(splits, built.pipeline)
+    lead = trials[built.lead]
+    result = ExportResult(
+        path=out_path, study_name=config.name, trial_number=lead.number, source=built.source,
+        validation_score=float(lead.values[0]), test_scores=scores,
+        metadata=provenance(config, splits, built, trials, scores), notes=built.notes,
+    )
+    _write(out_path, built.pipeline, splits, result, tracker if log else None)
+    if register_as:
+        register(tracker, result, register_as)
+    return result
+
+
+def _open(study, storage: str | None, tracking_uri: str | None):
+    """(config fitted to its data, Optuna study, splits, tracker): the study, its data and its
+    MLflow experiment, checked to fit together and reachable."""
+    from .data import load_splits
+    from .definition import check_definition, study_definition
+    from .storage import load_existing_study, open_storage, resolve_storage_url
+    from .tracking import StudyTracker
+
     url = resolve_storage_url(storage)
     config = resolve_config(study, url)
     optuna_study = load_existing_study(config.name, open_storage(url), url)
-    single = trial_number is not None or bool(requirements) or best or refit
-    trial = pick_trial(optuna_study, trial_number, requirements)
     splits = load_splits(config, check=False)
     config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
     check_definition(optuna_study, study_definition(config, splits), config.path)  # the file still fits the study
     tracker = StudyTracker(config.name, url, tracking_uri=tracking_uri)
     tracker.check_connection()
-    out_path = Path(out) if out is not None else default_out(config.name)
-    source_kind = ("refit" if refit else "trial") if single else "final"
-    prepare_out(out_path, describe_export(config.name, source_kind, trial.number if single else None), force)
+    return config, optuna_study, splits, tracker
+
+
+def _trial_build(config, splits, tracker, trial, refit: bool, say: Callable[[str], None]) -> BuiltModel:
+    """One trial's model: the one it trained (or trained again alike), or its refit."""
+    from .estimators import trial_epochs
+    from .final import refit_trial, trial_model
 
     notes: list[str] = []
-    members = None
-    if single:
-        pipeline, source = trial_model(config, splits, tracker, trial, notes)
-        epochs = trial_epochs(pipeline.steps[-1][1])
-        fingerprint = splits.fingerprint
-        if refit:
-            say(f"refitting trial {trial.number} on training + validation rows for {epochs} epochs")
-            pipeline, fingerprint = refit_trial(config, splits, trial, epochs)
-            source = "refit"
-        trained_refit = refit
-    else:
-        say("training the study's final model (see [result] in the study file)")
-        final = final_model(config, splits, optuna_study, notes)
-        pipeline, fingerprint, source, members = final.pipeline, final.fingerprint, "final", final.members
-        trial = next(t for t in optuna_study.get_trials(deepcopy=False) if t.number == max(members, key=members.get))
-        epochs, trained_refit = final.epochs[trial.number], final.refit
-    scores = test_scores(splits, pipeline)
-    metadata = provenance(
-        config, splits, trial, pipeline, source=source, test_scores=scores,
-        fingerprint=fingerprint, epochs=epochs, members=members, refit=trained_refit,
+    pipeline, source = trial_model(config, splits, tracker, trial, notes)
+    epochs = trial_epochs(pipeline.steps[-1][1])
+    fingerprint = splits.fingerprint
+    if refit:
+        say(f"refitting trial {trial.number} on training + validation rows for {epochs} epochs")
+        pipeline, fingerprint = refit_trial(config, splits, trial, epochs)
+        source = "refit"
+    return BuiltModel(pipeline, fingerprint, source, {trial.number: 1}, {trial.number: epochs}, 1, refit, notes)
+
+
+def _final_build(config, splits, optuna_study) -> BuiltModel:
+    """The study's final model (see :func:`final_model`)."""
+    notes: list[str] = []
+    final = final_model(config, splits, optuna_study, notes)
+    return BuiltModel(
+        final.pipeline, final.fingerprint, "final", dict(final.members),
+        {n: final.epochs[n] for n in final.members}, final.seeds, final.refit, notes,
     )
-    result = ExportResult(
-        path=out_path, study_name=config.name, trial_number=trial.number, source=source,
-        validation_score=float(trial.values[0]), test_scores=scores, metadata=metadata, notes=notes,
-    )
+
+
+def _write(out_path: Path, pipeline, splits, result: ExportResult, tracker) -> None:
+    """Write the folder beside ``out_path``, check it holds no pickle, log it (unless ``tracker``
+    is None) and swap it in; nothing changes at ``out_path`` if a step fails."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.new-", dir=out_path.parent))
     try:
-        write_model_folder(staging, pipeline, splits, metadata)
+        write_model_folder(staging, pipeline, splits, result.metadata)
         problems = check_no_pickle(staging)
         if problems:  # pragma: no cover - guards against a change in MLflow
             raise TunerError("the exported folder would contain pickle: " + "; ".join(problems))
-        if log:
+        if tracker is not None:
             log_exported_model(tracker, staging, result)
         swap_in(staging, out_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if register_as:
-        register(tracker, result, register_as)
-    return result

@@ -58,41 +58,62 @@ def package_versions() -> dict[str, str]:
 
 
 def _signature(splits, pipeline):
-    from mlflow.models import infer_signature
+    """The model's signature: every input column declared ``Any`` and optional, the outputs and the
+    ``predict_proba`` parameter as inferred.
 
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    MLflow's schema enforcement accepts no single column type for what ``pd.read_csv`` gives for
+    one column of new rows: integers (int64) where the training rows held floats, or the reverse
+    with a gap (float64 with NaN); digits (int64) in a text column; an all-empty text column
+    (float64). A ``double`` column refuses int64 ("Can not safely convert int64 to float64"), a
+    ``long`` one refuses float64, a ``string`` one refuses both. ``Any`` passes each column on
+    as it is, and the model's own preprocessing checks it: a column that should be numeric but
+    holds text, or a missing column, is refused in one line that names the column (MLflow does
+    not check optional columns, so a missing one reaches the model as well). The column names
+    stay in the signature, and the input example shows their types.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     rows = splits.X_train
     params = {PROBA_PARAM: False} if splits.task == "classification" else None
-    inferred = infer_signature(_declared_rows(rows, splits.preprocessor.missing), pipeline.predict(rows), params=params)
-    # Columns are marked optional so that a request without one reaches the model, whose error
-    # names the missing column(s).
-    inputs = Schema([ColSpec(c.type, c.name, required=False) for c in inferred.inputs.inputs])
+    inferred = infer_signature(rows.head(20), pipeline.predict(rows.head(20)), params=params)
+    inputs = Schema([ColSpec(AnyType(), str(name), required=False) for name in rows.columns])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
-def _declared_rows(rows, missing: str):
-    """``rows`` as the signature should describe them: a model that imputes takes a missing value
-    in any column, so integer columns are declared double (MLflow's schema enforcement refuses a
-    NaN in a ``long`` column, and pandas holds an integer column with a NaN as floats)."""
-    import pandas as pd
-
-    if missing != "impute":
-        return rows
-    integers = [c for c in rows.columns if pd.api.types.is_integer_dtype(rows[c].dtype)]
-    return rows.astype({c: "float64" for c in integers})
-
-
 def _input_example(splits, n: int = 5):
-    """A few raw training rows, with a missing value among them when the data has any, typed as
-    the signature declares them."""
-    rows = _declared_rows(splits.X_train, splits.preprocessor.missing)
+    """A few raw training rows, with a missing value among them when the data has any."""
+    rows = splits.X_train
     with_missing = rows[rows.isna().any(axis=1)]
     example = rows.head(n)
     if len(with_missing) and not example.isna().any(axis=None):
         example = rows.loc[[*rows.index[: n - 1], with_missing.index[0]]]
     return example
+
+
+def _without_nan(value):
+    """``value`` (parsed JSON) with every NaN float as None (JSON ``null``)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    return value
+
+
+def strict_json_examples(path: Path) -> None:
+    """Rewrite the folder's example files as strict JSON: MLflow writes a missing value as
+    ``NaN``, which is not JSON (``curl -d @serving_input_example.json`` works, but a strict
+    parser, ``jq`` or another language refuses it); ``null`` is read back as a missing value."""
+    import json
+
+    for name in ("input_example.json", "serving_input_example.json"):
+        file = path / name
+        if file.is_file():
+            parsed = json.loads(file.read_text())
+            indent = 2 if name.startswith("serving") else None
+            file.write_text(json.dumps(_without_nan(parsed), indent=indent, allow_nan=False))
 
 
 def _requirements() -> list[str]:
@@ -129,6 +150,7 @@ def write_model_folder(path: Path, pipeline, splits, metadata: dict[str, Any]) -
     shutil.rmtree(path / "artifacts", ignore_errors=True)
     mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME] = {"path": WEIGHTS_FILE, "uri": WEIGHTS_FILE}
     mlmodel.save(str(path / "MLmodel"))
+    strict_json_examples(path)
     for pycache in path.rglob("__pycache__"):
         shutil.rmtree(pycache, ignore_errors=True)
     return path
@@ -168,6 +190,16 @@ def check_no_pickle(path: Path) -> list[str]:
                         if dtype.hasobject:
                             problems.append(f"{rel}:{name}: object array (needs pickle)")
     return problems
+
+
+def model_name(study: str, source: str, trial: int | None) -> str:
+    """The name of an exported model in MLflow: ``<study>-final`` for the study's final model
+    (however many trials it averages), ``<study>-trial-N`` for the model trial N trained (or
+    trained again alike), ``<study>-trial-N-refit`` for trial N refit on training + validation
+    rows."""
+    if source == "final":
+        return f"{study}-final"
+    return f"{study}-trial-{trial}" + ("-refit" if source == "refit" else "")
 
 
 def describe_export(study: str, source: str, trial: int | None) -> str:

@@ -13,8 +13,12 @@ not import ``tuner``.
 values as strings, missing values allowed) and returns labels (classification) or values
 (regression). ``params={"predict_proba": True}`` returns a DataFrame of class probabilities
 instead, one column per class; a regression model's signature declares no parameters, so MLflow
-drops that one (logging a warning) before ``predict`` and values come back. A missing column or a value of the wrong type raises an
-``MlflowException`` (HTTP 400 when served) that names the column.
+drops that one (logging a warning) before ``predict`` and values come back.
+
+The signature declares each column ``Any`` (tuner/model_folder.py ``_signature``): MLflow passes the
+columns on as they are, and the preprocessing here checks them. A missing column or a value of
+the wrong type raises an ``MlflowException`` (HTTP 400 when served) that names the column; an
+input without rows raises one that says so.
 """
 
 import mlflow
@@ -51,6 +55,8 @@ class TunedMLPModel(mlflow.pyfunc.PythonModel):
                     f"expected a table of rows (a pandas DataFrame): {exc}",
                     error_code=INVALID_PARAMETER_VALUE,
                 ) from None
+        if len(model_input) == 0:
+            raise MlflowException("no rows to predict: the input holds no rows", error_code=INVALID_PARAMETER_VALUE)
         want_proba = bool((params or {}).get(PROBA_PARAM, False))
         if want_proba and not self.is_classifier:
             raise MlflowException(

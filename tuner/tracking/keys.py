@@ -106,3 +106,12 @@ def quote(value: str) -> str | None:
 def dedupe(entities: list[Any]) -> list[Any]:
     """Keep the last entity per key (MLflow rejects duplicate keys in a batch)."""
     return list({e.key: e for e in entities}.values())
+
+
+#: On an exported model (logged model and registered version): what it is made of. The member
+#: trials with their weights ("8, 10 x2, 5"), the copies of each member (one per seed), and
+#: whether the members were trained again on training + validation rows ("true"/"false").
+#: ``tuner.trial`` is set only on the model of one trial.
+TAG_EXPORT_MEMBERS = "tuner.members"
+TAG_EXPORT_SEEDS = "tuner.seeds"
+TAG_EXPORT_REFIT = "tuner.refit"
