@@ -233,6 +233,9 @@ def test_task_inference_errors_are_one_line(tmp_path):
         load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n'))
     with pytest.raises(DataError, match=r"d.csv: target column 'label' not found \(columns: a, y\)$"):
         load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "label"\n'))
+    (tmp_path / "d.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"d.parquet: cannot read file: \w+"):
+        load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.parquet"\ntarget = "y"\n'))
     (tmp_path / "d.csv").write_text("a,y,a\n1,2,3\n")
     with pytest.raises(DataError, match=r"d.csv: duplicate column name\(s\) 'a' \(2 times\): give each column its own"):
         load_config(write(tmp_path, 'name = "t"\n[data]\nsource = "d.csv"\ntarget = "y"\n'))

@@ -116,6 +116,10 @@ def test_rows_without_a_target_are_dropped_and_counted(tmp_path):
     with pytest.warns(DataWarning, match="dropped 5 of 200 rows whose target 'segment' is missing"):
         splits = load_splits(load_config(path))
     assert len(splits.y_train) + len(splits.y_val) + len(splits.y_test) == 195
+    codes = frame.assign(segment=np.where(frame["segment"] == "gold", 2, 1)).astype({"segment": "float64"})
+    codes.loc[[4, 6], "segment"] = np.nan  # a column of whole numbers with gaps: floats in pandas
+    with pytest.warns(DataWarning, match="dropped 2 of 200 rows"):
+        assert load_splits(load_config(write(tmp_path, codes))).classes == (1, 2)  # not 1.0, 2.0
     path = write(tmp_path, frame.assign(segment=None), MINIMAL + "task = 'classification'\n")
     with pytest.raises(DataError, match=r"customers.csv: target column 'segment' has no values \(all 200 rows are missing\)$"):
         load_splits(load_config(path))

@@ -101,7 +101,8 @@ def load_frame(config: StudyConfig) -> Frame:
 
 def _rows_with_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
     """``frame`` without the rows whose target is missing (a warning counts them); DataError
-    when no row has one."""
+    when no row has one. A target of whole numbers that the gaps made floats is whole numbers
+    again, so that its classes read as in a file without gaps (``1``, not ``1.0``)."""
     missing = frame[target].isna()
     if not missing.any():
         return frame
@@ -109,7 +110,11 @@ def _rows_with_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataF
     if lost == n:
         raise DataError(f"{source}: target column {target!r} has no values (all {n} rows are missing)")
     _warn(f"{source}: dropped {lost} of {n} rows whose target {target!r} is missing")
-    return frame[~missing]
+    frame = frame[~missing]
+    values = frame[target].to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(frame[target].dtype) else None
+    if values is not None and np.all(np.mod(values, 1) == 0) and np.abs(values).max() < 2**53:
+        frame = frame.astype({target: "int64"})
+    return frame
 
 
 def _check_named_columns(config: StudyConfig, frame: pd.DataFrame) -> None:

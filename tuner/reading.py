@@ -61,36 +61,46 @@ def read_file(
     with decimal commas ("1,5") are read as numbers. ``categorical`` columns of a text file are
     read as text, as written.
     """
-    suffix = path.suffix.lower()
-    if suffix not in DATA_SUFFIXES:
-        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)")
+    column_names(path)  # refuses a file that names a column twice
     try:
-        if suffix in (".parquet", ".pq"):
-            _refuse_duplicates(path, _parquet_names(path))
+        if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path, columns=columns)
-        sep = "\t" if suffix == ".tsv" else sniff_delimiter(path)
-        _refuse_duplicates(path, header(path, sep))
+        sep = _delimiter(path)
         as_text = {name: "string" for name in categorical}  # names absent from the file are ignored
         frame = pd.read_csv(path, sep=sep, dtype=as_text, usecols=columns)
         if sep != "," and _has_decimal_commas(frame):
             frame = pd.read_csv(path, sep=sep, dtype=as_text, usecols=columns, decimal=",")
         return frame
-    except DataError:
-        raise
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise DataError(f"{path}: cannot read file: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise _unreadable(path, exc) from None
 
 
-def header(path: Path, sep: str) -> list[str]:
-    """The column names of a text table's first line, as written."""
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        return next(csv.reader(fh, delimiter=sep), [])
+def column_names(path: Path) -> list[str]:
+    """The column names of a data file as written (a text file's first line, a Parquet file's
+    schema); DataError with one line if it cannot be read or names a column twice."""
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)")
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(path).names)
+        else:
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                names = next(csv.reader(fh, delimiter=_delimiter(path)), [])
+    except Exception as exc:  # pyarrow and the csv module raise several types for unreadable files
+        raise _unreadable(path, exc) from None
+    _refuse_duplicates(path, names)
+    return names
 
 
-def _parquet_names(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(path)
 
-    return list(pq.read_schema(path).names)
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    return DataError(f"{path}: cannot read file: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def _refuse_duplicates(path: Path, names: list[str]) -> None:
@@ -113,11 +123,7 @@ def infer_task(source: str, target: str | None, na_values: list[str]) -> str:
     path = Path(source)
     if target is None:
         raise DataError(f"{source}: data.target is required for file sources")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):  # read the header first: the one column is named in the errors
-        check_target(source, header(path, "\t" if suffix == ".tsv" else sniff_delimiter(path)), target)
-    elif suffix in (".parquet", ".pq"):
-        check_target(source, _parquet_names(path), target)
+    check_target(source, column_names(path), target)  # before reading that one column
     y = mark_missing(read_file(path, columns=[target]), na_values)[target]
     if y.notna().sum() == 0:
         raise DataError(f"{source}: target column {target!r} has no values (all {len(y)} rows are missing)")
@@ -136,6 +142,8 @@ def _task_of(y: pd.Series) -> tuple[str, str]:
     dtype = y.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "classification", "true/false values"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "classification", "categories"
     if not pd.api.types.is_numeric_dtype(dtype):
         return "classification", "text"
     values = y.to_numpy(dtype=np.float64)
