@@ -207,9 +207,19 @@ def _numeric_values(name: str, series: pd.Series) -> np.ndarray:
 
 
 def _category_strings(series: pd.Series) -> np.ndarray:
+    """Each cell as the text of its category, None where missing. A whole float is written as
+    the integer it is: a column of integer codes with an empty cell reads as floats, and its
+    ``1.0`` is the category ``1`` of rows read without gaps."""
     values = series.to_numpy(dtype=object, na_value=None)
-    return np.asarray([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values],
-                      dtype=object)
+    return np.asarray([_category_string(v) for v in values], dtype=object)
+
+
+def _category_string(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _date_values(name: str, series: pd.Series) -> np.ndarray:
@@ -267,6 +277,10 @@ def _transform_numeric(state: dict[str, Any], series: pd.Series) -> np.ndarray:
 
 def _transform_categorical(state: dict[str, Any], series: pd.Series) -> np.ndarray:
     values = _category_strings(series)
+    if any(c.endswith(".0") for c in state["categories"]):  # whole floats, as a saved state may list them
+        raw = series.to_numpy(dtype=object, na_value=None)
+        values = np.asarray([str(r) if str(r) in state["categories"] else v for r, v in zip(raw, values)],
+                            dtype=object)
     values = np.where(values == None, state["most_frequent"], values)  # noqa: E711 (elementwise)
     categories = np.asarray(state["categories"], dtype=object)
     return (values[:, None] == categories[None, :]).astype(np.float64)

@@ -244,3 +244,18 @@ def test_columns_without_information_at_fit():
     pre = TabularPreprocessor().fit(train)
     assert list(pre.get_feature_names_out()) == ["x", "c_missing", "k"]
     np.testing.assert_array_equal(pre.transform(pd.DataFrame({"x": [5.0], "c": [None], "k": [9.0]})), [[5.0, 1.0, 2.0]])
+
+
+def test_integer_categories_read_with_a_gap_match_those_read_without():
+    """A column of integer codes with an empty cell reads as floats: its 1.0 is category 1."""
+    import pandas as pd
+
+    from model.preprocessing import TabularPreprocessor
+
+    train = pd.DataFrame({"code": pd.Series(["1", "2", "3", "1"], dtype=object)})
+    pre = TabularPreprocessor().fit(train)
+    gapped = pd.DataFrame({"code": [1.0, np.nan, 3.0]})
+    ints = pd.DataFrame({"code": pd.Series(["1", "2", "3"], dtype=object)})
+    out = pre.transform(gapped)
+    assert out[0].tolist() == pre.transform(ints)[0].tolist()
+    assert out[2].tolist() == pre.transform(ints)[2].tolist()
