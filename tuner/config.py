@@ -392,7 +392,7 @@ class StudyConfig(_Section):
 
     @property
     def task(self) -> str:
-        """'classification' or 'regression' (inferred for sklearn: sources)."""
+        """'classification' or 'regression': the file's, else inferred when it is validated (the bundled data set's task, or a file's target column)."""
         assert self.data.task is not None
         return self.data.task
 
