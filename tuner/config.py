@@ -392,7 +392,8 @@ class StudyConfig(_Section):
 
     @property
     def task(self) -> str:
-        """'classification' or 'regression': the file's, else inferred when it is validated (the bundled data set's task, or a file's target column)."""
+        """'classification' or 'regression': the study file's, else inferred at validation (the
+        bundled data set's task, or from a file's target column)."""
         assert self.data.task is not None
         return self.data.task
 
