@@ -376,7 +376,7 @@ def test_infeasible_trials_are_never_the_best_nor_in_the_final_model(constrained
     assert f"{len(good)} of 8 completed trials meet the constraints" in output
     assert f"best trial {best.number}:" in output
     parent = [r for r in child_runs(MlflowClient(constrained["stores"][3]), "deploy")[0]]
-    assert [r.data.metrics["n_feasible"] for r in parent] == [len(good)]
+    assert [r.data.metrics["study/n_feasible"] for r in parent] == [len(good)]
     assert parent[0].data.tags["best_trial_number"] == str(best.number)
 
     status = invoke("status", "deploy", "--storage", constrained["stores"][1])

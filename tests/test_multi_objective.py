@@ -120,7 +120,7 @@ def test_the_parent_run_holds_the_front_as_a_plot_and_a_table(pareto, tmp_path):
         trial = by_number[int(row["trial"])]
         assert [float(row["accuracy"]), float(row["n_params"])] == pytest.approx(trial.values)
         assert row["run_id"] == runs[trial.number]
-    assert parent.data.metrics["n_pareto_front"] == len(by_number)
+    assert parent.data.metrics["study/n_pareto_front"] == len(by_number)
     assert parent.data.tags["best_trial_number"] == str(primary_trial(study).number)
 
 

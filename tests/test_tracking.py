@@ -93,8 +93,9 @@ def test_import_does_not_load_mlflow():
 
 def test_trial_runs_nested_with_history_and_statuses(tracker):
     parent = tracker.start_parent({"search": {"n_trials": 3, "sampler": "tpe"}, "storage": "postgresql://me:secret@db/optuna"})
-    cases = [(0, "COMPLETE", None, "FINISHED"), (1, "PRUNED", "pruned at epoch 4", "KILLED"),
+    cases = [(0, "COMPLETE", None, "FINISHED"), (1, "PRUNED", "pruned at epoch 4", "FINISHED"),
              (2, "FAIL", "ValueError: NaN loss", "FAILED")]
+    names = {0: "trial-0 0.85", 1: "trial-1 pruned", 2: "trial-2 failed"}
     ids = {}
     for number, state, reason, _ in cases:
         run_id = tracker.start_trial(number)
@@ -115,7 +116,7 @@ def test_trial_runs_nested_with_history_and_statuses(tracker):
     for number, state, reason, status in cases:
         run = client.get_run(ids[number])
         tags = run.data.tags
-        assert run.info.run_name == f"trial-{number}"
+        assert run.info.run_name == names[number]
         assert run.info.status == status
         assert run.info.experiment_id == tracker.experiment_id
         assert tags["mlflow.parentRunId"] == parent
@@ -123,6 +124,7 @@ def test_trial_runs_nested_with_history_and_statuses(tracker):
         assert tags["optuna.trial_number"] == str(number)
         assert tags["optuna.state"] == state
         assert tags.get("optuna.reason") == reason
+        assert tags.get("mlflow.note.content") == reason  # the run's description
         assert run.data.params["learning_rate"] == repr(0.01 * (number + 1))
         assert run.data.params["hidden_layer_sizes"] == "[64, 32]"
         for name, values in HISTORY.items():
@@ -166,8 +168,8 @@ def test_tracking_uri_from_environment(uri, monkeypatch):
 
 
 def test_second_worker_reuses_experiment(tracker, uri):
-    other = StudyTracker(tracker.study_name, "sqlite:///o.db", tracking_uri=uri)
-    assert other.experiment_id == tracker.experiment_id
+    other = StudyTracker(tracker.study_name, "postgresql://me:other-secret@db/optuna", tracking_uri=uri)
+    assert other.experiment_id == tracker.experiment_id  # same storage, whatever the password
 
 
 def test_finish_parent_summary_and_artifacts(tracker):
@@ -205,15 +207,15 @@ def test_finish_parent_summary_and_artifacts(tracker):
     run = client.get_run(parent)
     best = study.best_trial
     assert run.info.status == "FINISHED"
-    assert run.data.params["best_x"] == repr(best.params["x"])
-    assert run.data.params["best_units"] == str(best.params["units"])
-    assert run.data.metrics["best_value"] == pytest.approx(best.value)
-    assert run.data.metrics["best_val_score_final"] == pytest.approx(best.value)
-    assert "best_loss" not in run.data.metrics  # curves are artifacts, not best_ metrics
-    assert run.data.metrics["test_accuracy"] == 0.93
-    assert run.data.metrics["n_complete"] == 4
-    assert run.data.metrics["n_pruned"] == 1
-    assert run.data.metrics["n_failed"] == 1
+    assert run.data.params["best_trial/x"] == repr(best.params["x"])
+    assert run.data.params["best_trial/units"] == str(best.params["units"])
+    assert run.data.metrics["study/best_value"] == pytest.approx(best.value)
+    assert run.data.metrics["best_trial/val_score_final"] == pytest.approx(best.value)
+    assert "best_trial/loss" not in run.data.metrics  # curves are artifacts, not best_trial/ metrics
+    assert run.data.metrics["final/test_accuracy"] == 0.93
+    assert run.data.metrics["study/n_complete"] == 4
+    assert run.data.metrics["study/n_pruned"] == 1
+    assert run.data.metrics["study/n_failed"] == 1
     assert run.data.tags["best_trial_number"] == str(best.number)
     assert run.data.tags["best_run_id"] == find_trial_run(client, tracker.experiment_id, study.study_name, best.number).info.run_id
     artifacts = {f.path for f in client.list_artifacts(parent)}

@@ -187,8 +187,10 @@ def run_worker(
     returns the numbers of the trials this worker ran.
 
     Trials nest under ``parent_run_id`` when given (``tuner run --jobs``), else under a parent run
-    of this worker's own (``tuner worker``). ``worker`` seeds its sampler (default: this host
-    and process, so that workers started alike on many hosts still draw different trials).
+    of this worker's own (``tuner worker``), which says that it scores no test split until a
+    ``tuner run`` of the study scores the final model and copies the scores to it. ``worker``
+    seeds its sampler (default: this host and process, so that workers started alike on many
+    hosts still draw different trials).
     ``blas_threads``: see :mod:`tuner.threads` (default: the policy's one thread).
     ``freeze_heap``: see :func:`tuner.process.frozen_heap` (for a caller that owns its process).
     ``notify``: see :func:`create_study`.
@@ -200,7 +202,8 @@ def run_worker(
             worker=worker or f"{socket.gethostname()}-{os.getpid()}", started=started, notify=notify,
         )
         settings = run.config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads}
-        with parent_run(run, settings, parent_run_id):
+        with parent_run(run, settings, parent_run_id) as summary:
+            summary["role"] = "worker"  # its own run scores no test split (tuner/tracking/summary.py)
             freeze_setup()
             objective = Objective(run.config, run.splits, run.tracker)
             optimize(run.study, objective, run.config, storage=run.storage)

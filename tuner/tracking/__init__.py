@@ -2,11 +2,16 @@
 
 Layout in MLflow:
 
-- one experiment per study (named after the study unless ``experiment_name`` is given);
+- one experiment per study and storage, named after the study (unless ``experiment_name`` is
+  given), tagged with its storage (``optuna.storage``, password hidden) and MLflow 3's
+  model-training kind; a study of the same name from another storage gets an experiment of its
+  own, ``<study> (<storage>)``, with one :class:`ExperimentWarning`;
 - one *parent* run per ``tuner run`` invocation / worker process (:meth:`StudyTracker.start_parent`);
-- one *child* run per Optuna trial, named ``trial-<number>``, nested under the parent through the
-  ``mlflow.parentRunId`` tag, and tagged ``optuna.study_name`` / ``optuna.trial_number`` /
-  ``optuna.storage`` / ``optuna.state`` (/ ``optuna.reason``).
+- one *child* run per Optuna trial, named ``trial-<number>`` and, once finished, with its state
+  and score (``trial-3 0.9722``, ``trial-7 pruned@12``, ``trial-5 failed``), nested under the
+  parent through the ``mlflow.parentRunId`` tag, and tagged ``optuna.study_name`` /
+  ``optuna.trial_number`` / ``optuna.storage`` / ``optuna.state`` (/ ``optuna.reason``, also its
+  description). A pruned trial's run is FINISHED: pruning is the tuner working as intended.
 
 Everything goes through :class:`mlflow.MlflowClient` with explicit run ids, never through mlflow's
 fluent "active run" state, so it works across threads and processes and is not affected by a
@@ -37,6 +42,7 @@ from .keys import (
     TAG_HOST,
     TAG_MISSING,
     TAG_MODEL_ID,
+    TAG_NOTE,
     TAG_PARENT,
     TAG_PID,
     TAG_REASON,
@@ -50,11 +56,12 @@ from .keys import (
     TAG_TRIAL,
 )
 from .records import TrialRecord
-from .client import TrackingWarning, experiment_url, resolve_tracking_uri
+from .client import ExperimentWarning, TrackingWarning, experiment_url, resolve_tracking_uri
 from .runs import find_trial_run, latest_parent_run, trial_runs
 from .tracker import PendingRun, StudyTracker
 
 __all__ = [
+    "ExperimentWarning",
     "MODEL_ARTIFACT_DIR",
     "PendingRun",
     "RUN_STATUS",
@@ -66,6 +73,7 @@ __all__ = [
     "TAG_HOST",
     "TAG_MISSING",
     "TAG_MODEL_ID",
+    "TAG_NOTE",
     "TAG_PARENT",
     "TAG_PID",
     "TAG_REASON",

@@ -31,6 +31,11 @@ class TrackingWarning(UserWarning):
     """The tracking store failed; tuning goes on but some trials are missing from MLflow."""
 
 
+class ExperimentWarning(UserWarning):
+    """The study is logged to another experiment than its name: one of that name holds a study
+    of the same name from another storage, whose runs are kept apart."""
+
+
 def open_client(tracking_uri: str | None) -> MlflowClient:
     """An MlflowClient whose database store is created (or migrated) safely when other
     processes create it at the same instant (:mod:`tuner.store_creation`), after checking that

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -11,8 +12,10 @@ from typing import Any
 from ..urls import redact_url
 
 
-#: Optuna trial state -> MLflow run status of the trial's child run.
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+#: Optuna trial state -> MLflow run status of the trial's child run. A pruned trial is the tuner
+#: working as intended, so its run is FINISHED, told apart by its state tag and run name; MLflow
+#: shows KILLED and FAILED with the same failure mark.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 TAG_STUDY = "optuna.study_name"
 TAG_TRIAL = "optuna.trial_number"
 TAG_STORAGE = "optuna.storage"
@@ -35,8 +38,46 @@ TAG_EXPORT_TRIAL = "tuner.trial"
 TAG_EXPORT_SOURCE = "tuner.source"
 TAG_DATA_FINGERPRINT = "tuner.data_fingerprint"
 TAG_MODEL_ID = "tuner.model_id"
+#: A run's description, shown on its page (MLflow's own tag).
+TAG_NOTE = "mlflow.note.content"
+#: MLflow 3 opens an experiment in model-training mode (not GenAI) from this experiment tag.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: On a parent run: the study's best trial and its run.
+TAG_BEST_TRIAL = "best_trial_number"
+TAG_BEST_RUN = "best_run_id"
+#: On a parent run: the final model it scored on the test split (tuner/final.py), as printed:
+#: its trials (``"8, 10 x2, 5"``: weights as ``xN``), whether they were refit on training +
+#: validation rows (``true`` / ``false``), the copies of each (seeds), and the whole sentence.
+TAG_FINAL_MEMBERS = "final_members"
+TAG_FINAL_REFIT = "final_refit"
+TAG_FINAL_SEEDS = "final_seeds"
+TAG_FINAL_MODEL = "final_model"
+#: On a ``tuner worker``'s parent run: the run that scored the study's final model on the test
+#: split (its ``final/test_*`` are copied to the worker's run), and where the test scores are.
+TAG_FINAL_RUN = "tuner.final_run_id"
+TAG_TEST_SCORES = "tuner.test_scores"
+#: Parent-run metric and param names, grouped by prefix apart from the trials' own metrics (the
+#: UI's chart view makes one section per prefix before ``/``): ``study/best_value``,
+#: ``study/n_complete``; ``best_trial/<metric>``, ``best_trial/test_<metric>``, params
+#: ``best_trial/<param>``; ``final/test_<metric>`` (the final model on the test split).
+STUDY_PREFIX = "study/"
+BEST_PREFIX = "best_trial/"
+FINAL_PREFIX = "final/"
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 MODEL_ARTIFACT_DIR = "model"
+
+
+def storage_identity(url: str) -> str:
+    """The Optuna storage as runs and experiments record it: password hidden (tuner/urls.py), a
+    relative SQLite or journal file path made absolute (``sqlite:///optuna.db`` names a
+    different file in each working directory), anything else as given."""
+    url = redact_url(url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        return "sqlite:///" + os.path.abspath(url[len("sqlite:///") :])
+    if "://" not in url and url.endswith((".log", ".journal")):
+        return os.path.abspath(url)
+    return url
 
 
 def ms(seconds: float | None) -> int:

@@ -9,7 +9,9 @@ from typing import Any, TYPE_CHECKING
 from .keys import (
     RUN_STATUS,
     TAG_MISSING,
+    TAG_NOTE,
     TAG_REASON,
+    TAG_RUN_NAME,
     TAG_STATE,
     dedupe,
     metric_value,
@@ -135,9 +137,35 @@ def trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any]
             key = mlflow_key(f"final_{name}")
         metrics.append(Metric(key, v, end_ms, 0))
     params = dedupe([Param(mlflow_key(k), param_value(v)) for k, v in record.params.items()])
-    tags = [RunTag(TAG_STATE, record.state)]
+    tags = [RunTag(TAG_STATE, record.state), RunTag(TAG_RUN_NAME, run_name(record))]
     if record.reason:
         tags.append(RunTag(TAG_REASON, record.reason[:8000]))
+        tags.append(RunTag(TAG_NOTE, record.reason[:8000]))
     if record.missing:
         tags.append(RunTag(TAG_MISSING, ", ".join(record.missing)))
     return metrics, params, tags
+
+
+def trial_score(record: TrialRecord) -> float | None:
+    """The trial's validation score: its final metric named like its first ``val_`` curve
+    (``val_<study metric>``, the objective; see tuner/objective.py), None without one."""
+    for name in record.history:
+        if str(name).startswith("val_") and metric_value(record.metrics.get(name)) is not None:
+            return metric_value(record.metrics[name])
+    return None
+
+
+def run_name(record: TrialRecord) -> str:
+    """The name a finished trial's run shows in the runs table, its state and score at a glance:
+    ``trial-3 0.9722`` (complete: its validation score), ``trial-7 pruned@12`` (the epoch it was
+    pruned at), ``trial-5 failed``, ``trial-2 interrupted`` (Ctrl-C / SIGTERM; run again)."""
+    name = f"trial-{record.number}"
+    if record.interrupted:
+        return f"{name} interrupted"
+    if record.state == "FAIL":
+        return f"{name} failed"
+    if record.state == "PRUNED":
+        epoch = metric_value(record.metrics.get("pruned_epoch"))
+        return f"{name} pruned" + (f"@{int(epoch)}" if epoch is not None else "")
+    score = trial_score(record)
+    return name if score is None else f"{name} {score:.4g}"

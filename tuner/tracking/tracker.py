@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -22,6 +23,7 @@ from ..urls import redact_url
 from .client import (
     CHECK_TIMEOUT,
     PROBE_TIMEOUT,
+    ExperimentWarning,
     TrackingWarning,
     experiment_url,
     first_line,
@@ -30,7 +32,9 @@ from .client import (
     open_client,
 )
 from .keys import (
+    EXPERIMENT_KIND,
     MODEL_ARTIFACT_DIR,
+    TAG_EXPERIMENT_KIND,
     RUN_STATUS,
     TAG_HOST,
     TAG_PARENT,
@@ -49,6 +53,7 @@ from .keys import (
     mlflow_key,
     ms,
     param_value,
+    storage_identity,
 )
 from .records import TrialRecord, trial_entities
 from . import summary
@@ -77,10 +82,12 @@ class StudyTracker:
 
     Args:
         study_name: Optuna study name (tags, default experiment name).
-        storage_url: Optuna storage URL, logged as a tag with any password hidden.
+        storage_url: Optuna storage URL, logged as a tag with any password hidden
+            (:func:`storage_identity`).
         tracking_uri: MLflow tracking URI; default ``MLFLOW_TRACKING_URI``, else MLflow's default
             (``sqlite:///mlflow.db`` in the working directory).
-        experiment_name: default ``study_name``.
+        experiment_name: default ``study_name``; when that experiment records another storage,
+            ``<name> (<storage>)`` (see :meth:`_get_or_create_experiment`).
         artifact_location: artifact root of the experiment if it has to be created; default for a
             ``sqlite:`` store is ``<database dir>/mlartifacts/<experiment name>`` (so artifacts do
             not depend on the working directory), else the store's default.
@@ -96,7 +103,7 @@ class StudyTracker:
         artifact_location: str | None = None,
     ) -> None:
         self.study_name = study_name
-        self.storage_url = redact_url(storage_url)
+        self.storage_url = storage_identity(storage_url)
         self.experiment_name = experiment_name or study_name
         self.client: MlflowClient = open_client(tracking_uri)
         self.tracking_uri: str = self.client.tracking_uri
@@ -111,6 +118,9 @@ class StudyTracker:
         self._background: dict[str, ThreadPoolExecutor] = {}
         self._warned = False
         self._offline = False
+        #: The one line said when the study has an experiment of its own because another
+        #: storage's study of the same name holds the experiment of its name (else None).
+        self.notice: str | None = None
 
     # ----------------------------------------------------------------------------- experiment
 
@@ -123,7 +133,10 @@ class StudyTracker:
                     self._experiment_id = self._get_or_create_experiment()
         return self._experiment_id
 
-    def _default_artifact_location(self) -> str | None:
+    def _artifacts_of(self, name: str) -> str | None:
+        """Where a new experiment ``name`` keeps its artifacts: the given location, else for a
+        ``sqlite:`` store ``<database dir>/mlartifacts/<name as a folder name>``, else the
+        store's default."""
         if self._artifact_location is not None:
             return self._artifact_location
         uri = self.tracking_uri
@@ -131,31 +144,66 @@ class StudyTracker:
             from urllib.parse import unquote
 
             db_path = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
-            return str((db_path.parent / "mlartifacts" / mlflow_key(self.experiment_name)).resolve())
+            folder = re.sub(r"[^\w.\- ]+", "_", name).strip("._ ") or "_"
+            return str((db_path.parent / "mlartifacts" / folder).resolve())
         return None
 
     def _get_or_create_experiment(self) -> str:
+        """The study's experiment: the one named ``experiment_name`` when it records this
+        storage (or none), else one named after the study and its storage, so that two studies
+        of the same name in two storages never mix their runs (said in one warning when that
+        experiment is created; :attr:`notice` holds the line every time)."""
+        experiment, _ = self._open_experiment(self.experiment_name)
+        recorded = experiment.tags.get(TAG_STORAGE)
+        if recorded is None or storage_identity(recorded) == self.storage_url:
+            return self._claim(experiment)
+        name = f"{self.experiment_name} ({self.storage_url})"
+        separate, created = self._open_experiment(name)
+        if storage_identity(separate.tags.get(TAG_STORAGE) or self.storage_url) != self.storage_url:
+            raise TunerError(f"MLflow experiment {name!r} records another storage; choose another experiment name")
+        self.notice = (
+            f"MLflow: study {self.study_name!r} on {self.storage_url} is logged to experiment {name!r}: "
+            f"experiment {self.experiment_name!r} holds the study of that name on {redact_url(recorded)}"
+        )
+        if created:
+            warnings.warn(self.notice, ExperimentWarning, stacklevel=4)
+        self.experiment_name = name
+        return self._claim(separate)
+
+    def _open_experiment(self, name: str) -> tuple[Any, bool]:
+        """``(experiment, created)``: the experiment ``name``, created (tagged with the study, the
+        storage and MLflow 3's model-training kind) if it does not exist; TunerError if it is
+        deleted."""
         from mlflow.exceptions import MlflowException
 
         client = self.client
-        experiment = client.get_experiment_by_name(self.experiment_name)
+        experiment, created = client.get_experiment_by_name(name), False
         if experiment is None:
+            tags = {TAG_STUDY: self.study_name, TAG_STORAGE: self.storage_url, TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
             try:
-                return client.create_experiment(
-                    self.experiment_name,
-                    artifact_location=self._default_artifact_location(),
-                    tags={TAG_STUDY: self.study_name, TAG_STORAGE: self.storage_url},
-                )
-            except MlflowException as exc:  # created concurrently by another worker
-                experiment = client.get_experiment_by_name(self.experiment_name)
-                if experiment is None:
-                    raise exc
+                client.create_experiment(name, artifact_location=self._artifacts_of(name), tags=tags)
+                created = True
+            except MlflowException:  # created concurrently by another worker: read below
+                pass
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise TunerError(f"MLflow experiment {name!r} can be neither created nor found")
         if experiment.lifecycle_stage == "deleted":
             raise TunerError(
-                f"MLflow experiment {self.experiment_name!r} is deleted; restore it "
+                f"MLflow experiment {name!r} is deleted; restore it "
                 f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
                 "or choose another experiment name"
             )
+        return experiment, created
+
+    def _claim(self, experiment) -> str:
+        """The experiment's id, after recording the storage and the model-training kind on an
+        experiment that lacks them (one made by hand or by an older tuner; a kind set by the
+        user is kept)."""
+        missing = {TAG_STORAGE: self.storage_url, TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
+        for key, value in missing.items():
+            if key not in experiment.tags:
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
 
     @property
@@ -297,8 +345,10 @@ class StudyTracker:
         return run.info.run_id
 
     def end_trial(self, run_id: str | None, record: TrialRecord) -> None:
-        """Log the trial in one batch (params, per-epoch metrics, final metrics, state tags), then
-        terminate its run: FINISHED (COMPLETE), KILLED (PRUNED) or FAILED (FAIL).
+        """Log the trial in one batch (params, per-epoch metrics, final metrics, state tags, the
+        run name with its state and score, see :func:`.records.run_name`), then terminate its
+        run: FINISHED (COMPLETE, PRUNED: told apart by the tag ``optuna.state``), FAILED (FAIL),
+        KILLED (interrupted by Ctrl-C / SIGTERM).
 
         ``run_id`` None (``start_trial`` failed) only records the trial as unlogged. Never raises
         on tracking errors.
