@@ -191,3 +191,43 @@ def test_tuner_serve_answers_a_bad_request_in_one_line(served, body, message):
     status, answer = post(f"{served}/invocations", body, "application/json")
     assert status == 400
     assert answer["message"] == message and "\n" not in answer["message"] and len(answer["message"]) < 200
+
+
+def test_serving_a_folder_runs_no_code_from_it(folder, tmp_path):
+    """The app is built from this installation's code: a folder whose pyfunc_model.py and
+    code/model/ were replaced by hostile code is served without running either."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    marker = tmp_path / "ran"
+    hostile = f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit('hostile code ran')\n"
+    (copy / "pyfunc_model.py").write_text(hostile)
+    (copy / "code" / "model" / "__init__.py").write_text(hostile)
+    with served_in_thread(create_app(str(copy))) as url:
+        status, answer = post(f"{url}/invocations", WHOLE.encode(), "text/csv")
+    assert status == 200, answer
+    assert answer["predictions"] == list(model.load(folder).predict(read(WHOLE)))
+    assert not marker.exists()
+
+
+def test_a_body_over_the_size_limit_is_refused_with_413(folder, monkeypatch):
+    from tuner.serving import MAX_BODY_ENV
+
+    monkeypatch.setenv(MAX_BODY_ENV, "0.01")  # about 10 kB
+    rows = "".join(f"{i % 9},40,50,rome\n" for i in range(2000))
+    with served_in_thread(create_app(str(folder))) as url:
+        status, answer = post(f"{url}/invocations", ("count,age,income,city\n" + rows).encode(), "text/csv")
+        small_status, _ = post(f"{url}/invocations", WHOLE.encode(), "text/csv")
+    assert status == 413 and answer["message"].startswith("request too large: over 0.01 MB")
+    assert small_status == 200
+
+
+@pytest.mark.parametrize("body", [
+    {"dataframe_records": [{"count": "x" * 100_000, "age": 1, "income": 2, "city": "rome"}]},
+    {"k" * 50_000: 1},
+], ids=["bad-value", "long-key"])
+def test_an_answer_never_echoes_a_large_request(served, body):
+    status, answer = post(f"{served}/invocations", json.dumps(body).encode(), "application/json")
+    assert status == 400
+    assert len(answer["message"]) <= 300 and "\n" not in answer["message"]

@@ -14,6 +14,13 @@ MLflow 2.0; a request without rows is told so. A CSV body (``Content-Type: text/
 as ``pd.read_csv`` reads a file and passed on as JSON: MLflow reads CSV with the column types
 of the signature, which declares its columns ``Any`` (tuner/model_folder.py) and gives it none.
 
+Serving a folder runs no code from it: the app's model is built from this installation's code
+(:func:`load_installed`: ``model.load`` reads ``model.npz``, plain arrays checked before they
+are read, and :class:`tuner.pyfunc_model.TunedMLPModel` wraps it), not from the folder's
+``pyfunc_model.py`` and ``code/``, which ``mlflow.pyfunc.load_model`` would import. Request
+bodies are limited in size (:data:`MAX_BODY_BYTES`, HTTP 413), and no answer repeats more than a
+short piece of what was sent (:data:`MAX_MESSAGE`).
+
 ``tuner serve`` starts it as ``uvicorn --factory tuner.serving:create_app`` with the model folder
 in the child's environment variable :data:`MODEL_ENV`.
 """
@@ -27,6 +34,12 @@ import re
 
 #: The environment variable that names the model folder for :func:`create_app`.
 MODEL_ENV = "TUNER_SERVE_MODEL"
+#: The environment variable that sets :data:`MAX_BODY_BYTES` for :func:`create_app`.
+MAX_BODY_ENV = "TUNER_SERVE_MAX_BODY_MB"
+#: The largest request body accepted, by default (64 MB: about a million rows of ten numbers).
+MAX_BODY_BYTES = 64 * 2**20
+#: The longest error message an answer carries: a message that quotes a value keeps its start.
+MAX_MESSAGE = 300
 
 
 #: The parts of MLflow's scoring errors that repeat the request (and the schema) before saying
@@ -39,10 +52,15 @@ REQUEST_DUMPS = (
 
 def short_message(message: str) -> str:
     """What is wrong, from a scoring error message: without the request and schema MLflow puts
-    before it, without its long hint, on one line."""
+    before it, without its long hint, on one line of at most :data:`MAX_MESSAGE` characters."""
     for dump in REQUEST_DUMPS:
         message = dump.sub("", message, count=1)
-    return " ".join(message.split(" Hint:", 1)[0].split())
+    return clipped(" ".join(message.split(" Hint:", 1)[0].split()))
+
+
+def clipped(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE` characters, marked where it was cut."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 #: The keys of MLflow's scoring protocol that hold the rows (a request has exactly one of them).
@@ -95,18 +113,28 @@ def csv_as_json(body: bytes) -> bytes:
     return json.dumps({"dataframe_split": split}, default=lambda v: v.item() if hasattr(v, "item") else str(v)).encode()
 
 
-class CheckedRequests:
-    """ASGI middleware for ``POST /invocations``: refuses a body that is not a scoring request or
-    holds no rows (:func:`check_request`) with HTTP 400 and one line, and passes a CSV body on as
-    JSON (:func:`csv_as_json`). Other requests pass as they are."""
+class TooLarge(Exception):
+    """A request body over the size limit (HTTP 413)."""
 
-    def __init__(self, app):
+
+class CheckedRequests:
+    """ASGI middleware for ``POST /invocations``: refuses a body over ``max_body`` bytes with
+    HTTP 413, a body that is not a scoring request or holds no rows (:func:`check_request`) with
+    HTTP 400 and one line, and passes a CSV body on as JSON (:func:`csv_as_json`). Other requests
+    pass as they are."""
+
+    def __init__(self, app, max_body: int = MAX_BODY_BYTES):
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/invocations" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, self.max_body)
+        except TooLarge:
+            limit = f"{self.max_body / 2**20:.3g} MB"
+            return await _refuse(send, f"request too large: over {limit}; send fewer rows per request", 413)
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         try:
@@ -122,13 +150,17 @@ class CheckedRequests:
         await self.app(scope, _replay(body, receive), send)
 
 
-async def _read_body(receive) -> bytes:
-    chunks, more = [], True
+async def _read_body(receive, limit: int) -> bytes:
+    """The request body, read until it ends or passes ``limit`` bytes (:class:`TooLarge`)."""
+    chunks, more, size = [], True, 0
     while more:
         message = await receive()
         if message["type"] != "http.request":  # the client went away
             break
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            raise TooLarge
         more = message.get("more_body", False)
     return b"".join(chunks)
 
@@ -147,10 +179,11 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _refuse(send, message: str) -> None:
-    content = json.dumps({"error_code": "BAD_REQUEST", "message": message}).encode()
+async def _refuse(send, message: str, status: int = 400) -> None:
+    code = "BAD_REQUEST" if status == 400 else "REQUEST_TOO_LARGE"
+    content = json.dumps({"error_code": code, "message": clipped(message)}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
 
@@ -162,8 +195,7 @@ def create_app(model_dir: str | None = None):
     from fastapi.responses import Response
     from mlflow.pyfunc import scoring_server
 
-    model = scoring_server.load_model_with_mlflow_config(model_dir or os.environ[MODEL_ENV])
-    app = scoring_server.init(model)
+    app = scoring_server.init(load_installed(model_dir or os.environ[MODEL_ENV]))
 
     @app.middleware("http")
     async def short_errors(request: Request, call_next):
@@ -181,5 +213,37 @@ def create_app(model_dir: str | None = None):
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return Response(content=body, status_code=response.status_code, headers=headers)
 
-    app.add_middleware(CheckedRequests)
+    max_body = int(float(os.environ.get(MAX_BODY_ENV, MAX_BODY_BYTES / 2**20)) * 2**20)
+    app.add_middleware(CheckedRequests, max_body=max_body)
     return app
+
+
+class _InstalledModel:
+    """What a ``PyFuncModel`` calls to predict: this installation's ``TunedMLPModel``."""
+
+    def __init__(self, python_model):
+        self.python_model = python_model
+
+    def predict(self, data, params=None):
+        return self.python_model.predict(None, data, params)
+
+
+def load_installed(model_dir: str):
+    """The exported model in ``model_dir`` as a ``PyFuncModel`` built from this installation's
+    code: its ``MLmodel`` (signature, metadata) and its ``model.npz`` through ``model.load``;
+    nothing from the folder is imported."""
+    from types import SimpleNamespace
+
+    from mlflow.models import Model
+    from mlflow.pyfunc import PyFuncModel
+
+    from .pyfunc_model import ARTIFACT_NAME, TunedMLPModel
+
+    folder = os.path.abspath(model_dir)
+    meta = Model.load(os.path.join(folder, "MLmodel"))
+    artifact = os.path.realpath(os.path.join(folder, meta.flavors["python_function"]["artifacts"][ARTIFACT_NAME]["path"]))
+    if os.path.commonpath([artifact, os.path.realpath(folder)]) != os.path.realpath(folder):
+        raise ValueError(f"{model_dir}: the MLmodel file names weights outside the folder")
+    python_model = TunedMLPModel()
+    python_model.load_context(SimpleNamespace(artifacts={ARTIFACT_NAME: artifact}))
+    return PyFuncModel(model_meta=meta, model_impl=_InstalledModel(python_model))
