@@ -139,3 +139,29 @@ def test_no_command_prints_a_database_password(make_postgres_db, tmp_path):
     assert "pw" in outputs[2] and "cannot open the study storage" in outputs[3]
     assert not [o for o in outputs if "s3cr3t" in o], outputs
     assert os.environ.get("PGPASSWORD") != "s3cr3t"
+
+
+def test_a_study_whose_every_trial_failed_starts_again_with_the_changed_file(tmp_path):
+    """Bad data fails every trial; the corrected study file (another data fingerprint, here
+    another seed's split) is not refused for differing from it: the study starts again. A study
+    with a trial that did not fail is still refused."""
+    import optuna
+
+    from tuner.data import load_splits
+    from tuner.definition import study_definition
+
+    storage = open_storage(f"sqlite:///{tmp_path}/o.db")
+    first, fixed = _config(), _config(seed=1)
+    study = runner.create_study(first, storage, definition=study_definition(first, load_splits(first)))
+    for trial in study.get_trials(deepcopy=False):
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    lines = []
+    definition = study_definition(fixed, load_splits(fixed))
+    again = runner.create_study(fixed, storage, definition=definition, notify=lines.append)
+    assert again.user_attrs[DEFINITION_ATTR] == definition
+    assert [t.state for t in again.get_trials(deepcopy=False)] == [optuna.trial.TrialState.WAITING]
+    assert len(lines) == 1 and "started again: its 1 trial(s) all failed" in lines[0]
+
+    again.tell(again.ask(), 0.5)
+    with pytest.raises(TunerError, match="already exists in this storage with other settings"):
+        runner.create_study(first, storage, definition=study_definition(first, load_splits(first)))

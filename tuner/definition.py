@@ -62,6 +62,23 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
     return definition
 
 
+class DefinitionChanged(TunerError):
+    """A study file changed in what defines the study it names; ``replaceable`` when every trial
+    of that study failed, so that nothing of value would be lost by starting it again."""
+
+    def __init__(self, message: str, shown: str, replaceable: bool) -> None:
+        super().__init__(message)
+        self.shown = shown
+        self.replaceable = replaceable
+
+
+def only_failed(study: optuna.Study) -> bool:
+    """Whether the study has trials and every one that ran failed (bad data, say)."""
+    trials = study.get_trials(deepcopy=False)
+    ran = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
+    return bool(ran) and all(t.state == optuna.trial.TrialState.FAIL for t in ran)
+
+
 def check_definition(study: optuna.Study, definition: dict[str, Any], path: str) -> None:
     """Store ``definition`` on a new study; on an existing one, TunerError naming every setting
     that differs from the stored one. A study from before definitions were stored is checked on
@@ -79,10 +96,11 @@ def check_definition(study: optuna.Study, definition: dict[str, Any], path: str)
     if not changed:
         return
     shown = "; ".join(f"{key} was {_short(stored[key])}, now {_short(definition[key])}" for key in changed)
-    raise TunerError(
+    raise DefinitionChanged(
         f"{path}: study {study.study_name!r} already exists in this storage with other settings ({shown}); "
         "its trials would not be comparable: give the study a new name (or another --storage), or restore "
-        "the settings it was created with"
+        "the settings it was created with",
+        shown, only_failed(study),
     )
 
 

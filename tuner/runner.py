@@ -16,7 +16,7 @@ from . import interrupts, metrics
 from .config import StudyConfig, load_config
 from .budget import BudgetReached, counted_trials
 from .data import Splits, load_splits
-from .definition import STUDY_FILE_ATTR, check_definition, study_definition
+from .definition import STUDY_FILE_ATTR, DefinitionChanged, check_definition, study_definition
 from .process import frozen_heap, own_process
 from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
 from .objective import Objective
@@ -80,7 +80,13 @@ def create_study(
         load_if_exists=True,
     )
     if definition is not None:
-        check_definition(study, definition, config.path)
+        try:
+            check_definition(study, definition, config.path)
+        except DefinitionChanged as exc:
+            if not exc.replaceable:
+                raise
+            _replace_failed_study(study, storage, exc.shown, notify)
+            return create_study(config, storage, worker, started, definition, storage_url=storage_url, notify=notify)
         if STUDY_FILE_ATTR not in study.user_attrs:
             study.set_user_attr(STUDY_FILE_ATTR, config.file_settings())
     started = trials_started(study) if started is None else started
@@ -95,6 +101,20 @@ def create_study(
         study.enqueue_trial(queued[0], skip_if_exists=True)
     warm_start.enqueue_once(study, storage, config, sources, queued, notify)
     return study
+
+
+def _replace_failed_study(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, shown: str, notify: Callable[[str], None] | None
+) -> None:
+    """Delete a study whose every trial failed, so that the corrected study file (its data, say)
+    starts it again instead of being refused for differing from it."""
+    n = len(study.get_trials(deepcopy=False))
+    optuna.delete_study(study_name=study.study_name, storage=storage)
+    line = f"study {study.study_name!r} started again: its {n} trial(s) all failed, and its settings changed ({shown})"
+    if notify is not None:
+        notify(line)
+    else:
+        warnings.warn(line, UserWarning, stacklevel=3)
 
 
 def finished_count(study: optuna.Study, n_trials: int) -> int:
