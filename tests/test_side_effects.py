@@ -35,6 +35,7 @@ def process_state() -> dict:
     return {
         "environ": dict(os.environ),
         "warning filters": list(warnings.filters),
+        "warning display": (warnings.formatwarning, warnings.showwarning),
         "gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
         "loggers": {
             name: (logger.level, list(logger.filters), [(h, list(h.filters)) for h in logger.handlers])
@@ -63,16 +64,18 @@ def test_run_study_in_process_changes_no_process_wide_setting(tmp_path):
 
 def test_the_command_sets_them_for_its_own_process(monkeypatch):
     """What the library leaves alone, the command sets (the check above would see it)."""
-    from tuner.process import MLFLOW_ENV_DEFAULTS, NoInterruptTraceback, frozen_heap, own_process
+    from tuner.process import MLFLOW_ENV_DEFAULTS, NoInterruptTraceback, frozen_heap, one_line_warning, own_process
 
     for key in MLFLOW_ENV_DEFAULTS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
     handlers = logging.getLogger("optuna").handlers
     saved = [list(h.filters) for h in handlers]
     try:
         own_process()
         assert all(os.environ[k] == v for k, v in MLFLOW_ENV_DEFAULTS.items())
+        assert warnings.formatwarning is one_line_warning
         assert handlers and all(any(isinstance(f, NoInterruptTraceback) for f in h.filters) for h in handlers)
     finally:
         for handler, filters in zip(handlers, saved):

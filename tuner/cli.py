@@ -21,9 +21,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's single line breaks join (in "rich" mode the list keeps them)
 )
-console = Console()
-err_console = Console(stderr=True)
+# Lines are written whole (the terminal wraps them; a log keeps them on one line); tables are laid
+# out at the terminal's width (80 columns when there is none), their cells folded, never cut.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 StorageOpt = Annotated[
     Optional[str],
@@ -42,8 +45,77 @@ ThreadsOpt = Annotated[
 ]
 
 
-def user_errors(command):
-    """Print errors a user can cause as one line on stderr and exit 1, without a traceback."""
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's version, read from its metadata (no import
+    of the tuner's libraries)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(DISTRIBUTION)
+    except PackageNotFoundError:
+        installed = "(not installed)"
+    typer.echo(f"{DISTRIBUTION} {installed}")
+    raise typer.Exit()
+
+
+#: The name the package is installed under (pyproject.toml).
+DISTRIBUTION = "mlp-tuner"
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Tune NumPy MLPs with Optuna; track every trial in MLflow."""
+
+
+def _header(name: str) -> str:
+    """A column header for a parameter or metric name, with spaces for underscores: a narrow
+    terminal wraps the header between its words (``learning`` / ``rate``) rather than in them."""
+    return name.replace("_", " ")
+
+
+def print_table(table: Table) -> None:
+    """Print a results table whose cells fold onto more lines where the terminal is too narrow,
+    instead of being cut with an ellipsis (a cut header or value is one nobody can read)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    _keep_values_whole(table, console.width)
+    console.print(table, soft_wrap=False)  # laid out at the console's width
+
+
+def _keep_values_whole(table: Table, width: int) -> None:
+    """Where ``table`` is wider than ``width`` but its values fit whole, give each column the width
+    of its longest value (or header word) plus what is left over in turn, so that headers wrap
+    between words and values stay whole: rich alone narrows every column alike and folds values
+    that would fit. Narrower still, rich folds what it must."""
+    values = [[str(cell) for cell in column.cells] for column in table.columns]
+    headers = [str(column.header) for column in table.columns]
+    natural = [max([len(header), *map(len, cells)]) for header, cells in zip(headers, values)]
+    least = [max([1, *map(len, header.split()), *map(len, cells)]) for header, cells in zip(headers, values)]
+    room = width - (3 * len(natural) + 1)  # one space each side of a cell, a border between columns
+    if sum(natural) <= room or sum(least) > room:
+        return
+    slack = room - sum(least)
+    for column, low, high in zip(table.columns, least, natural):
+        column.width = low + min(high - low, slack)
+        slack -= column.width - low
+
+
+#: What ``tuner run`` and ``tuner worker`` say when Ctrl-C or SIGTERM stops them.
+TRIALS_INTERRUPTED = "interrupted: a trial in progress is recorded as failed; run the same command to resume"
+
+
+def user_errors(command=None, *, interrupted: str = TRIALS_INTERRUPTED):
+    """Print errors a user can cause as one line on stderr and exit 1, without a traceback; at
+    Ctrl-C or SIGTERM print ``interrupted`` (what stopping meant for this command) and exit 130.
+    Used bare (``@user_errors``) or with the message (``@user_errors(interrupted=...)``)."""
+    if command is None:
+        return functools.partial(user_errors, interrupted=interrupted)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -57,7 +129,7 @@ def user_errors(command):
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: a trial in progress is recorded as failed; run the same command to resume")
+            err_console.print(interrupted, highlight=False)
             raise typer.Exit(130) from None
 
     return wrapper
@@ -78,16 +150,18 @@ def run(
     """Create or resume a study and run it to its total budget of trials."""
     own_process()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Column
 
     from .config import load_config
     from .runner import run_study
 
     config = load_config(study_file).with_overrides(n_trials=trials, timeout=timeout, seed=seed)
+    fold = Column(overflow="fold")  # a long study name or best value folds instead of being cut
     progress = Progress(
-        TextColumn("[bold]{task.fields[study]}"),
+        TextColumn("[bold]{task.fields[study]}", table_column=fold),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}"),
+        TextColumn("{task.fields[best]}", table_column=fold.copy()),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -201,7 +275,7 @@ def _print_front(study) -> None:
         table.add_column(name, justify="right")
     for row in rows:
         table.add_row(str(row["trial"]), *(f"{row[name]:.4g}" for name in names))
-    console.print(table)
+    print_table(table)
 
 
 def _where_to_look(name: str, tracker) -> str:
@@ -240,10 +314,10 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
         return
     table = Table(title=f"top {len(top)} trials by validation {metric}")
     table.add_column("trial", justify="right")
-    table.add_column(metric, justify="right")
+    table.add_column(_header(metric), justify="right")
     table.add_column("layers")
     for name in ("activation", "optimizer", "learning_rate", "batch_size"):
-        table.add_column(name)
+        table.add_column(_header(name))
     constrained = any(t.constraints for t in complete)
     if constrained:
         table.add_column("meets constraints")
@@ -257,7 +331,7 @@ def _print_trials(study, metric: str, limit: int = 10) -> None:
             f"{lr:.2e}" if isinstance(lr, float) else "-", str(p.get("batch_size", "-")),
             *(["yes" if feasible(t) else "no"] if constrained else []),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -352,7 +426,7 @@ def status(
             best = f"{s.best_trial.value:.4f}" if s.best_trial is not None else "-"
             started = s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-"
             table.add_row(s.study_name, str(s.n_trials), best, started)
-        console.print(table)
+        print_table(table)
         return
     name = resolve_study_name(study_name)
     study = load_existing_study(name, store, url)
@@ -373,31 +447,55 @@ def status(
 
 
 @app.command()
-@user_errors
+@user_errors(interrupted="stopped the MLflow UI")
 def ui(
     tracking_uri: TrackingOpt = None,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
-    """Start the MLflow UI on the tracking store in use, on 127.0.0.1."""
+    """Start the MLflow UI on the tracking store in use, on 127.0.0.1; Ctrl-C stops it."""
     import os
-    import subprocess
 
+    from .errors import TunerError
+    from .process import run_server
     from .tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith("http"):
         console.print(f"the tracking store is a server already: open {redact_url(uri)}")
         return
-    console.print(f"MLflow UI for {redact_url(uri)} at http://127.0.0.1:{port} (runs table: http://127.0.0.1:{port}/#/experiments)")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    host = "127.0.0.1"
+    _check_port_free(host, port)
+    console.print(f"MLflow UI for {redact_url(uri)} at http://{host}:{port} (runs table: http://{host}:{port}/#/experiments; Ctrl-C stops it)")
+    # The store's URL, password included, goes in the child's environment, not on its command
+    # line, where `ps` shows it to every user of the machine. MLflow's job runner (GenAI scorers,
+    # seven more processes) is off unless the user turns it on.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} | os.environ | {"MLFLOW_BACKEND_STORE_URI": uri}
+    code = run_server([sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)], env)
+    raise TunerError(f"the MLflow UI stopped by itself (exit code {code}); its messages are above")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, a port another process holds: the server would print its URL and then
+    fail to bind. The test binds as uvicorn does (SO_REUSEADDR), so a port in TIME_WAIT is free."""
+    import socket
+
+    from .errors import TunerError
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise TunerError(
+                f"cannot listen on {host}:{port}: {exc.strerror.lower()}; stop what uses the port or choose another with --port"
+            ) from None
 
 
 @app.command()
 @user_errors
 def export(
     study: Annotated[str, typer.Argument(help="Study name or study file (.toml); the study's data is needed.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Model folder to write (default: exports/<study>).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Model folder to write (default: exports/STUDY, the study's name).")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With one trial (--trial/--best, the best by default): retrain its parameters on training + validation rows for the epochs the trial used.")] = False,
     best: Annotated[bool, typer.Option("--best", help="Export the best trial's own model instead of the study's final model.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an export folder that holds another model.")] = False,
@@ -438,7 +536,7 @@ def export(
 
 
 @app.command()
-@user_errors
+@user_errors(interrupted="stopped serving the model")
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="An exported model folder (tuner export).")],
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
@@ -448,13 +546,14 @@ def serve(
     (bad requests get a short error naming the column: tuner/serving.py)."""
     import os
     import shlex
-    import subprocess
 
     from .errors import TunerError
+    from .process import run_server
     from .serving import MODEL_ENV
 
     if not (model_dir / "MLmodel").is_file():
         raise TunerError(f"{model_dir}: not an exported model folder (no MLmodel file); run tuner export first")
+    _check_port_free(host, port)
     env = os.environ | {MODEL_ENV: str(model_dir.resolve())}
     url = f"http://{host}:{port}"
     example = model_dir / "serving_input_example.json"
@@ -464,13 +563,7 @@ def serve(
         highlight=False, soft_wrap=True,
     )
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "tuner.serving:create_app", "--host", host, "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        raise typer.Exit(proc.wait())
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=30)
-        raise typer.Exit(130) from None
+    raise typer.Exit(run_server(cmd, env))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

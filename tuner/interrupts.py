@@ -19,15 +19,18 @@ def _handler(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Handle SIGINT and SIGTERM in this process and clear an earlier request. Signal handlers
-    belong to the main thread: called from another thread (a notebook's worker thread, say), the
-    process keeps the handlers it has."""
+def install(hangup: bool = False) -> None:
+    """Handle SIGINT and SIGTERM in this process (and SIGHUP with ``hangup``: a command whose
+    child runs in its own session passes on the terminal's hang-up) and clear an earlier request.
+    Signal handlers belong to the main thread: called from another thread (a notebook's worker
+    thread, say), the process keeps the handlers it has."""
     _requested.clear()
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
+    if hangup:
+        signal.signal(signal.SIGHUP, _handler)
 
 
 def check() -> None:
