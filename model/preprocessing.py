@@ -254,9 +254,16 @@ def _fit_numeric(name: str, series: pd.Series, values: np.ndarray | None = None,
     present = values[~np.isnan(values)]
     median = float(np.median(present)) if present.size else 0.0
     filled = np.where(np.isnan(values), median, values)
-    mean = float(filled.mean())
-    std = float(filled.std())
-    if not np.isfinite(std) or std == 0.0:
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(filled.mean())
+        std = float(filled.std())
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        largest = float(np.abs(present).max())
+        raise ValueError(
+            f"column {name!r} holds numbers too large to scale (up to {largest:.3g}): their mean or "
+            "spread overflows; rescale the column"
+        )
+    if std == 0.0:
         std = 1.0
     return {"name": name, "kind": kind, "median": median, "mean": mean, "std": std}
 

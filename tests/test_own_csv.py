@@ -189,3 +189,26 @@ def test_a_minimal_study_runs_and_its_model_takes_the_raw_rows(tmp_path):
     inputs = [c.name for c in Model.load(str(folder)).signature.inputs.inputs]
     assert inputs == ["signup", "age", "visits", "plan"]
     np.testing.assert_array_equal(mlflow.pyfunc.load_model(str(folder)).predict(new_rows), labels)
+
+
+def test_a_column_with_no_values_is_left_out_with_a_warning(tmp_path):
+    frame = customers()
+    frame["notes"] = np.nan
+    study = write(tmp_path, frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        splits = load_splits(load_config(study))
+    assert "notes" not in splits.X_train.columns
+    assert any("left out column(s) with no values at all: 'notes'" in m for m in messages(caught))
+
+
+def test_numbers_too_large_to_scale_are_refused_before_a_study_starts(tmp_path):
+    """A value near the largest float passes a finiteness check but overflows the column's mean
+    and spread: every trial would diverge. It is refused while the data is read, naming the column."""
+    frame = customers()
+    frame["age"] = frame["age"].astype(float)
+    frame.loc[7, "age"] = 1e308
+    frame.loc[8, "age"] = 1e308
+    study = write(tmp_path, frame)
+    with pytest.raises(DataError, match=r"column 'age' holds numbers too large to scale \(up to 1e\+308\)"):
+        load_splits(load_config(study))

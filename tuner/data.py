@@ -95,7 +95,7 @@ def load_frame(config: StudyConfig) -> Frame:
     _check_named_columns(config, frame)
     frame = _rows_with_target(mark_missing(frame, data.na_values), target, source)
     X, dates = type_columns(frame.drop(columns=[target, *data.drop]), data, source)
-    X = leave_out_identifiers(X, data, source, dates)
+    X = leave_out_empty(leave_out_identifiers(X, data, source, dates), source)
     return Frame(X, frame[target], dates)
 
 
@@ -219,6 +219,17 @@ def leave_out_identifiers(X: pd.DataFrame, data: DataConfig, source: str, dates:
         f"{_whys(found)}; keep them with [data] keep = {[str(n) for n in found]!r}"
     )
     return X.drop(columns=list(found))
+
+
+def leave_out_empty(X: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``X`` without the columns that hold no value at all, with a :class:`DataWarning` naming
+    them: imputed, such a column would be a constant the network learns nothing from, and the
+    served model would require it."""
+    empty = [name for name in X.columns if X[name].isna().all()]
+    if not empty or len(empty) == X.shape[1]:
+        return X
+    _warn(f"{source}: left out column(s) with no values at all: {', '.join(repr(str(n)) for n in empty)}")
+    return X.drop(columns=empty)
 
 
 def _whys(found: dict) -> str:
