@@ -304,3 +304,15 @@ def test_digits_header_shows_the_defaults():
                 assert table[key] is None, (section, key)
             checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not a study file: it is not UTF-8 text"),
+    (("a = " + "[" * 100_000 + "]" * 100_000).encode(), "invalid TOML: nested too deeply"),
+], ids=["binary", "deep"])
+def test_a_study_file_that_is_not_text_or_nests_too_deep_is_one_line(tmp_path, content, message):
+    path = tmp_path / "s.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value) and "\n" not in str(info.value)

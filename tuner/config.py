@@ -583,6 +583,10 @@ def load_config(path: str | Path) -> StudyConfig:
         raise ConfigError(f"{path}: is a folder, not a study file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a study file: it is not UTF-8 text (a TOML file is)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read study file: {exc.strerror or exc}") from None
     return _validate(raw, str(path), base_dir=path.resolve().parent)
