@@ -3,6 +3,7 @@ a worker's run carries the study's test scores once they exist, studies of one n
 storages keep their runs apart, experiments open in model-training mode, and a pruned trial is
 told apart from a failed one."""
 
+import json
 import time
 import warnings
 
@@ -12,7 +13,7 @@ from mlflow import MlflowClient
 from tests.helpers import assert_no_failed_trials, child_runs
 from tuner import runner
 from tuner.config import StudyConfig
-from tuner.tracking import ExperimentWarning, StudyTracker, TrialRecord
+from tuner.tracking import ExperimentWarning, StudyTracker, TrialRecord, experiment_url
 from tuner.tracking.summary import members_text
 
 # The module-scoped fixture runs once: keep this file on one test worker.
@@ -105,6 +106,24 @@ def test_trial_runs_are_named_with_their_state_and_score(worker_then_run):
 def test_the_experiment_opens_in_model_training_mode(worker_then_run):
     experiment = worker_then_run["client"].get_experiment_by_name("record")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_study_link_opens_a_view_of_the_trials_sorted_by_validation_score(worker_then_run):
+    """The link the tuner prints opens, in model-training mode, the view stored on the
+    experiment; each of its columns names a key that the runs have (else the UI shows "-")."""
+    client = worker_then_run["client"]
+    experiment = client.get_experiment_by_name("record")
+    link = experiment_url("http://127.0.0.1:5000", experiment.experiment_id)
+    assert link.endswith("/runs?viewStateShareKey=tuner&workflowType=machine_learning")
+    state = json.loads(experiment.tags["mlflow.sharedViewState.tuner"])
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`final_val_accuracy`", False)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    keys = {kind: set().union(*(getattr(r.data, kind) for r in runs)) for kind in ("metrics", "params", "tags")}
+    for column in state["selectedColumns"]:
+        kind, name = column.split(".", 1)
+        assert name.strip("`") in keys[kind], column
+    assert "metrics.`final/test_accuracy`" in state["selectedColumns"]
+    assert {"params.`learning_rate`", "params.`activation`", "tags.`optuna.state`"} <= set(state["selectedColumns"])
 
 
 def _tracker(uri, storage, name="digits"):

@@ -287,5 +287,6 @@ def test_record_from_frozen_trial():
 
 
 def test_experiment_url():
-    assert experiment_url("http://127.0.0.1:5000/", "3") == "http://127.0.0.1:5000/#/experiments/3/runs"
+    assert experiment_url("http://127.0.0.1:5000/", "3") == (
+        "http://127.0.0.1:5000/#/experiments/3/runs?viewStateShareKey=tuner&workflowType=machine_learning")
     assert experiment_url("sqlite:///mlflow.db", "3") is None

@@ -27,7 +27,8 @@ swallow tracking-store errors (one :class:`TrackingWarning`, the trial number is
 The package: :mod:`.keys` (tags, key and value encoding), :mod:`.records` (a trial's record),
 :mod:`.client` (the store and its health), :mod:`.runs` (finding runs), :mod:`.tracker`
 (:class:`StudyTracker`: the experiment, parent and trial runs, background logging, trial models),
-:mod:`.summary` (the study summary and plots on the parent run).
+:mod:`.summary` (the study summary and plots on the parent run), :mod:`.view` (the runs table
+the study's link opens).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import TunerError
 from ..urls import redact_url
+from .view import VIEW_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -92,10 +93,16 @@ def health(uri: str, timeout: float) -> None:
 
 
 def experiment_url(tracking_uri: str, experiment_id: str) -> str | None:
-    """Link to the classic runs table of an experiment, for http(s) tracking URIs (else None).
+    """Link to the runs table of an experiment in the UI's model-training mode, for http(s)
+    tracking URIs (else None).
 
-    MLflow 3.17's UI opens in its GenAI mode otherwise.
+    MLflow 3.17's UI opens in its GenAI mode unless the link asks for model training
+    (``workflowType=machine_learning``; a browser remembers the mode last chosen otherwise): the
+    experiment tag ``mlflow.experimentKind`` only decides it when the UI has no mode selector.
+    The link opens the study's view of its runs (tuner/tracking/view.py: trials sorted by
+    validation score, their scores, state and main hyperparameters as columns).
     """
     if not is_http(tracking_uri):
         return None
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    query = f"viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"

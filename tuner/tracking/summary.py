@@ -36,6 +36,7 @@ from .keys import (
 from ..requirements import n_feasible
 from ..pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
 from .runs import find_trial_run, trial_runs
+from .view import store_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -62,7 +63,8 @@ def finish_parent(
     (``study/best_value``, ``best_trial/*``), :func:`score_metrics` (``final/test_*``,
     ``best_trial/test_*``); tags :func:`final_model_tags` (what the final model ``final``,
     :meth:`tuner.final.FinalModel.describe`, is) and the run's description
-    (:func:`summary_note`); artifacts :func:`log_parent_artifacts`. A ``tuner worker``'s run
+    (:func:`summary_note`); the experiment's view of the runs (tuner/tracking/view.py);
+    artifacts :func:`log_parent_artifacts`. A ``tuner worker``'s run
     (``role="worker"``) scores no test split: :func:`worker_tags` says where the scores are, and
     the ``tuner run`` that scores them copies them to it (:func:`link_workers`). Every part is
     best effort: failures warn, never raise.
@@ -83,6 +85,7 @@ def finish_parent(
     if role != "worker" or not any(tag.key == TAG_FINAL_RUN for tag in tags):
         tags.append(note_tag(summary_note(study, best, final, test_scores, best_trial_test_scores, role)))
     log_entities(tracker, run_id, metrics, params, tags, "study summary")
+    store_view(tracker.client, tracker.experiment_id, study)  # what the study's link opens
     if role != "worker" and test_scores:
         link_workers(tracker, run_id, score_metrics(test_scores, None), final_model_tags(final))
     history = dict(best_history) if best_history else (run_history or None)
