@@ -46,6 +46,7 @@ def view_state(study: optuna.Study) -> dict[str, Any]:
         "lifecycleFilter": "Active",
         "datasetsFilter": [],
         "modelVersionFilter": "All Runs",
+        "hideEmptyCharts": True,  # the chart view: no empty sections for the parent run's metrics
         "selectedColumns": columns + [f"params.`{mlflow_key(p)}`" for p in params],
     }
 
