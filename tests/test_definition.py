@@ -114,31 +114,46 @@ def test_a_study_from_before_definitions_is_checked_on_its_metric(stores):
     assert optuna.load_study(study_name="d", storage=storage).user_attrs[DEFINITION_ATTR]["seed"] == 0
 
 
-def test_no_command_prints_a_database_password(make_postgres_db, tmp_path):
-    """Issue 12, case 8: the storage URL's password never reaches the output (PostgreSQL here
-    trusts local connections, so any password connects)."""
+@pytest.mark.parametrize("form", ["userinfo", "query", "environment"])
+def test_no_command_prints_or_records_a_database_password(make_postgres_db, tmp_path, form):
+    """The storage URL's password never reaches the output nor the MLflow record, whether it is
+    in the URL's user part, in a query parameter, or the URL comes from $TUNER_STORAGE
+    (PostgreSQL here trusts local connections, so any password connects)."""
     import os
     import subprocess
     import sys
 
+    from mlflow import MlflowClient
+
     from tests.helpers import cli_env
 
-    url = make_postgres_db().replace("postgres@", "postgres:s3cr3t@", 1)
+    url = make_postgres_db()
+    url = url + "?password=s3cr3t" if form == "query" else url.replace("postgres@", "postgres:s3cr3t@", 1)
+    shown = "postgresql+psycopg://postgres@" if form == "query" else "postgresql+psycopg://postgres:***@"
     study = tmp_path / "pw.toml"
     study.write_text('name = "pw"\n[data]\nsource = "sklearn:iris"\n[budget]\nn_trials = 1\nmax_epochs = 2\n'
                      '[result]\nensemble = 1\nrefit = false\n')
     env = cli_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db")
+    missing_db = url.replace("/" + url.rsplit("/", 1)[1].split("?")[0], "/no_such_db")
     outputs = []
-    for args in (["status", "--storage", url], ["worker", str(study), "--storage", url], ["status", "--storage", url],
-                 ["status", "--storage", url.rsplit("/", 1)[0] + "/no_such_db"]):
+    for args, storage in ((["status"], url), (["worker", str(study)], url), (["status"], url), (["status"], missing_db)):
+        if form == "environment":
+            env["TUNER_STORAGE"] = storage
+        else:
+            args = [*args, "--storage", storage]
         proc = subprocess.run([sys.executable, "-m", "tuner.cli", *args], capture_output=True, text=True,
                               env=env, cwd=tmp_path, timeout=300)
         outputs.append(proc.stdout + proc.stderr)
-    assert "no studies in postgresql+psycopg://postgres:***@" in outputs[0]
-    assert "worker joining study 'pw' on postgresql+psycopg://postgres:***@" in outputs[1]
+    assert f"no studies in {shown}" in outputs[0]
+    assert f"worker joining study 'pw' on {shown}" in outputs[1]
     assert "pw" in outputs[2] and "cannot open the study storage" in outputs[3]
     assert not [o for o in outputs if "s3cr3t" in o], outputs
     assert os.environ.get("PGPASSWORD") != "s3cr3t"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and not [r for r in runs if "s3cr3t" in repr((r.data.params, r.data.tags))]
+    experiments = client.search_experiments()
+    assert not [e for e in experiments if "s3cr3t" in repr((e.name, e.tags))]
 
 
 def test_a_study_whose_every_trial_failed_starts_again_with_the_changed_file(tmp_path):
