@@ -297,8 +297,9 @@ def _where_to_look(name: str, tracker) -> str:
     command = f"{tuner_command()} ui"
     if uri != resolve_tracking_uri(None):  # a store other than the one `tuner ui` opens by itself
         command += f" --tracking-uri {shlex.quote(redact_url(uri))}"
+    name = getattr(tracker, "experiment_name", None) or name  # the experiment, which a storage may set apart
     line = f"MLflow: experiment {name!r} at {redact_url(uri)}; browse it with `{command}`"
-    return line + (f", then open http://127.0.0.1:5000/#/experiments/{experiment}/runs" if experiment else "")
+    return line + (f", then open {experiment_url('http://127.0.0.1:5000', experiment)}" if experiment else "")
 
 
 def _print_trials(study, metric: str, limit: int = 10) -> None:
@@ -542,8 +543,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (default: this machine only).")] = "127.0.0.1",
 ) -> None:
-    """Serve an exported model over HTTP with MLflow's scoring server, from this environment
-    (bad requests get a short error naming the column: tuner/serving.py)."""
+    """Serve an exported model over HTTP with MLflow's scoring server. The model is built from
+    this installation's code: serving a folder runs no code from it. Bad requests get one line."""
     import os
     import shlex
 
