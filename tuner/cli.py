@@ -516,14 +516,19 @@ def export(
     )
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    members = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in result.metadata["members"].items())
+    from .export import members_text
+
+    members = members_text(result.metadata["members"])
     rows = "training + validation rows" if result.metadata["trained_on"] == "train+validation" else "training rows"
     what = {"trial": "the model trial {n} trained", "retrained": "trial {n}'s model, trained again",
             "refit": "trial {n}'s parameters refitted on training + validation rows",
             "final": "the final model (trials {members}, on {rows})"}[result.source]
     console.print(f"exported {what.format(n=result.trial_number, members=members, rows=rows)} of study {result.study_name!r} to {result.path}")
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.test_scores.items())
-    console.print(f"validation {result.metadata['objective']['metric']} {result.validation_score:.4f} (trial); test split: {scores}")
+    validation = result.metadata.get("validation_score")
+    metric = result.metadata["objective"]["metric"]
+    shown = f"validation {metric} {validation:.4f} (trial); " if validation is not None else ""
+    console.print(f"{shown}test split: {scores}", highlight=False)
     if result.metadata.get("costs"):
         console.print("costs measured here: " + _costs_text(result.metadata["costs"]), highlight=False)
     if result.model_id:
