@@ -2,7 +2,7 @@
 fences and the ``<!-- invisible-code-block: python -->`` comments that set up their data and
 check their claims, in one namespace per file, in a scratch folder. A block preceded by
 ``<!-- skip: next -->`` is not run here: it needs a study's exported model, and
-tests/test_readme_own_csv.py runs the README's on one. Test modules' fixtures live in
+tests/e2e/test_readme_own_csv.py runs the README's on one. Test modules' fixtures live in
 tests/conftest.py."""
 
 import pytest

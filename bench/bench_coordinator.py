@@ -30,7 +30,7 @@ share. It is done in the benchmark only, by a ``sitecustomize`` module on the wo
 ``PYTHONPATH`` that wraps the estimators the objective builds.
 
 And checked after each run: every worker exited 0 and printed no error line; the trials that
-count against the budget (:func:`tuner.budget.counted_trials`) are exactly the budget; trial
+count against the budget (:func:`tuner.storage.budget.counted_trials`) are exactly the budget; trial
 numbers run 0..n-1 with no gap or duplicate; none is left RUNNING or WAITING; every trial has
 exactly one MLflow child run, under one of the W parent runs, in the status of its state; the W
 parent runs are FINISHED.
@@ -60,7 +60,7 @@ from bench_workers import PG, _pg_admin  # noqa: E402
 from tables import format_table  # noqa: E402
 
 from tests.helpers import mlflow_server, sqlite_server_args  # noqa: E402
-from tuner.budget import counted_trials  # noqa: E402
+from tuner.storage.budget import counted_trials  # noqa: E402
 from tuner.tracking.keys import RUN_STATUS, TAG_PARENT, TAG_ROLE, TAG_STUDY, TAG_TRIAL  # noqa: E402
 from tuner.tracking.runs import search_trial_runs  # noqa: E402
 
@@ -101,9 +101,9 @@ SLEEPY = """
 import os
 import time
 
-import tuner.objective
+import tuner.search.objective
 
-_build = tuner.objective.build_estimator
+_build = tuner.search.objective.build_estimator
 _pause = float(os.environ["BENCH_TRIAL_SLEEP"])
 
 
@@ -119,7 +119,7 @@ def _sleepy_build(*args, **kwargs):
     return estimator
 
 
-tuner.objective.build_estimator = _sleepy_build
+tuner.search.objective.build_estimator = _sleepy_build
 """
 
 
@@ -150,7 +150,7 @@ def start_workers(workers: int, study_file: Path, storage: str, tracking: str, f
         (hook / "sitecustomize.py").write_text(SLEEPY)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
         env["BENCH_TRIAL_SLEEP"] = str(sleep)
-    cmd = [sys.executable, "-m", "tuner.cli", "worker", str(study_file), "--storage", storage,
+    cmd = [sys.executable, "-m", "tuner.cli.app", "worker", str(study_file), "--storage", storage,
            "--tracking-uri", tracking]
     procs = []
     for i in range(workers):

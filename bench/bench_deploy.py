@@ -6,7 +6,7 @@ For each data set and seed, both studies see the same split (the study's, fixed 
 * **limit**: the cost ``--cost`` (default the 1,000-row latency, ``latency_ms_batch1000``) of the
   estimator's defaults network (one layer of 64 units, what the defaults trial trains) on the
   study's preprocessed data, measured by this script before either study runs, with the tuner's
-  own function for an untrained network (``tuner.costs.measure_untrained``; the median of
+  own function for an untrained network (``tuner.search.costs.measure_untrained``; the median of
   :data:`REFERENCE_REPEATS` measurements), divided by ``--divisor`` (default 1: the most accurate
   model no slower than the untuned defaults). Measured apart from both studies, so that neither
   study's own timing of its defaults trial sets the bar it is judged by. Until 71f42d6 the limit
@@ -54,13 +54,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_quality  # noqa: E402
 from tables import format_table  # noqa: E402
-from tuner import metrics  # noqa: E402
-from tuner.config import StudyConfig  # noqa: E402
-from tuner.costs import measure_untrained, trial_costs  # noqa: E402
-from tuner.data import load_splits  # noqa: E402
-from tuner.estimators import build_estimator  # noqa: E402
-from tuner.final import retrain_trial  # noqa: E402
-from tuner.requirements import Requirement, best_meeting, pruned_untrained  # noqa: E402
+from tuner.study import metrics  # noqa: E402
+from tuner.study.config import StudyConfig  # noqa: E402
+from tuner.search.costs import measure_untrained, trial_costs  # noqa: E402
+from tuner.data.loading import load_splits  # noqa: E402
+from tuner.search.trial_model import build_estimator  # noqa: E402
+from tuner.result.final import retrain_trial  # noqa: E402
+from tuner.search.constraints import Requirement, best_meeting, pruned_untrained  # noqa: E402
 
 #: Measurements of the defaults network whose median is the reference cost.
 REFERENCE_REPEATS = 5

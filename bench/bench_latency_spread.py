@@ -1,5 +1,5 @@
 """How much a trial's measured latency varies: the defaults trial (trial 0: one and the same
-network) of several short digits studies, each with its own split seed, as tuner/costs.py times it
+network) of several short digits studies, each with its own split seed, as tuner/search/costs.py times it
 inside the trial while the tuner's logging threads run.
 
     .venv/bin/python bench/bench_latency_spread.py [--seeds 4] [--repeats 2]
@@ -27,8 +27,8 @@ from bench_deploy import one_network, run  # noqa: E402
 def main() -> int:
     import optuna
 
-    from tuner.config import load_config
-    from tuner.costs import trial_costs
+    from tuner.study.config import load_config
+    from tuner.search.costs import trial_costs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)

@@ -36,7 +36,7 @@ def variants(seed: int):
     """The three study configs (see the module docstring) for ``seed``."""
     import tomllib
 
-    from tuner.config import StudyConfig
+    from tuner.study.config import StudyConfig
 
     raw = tomllib.loads((ROOT / "studies/digits.toml").read_text())
     raw["seed"] = seed

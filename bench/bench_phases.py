@@ -35,8 +35,12 @@ def timed_functions():
     """(owner, attribute, label) for every timed function."""
     import optuna
 
-    from model.estimators import MLPClassifier
-    from tuner import budget, internals, metrics, objective, plots, pruning, runner, tracking
+    from model.classifier import MLPClassifier
+    from tuner.storage import budget, _internals as internals
+    from tuner.study import metrics
+    from tuner.search import objective, pruners as pruning
+    from tuner.tracking import plots
+    from tuner import runner, tracking
 
     return [
         (runner, "load_splits", "load data"),
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot  # noqa: F401
     import mlflow
 
-    from tuner.config import load_config
+    from tuner.study.config import load_config
 
     bench_tuning.quiet()
     print(f"mlflow {mlflow.__version__}; imports paid before timing")

@@ -7,7 +7,7 @@ study's, fixed by the seed); the test split is scored once per system, and nothi
 * **tuned (final)**: ``tuner.runner.run_study`` as ``tuner run`` runs it (the study file's budget,
   SQLite storage, MLflow tracking), scored with its final model (the ``[result]`` table: the
   estimator's defaults as the first trial, refit on training + validation rows, greedy ensemble of
-  up to 5 trials; see tuner/final.py).
+  up to 5 trials; see tuner/result/final.py).
 * **best trial**: the same run's best trial alone, as trained in its trial (training split only):
   what the tuner handed back before issue 11.
 * **ours untuned**: ``MLPClassifier()`` / ``MLPRegressor()`` with their defaults, trained on
@@ -55,10 +55,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_tuning  # noqa: E402
-from tuner import metrics  # noqa: E402
-from tuner.config import StudyConfig, load_config  # noqa: E402
-from tuner.data import load_splits  # noqa: E402
-from tuner.final import refit_rows  # noqa: E402
+from tuner.study import metrics  # noqa: E402
+from tuner.study.config import StudyConfig, load_config  # noqa: E402
+from tuner.data.loading import load_splits  # noqa: E402
+from tuner.result.final import refit_rows  # noqa: E402
 
 SVM_MAX_ROWS = 5_000
 SYNTHETIC_SEED = 12345

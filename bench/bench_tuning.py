@@ -17,7 +17,7 @@ accuracy after every epoch):
   trial's model is kept in memory and scores the test split once.
 
 The baseline draws exactly our search space (same parameter names and distributions, through
-``tuner.space.suggest_params``), so the sampler sees the same problem; the draws are then mapped
+``tuner.study.space.suggest_params``), so the sampler sees the same problem; the draws are then mapped
 to scikit-learn (see ``sklearn_params``):
 
 * hidden layers and units -> ``hidden_layer_sizes``; ``batch_size`` as is;
@@ -90,11 +90,11 @@ import optuna  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
 
-from tuner.config import StudyConfig, load_config  # noqa: E402
-from tuner.data import load_splits  # noqa: E402
-from tuner.pruning import make_pruner, unwrap_pruner  # noqa: E402
-from tuner.sampling import make_sampler  # noqa: E402
-from tuner.space import suggest_params  # noqa: E402
+from tuner.study.config import StudyConfig, load_config  # noqa: E402
+from tuner.data.loading import load_splits  # noqa: E402
+from tuner.search.pruners import make_pruner, unwrap_pruner  # noqa: E402
+from tuner.search.samplers import make_sampler  # noqa: E402
+from tuner.study.space import suggest_params  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables import format_table  # noqa: E402

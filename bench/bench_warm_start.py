@@ -2,7 +2,7 @@
 
 Runs study A (a study file, e.g. ``studies/digits.toml``), then study B twice on the same data
 split and space, from the same sampler seed: *cold* (no warm start) and *warm* (``[warm_start]
-from = [A]``, ``count`` best trials of A enqueued after the defaults trial, tuner/warm_start.py).
+from = [A]``, ``count`` best trials of A enqueued after the defaults trial, tuner/search/warm_start.py).
 For each B it reports its wall time, the best validation score after its first ``--after`` trials
 (default 6: the defaults trial and the 5 enqueued ones) and after all of them, and the trials and
 seconds (from its first trial's start) until a completed trial's validation score reaches A's
@@ -76,8 +76,8 @@ def best_after(study, k: int, maximize: bool) -> float | None:
 def bench(args: argparse.Namespace, seed: int) -> list[dict[str, object]]:
     import optuna
 
-    from tuner.config import config_from_settings, load_config
-    from tuner.warm_start import WARM_START_ATTR
+    from tuner.study.config import config_from_settings, load_config
+    from tuner.search.warm_start import WARM_START_ATTR
 
     base = load_config(args.study).with_overrides(max_epochs=args.max_epochs, seed=seed)
     settings = base.file_settings()

@@ -80,9 +80,9 @@ def fixed_study_file(folder: Path) -> Path:
 
 def enqueue_fixed_trials(study_file: Path, storage: str, trials: int) -> None:
     """Create the study and queue ``trials`` parameter sets drawn once from its space."""
-    from tuner.config import load_config
+    from tuner.study.config import load_config
     from tuner.runner import create_study
-    from tuner.space import suggest_params
+    from tuner.study.space import suggest_params
 
     config = load_config(study_file)
     draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -97,7 +97,7 @@ def launch(launch_kind: str, study_file: Path, workers: int, trials: int, storag
     """Run the study to ``trials`` with ``workers`` workers started the ``launch_kind`` way."""
     thread_args = [] if threads == "policy" else ["--threads", str(os.cpu_count() or 1)]
     common = [str(study_file), "--trials", str(trials), "--storage", storage, "--tracking-uri", tracking, *thread_args]
-    cli = [sys.executable, "-m", "tuner.cli"]
+    cli = [sys.executable, "-m", "tuner.cli.app"]
     env = os.environ.copy()
     if launch_kind == "jobs":
         subprocess.run([*cli, "run", *common, "--jobs", str(workers)], cwd=folder, check=True,

@@ -1,10 +1,10 @@
 """Ways to build a study's final model from the same trials, on development data only (the sets
-of bench/dev_quality.py, never the benchmark's data sets or seeds): where tuner/final.py's
+of bench/dev_quality.py, never the benchmark's data sets or seeds): where tuner/result/final.py's
 ``[result] seeds`` was chosen.
 
 For each development set and seed it runs the study as ``tuner run`` does, trains every completed
 trial again for its validation outputs, and scores on the test split: the greedy selection of
-tuner/final.py refit once (``g5``) and with 2, 3 and 5 seeds per member (``g5_s2`` ...; the copies
+tuner/result/final.py refit once (``g5``) and with 2, 3 and 5 seeds per member (``g5_s2`` ...; the copies
 here use seeds ``1000 + 17 k + trial``), the top 5 trials by the metric (``top5acc``, ``_s3``),
 ``g5`` plus the defaults trial, the defaults trial alone (``trial0``, ``_s5``), and our untuned
 ``MLPClassifier()`` on training + validation rows, alone and as 5 seeds averaged (``untuned_s5``).
@@ -24,10 +24,10 @@ ROOT = Path(sys.argv[1]).resolve(); sys.path.insert(0, str(ROOT))
 src = (ROOT / "bench/dev_quality.py").read_text().replace("\nmain()\n", "\n")
 dq = {}; exec(compile(src, "dq", "exec"), dq)
 from sklearn.pipeline import Pipeline
-from tuner.data import load_splits
-from tuner.final import refit_rows, ranked_trials, _known, greedy_selection, ensemble_loss
-from tuner.estimators import trial_estimator
-from tuner.resampling import resamples, validation_targets
+from tuner.data.loading import load_splits
+from tuner.result.final import refit_rows, ranked_trials, _known, greedy_selection, ensemble_loss
+from tuner.search.trial_model import trial_estimator
+from tuner.search.resampling import resamples, validation_targets
 from tuner.runner import run_study
 from model import MLPClassifier, MLPEnsemble
 

@@ -1,5 +1,5 @@
 """Variants of a study's final model on development data only (never the benchmark's data sets or
-seeds): where changes to tuner/final.py are tried before bench_quality.py measures them.
+seeds): where changes to tuner/result/final.py are tried before bench_quality.py measures them.
 
 For each development set (``make_classification``: dev150 and dev300 use every default of a study,
 so 5 validation splits; dev1800 and dev1800e are digits-sized, 40 trials of 40 epochs, 1 split) and
@@ -18,10 +18,10 @@ import numpy as np, pandas as pd
 ROOT = Path(sys.argv[1]).resolve()
 sys.path.insert(0, str(ROOT))
 from sklearn.datasets import make_classification
-from tuner.config import StudyConfig
-from tuner.data import load_splits
-from tuner import metrics
-from tuner.final import build_final_model, refit_rows, retrain_trial, ranked_trials
+from tuner.study.config import StudyConfig
+from tuner.data.loading import load_splits
+from tuner.study import metrics
+from tuner.result.final import build_final_model, refit_rows, retrain_trial, ranked_trials
 from tuner.runner import run_study
 from model import MLPClassifier
 

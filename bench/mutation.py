@@ -16,7 +16,7 @@ schedules.py 87.5%, activations.py 86.4%, network.py 86.4%, preprocessing.py 82.
 estimators.py 70.9%, serialization.py 67.0%. Most survivors seen are equivalent (an ``out=``
 buffer or scratch array dropped, which only allocates; a default no caller uses) or change only
 an error message; estimators.py and serialization.py are also exercised by
-tests/test_estimator_checks.py and the tuner's export tests, which this run leaves out for time.
+tests/model/test_estimator_checks.py and the tuner's export tests, which this run leaves out for time.
 
 Last full run, at 7e8485c (2026-12-02, --max-children 2, nothing else running, 11 minutes): 2290
 of 2974 mutants killed (77.0%; 82.8% of those a model test reaches); the README's "Tests" section
@@ -40,17 +40,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: The tests of model/ (the tuner's tests only use the model as a black box and are slow).
 MODEL_TESTS = [
-    "tests/test_gradients.py",
-    "tests/test_model.py",
-    "tests/test_optimizers.py",
-    "tests/test_schedules.py",
-    "tests/test_dropout.py",
-    "tests/test_extremes.py",
-    "tests/test_training_loop.py",
-    "tests/test_initialisation.py",
-    "tests/test_preprocessing.py",
-    "tests/test_serialization.py",
-    "tests/test_model_contract.py",
+    "tests/model/test_gradients.py",
+    "tests/model/test_model.py",
+    "tests/model/test_optimizers.py",
+    "tests/model/test_schedules.py",
+    "tests/model/test_dropout.py",
+    "tests/model/test_extremes.py",
+    "tests/model/test_training_loop.py",
+    "tests/model/test_initialisation.py",
+    "tests/model/test_preprocessing.py",
+    "tests/model/test_serialization.py",
+    "tests/model/test_model_contract.py",
 ]
 SUPPORT = ["tests/__init__.py", "tests/conftest.py", "tests/helpers.py"]
 

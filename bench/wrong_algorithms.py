@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from mutation import MODEL_TESTS  # noqa: E402 - the model's test files, shared with mutmut's run
 
-BUDGET_TESTS = ["tests/test_budget_contention.py"]
+BUDGET_TESTS = ["tests/tuner/test_budget_contention.py"]
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ WRONG = [
         return z"""),
     # The output layer's sigmoid (binary cross-entropy) is the Sigmoid activation itself since
     # d9d5509 (model/losses.py calls it), so sigmoid_half_beyond_100 covers the output too: its
-    # run fails tests/test_extremes.py's binary cross-entropy tests.
-    Wrong("budget_lock_a_no_op", "tuner/locks.py",
+    # run fails tests/model/test_extremes.py's binary cross-entropy tests.
+    Wrong("budget_lock_a_no_op", "tuner/storage/locks.py",
           """    with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -104,7 +104,7 @@ WRONG = [
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)""",
           """    yield""", tuple(BUDGET_TESTS)),
-    Wrong("budget_advisory_lock_a_no_op", "tuner/locks.py",
+    Wrong("budget_advisory_lock_a_no_op", "tuner/storage/locks.py",
           """        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})""",
           """        pass""", tuple(BUDGET_TESTS)),
 ]

@@ -1,7 +1,8 @@
 """A multilayer perceptron written with NumPy alone, behind scikit-learn estimators."""
 
 from .ensemble import MLPEnsemble
-from .estimators import MLPClassifier, MLPRegressor
+from .classifier import MLPClassifier
+from .regressor import MLPRegressor
 from .serialization import load, save
 from .training import DivergenceError, EpochCallback
 

@@ -1,86 +1,29 @@
-"""scikit-learn estimators over the NumPy network: MLPClassifier and MLPRegressor."""
+"""The shared base of the scikit-learn estimators over the NumPy network: parameters, fitting,
+saving; :mod:`model.classifier` and :mod:`model.regressor` say how targets become outputs."""
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .activations import get_activation
-from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, OutputLoss, SquaredError
+from .losses import OutputLoss
 from .network import Network
 from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
 from .parameters import check_numeric_parameters
 from .schedules import make_schedule
 from .serialization import save as save_model
-from .serialization import saveable
 from .training import EpochCallback, StoppingRules, TrainingState, train
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-PARAMETERS_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : sequence of int or int, default=(64,)
-        Units of each hidden layer, input side first; an int is one layer.
-    activation : {"relu", "tanh", "sigmoid", "leaky_relu", "elu"}, default="relu"
-        Activation of the hidden layers.
-    optimizer : {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}, default="adam"
-        Update rule. ``"adamw"`` applies ``l2`` as decoupled weight decay instead of a loss term.
-    learning_rate : float > 0, default=1e-3
-        Initial step size; ``lr_schedule`` changes it from epoch to epoch.
-    lr_schedule : {"constant", "step", "exponential", "inverse_time", "cosine", "plateau"}, \
-default="constant"
-        How the learning rate decays over ``max_epochs`` (``"plateau"`` follows the training loss).
-    batch_size : int >= 1, default=32
-        Rows per gradient step; the last batch of an epoch may be smaller.
-    max_epochs : int >= 1, default=200
-        Passes over the training data at most.
-    tol : float >= 0, default=1e-4
-        Smallest improvement of the training loss (or, with early stopping, of the validation
-        metric) that counts as progress.
-    n_iter_no_change : int >= 1, default=10
-        Epochs without progress of the training loss after which training stops (converged).
-    l2 : float >= 0, default=1e-4
-        L2 penalty λ: the loss gains (λ / 2m) Σ‖W‖² over the weights (not the biases).
-    dropout : float in [0, 1), default=0.0
-        Probability of dropping each hidden unit during training (inverted dropout).
-    early_stopping : bool, default=False
-        Stop when the validation metric stops improving for ``patience`` epochs and restore the
-        best epoch's weights. Validation rows are ``X_val``/``y_val`` of :meth:`fit`, else a
-        ``validation_fraction`` of the training rows.
-    validation_fraction : float in (0, 1), default=0.1
-        Share of the training rows held out for early stopping when no ``X_val`` is given.
-    patience : int >= 1, default=10
-        Epochs without improvement of the validation metric before early stopping.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, dropout and the validation split.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of training; prediction is computed in float64 so that a row's output does
-        not depend on the batch it is predicted in.
-    early_stopping_metric : {"score", "loss"}, default="score"
-        What early stopping watches: ``"score"`` is what :meth:`score` computes (accuracy, R²),
-        ``"loss"`` the validation loss (cross-entropy; RMSE for regressors), smoother and what a
-        probability metric rewards.
-"""
-
-
-def _with_parameters(cls: type) -> type:
-    """Append the shared numpydoc ``Parameters`` section to an estimator's docstring."""
-    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + PARAMETERS_DOC
-    return cls
-
 
 
 class BaseMLP(BaseEstimator):
@@ -206,11 +149,33 @@ class BaseMLP(BaseEstimator):
         return self._fit(X, y, X_val, y_val, callbacks or (), incremental=False)
 
     def _fit(self, X, y, X_val, y_val, callbacks, incremental: bool, classes=None):
+        """Train for ``max_epochs`` epochs (one when ``incremental``), from scratch unless
+        ``incremental`` continues a fitted network."""
         dtype = self._check_hyperparameters()
         first = not (incremental and hasattr(self, "_network"))
-        X, y = validate_data(
-            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True
+        X, Y, X_val, y_val = self._training_data(X, y, X_val, y_val, first, incremental, classes, dtype)
+        self._ensure_network(X.shape[1], Y.shape[1], first, dtype)
+        state = self._state
+        if not incremental:
+            state.epochs_without_improvement = 0
+        evaluate = None
+        if X_val is not None:
+            evaluate = self._validation_evaluator(np.ascontiguousarray(X_val, dtype=dtype), y_val)
+        train(
+            self._network, self._optimizer, self._schedule, X, Y,
+            batch_size=self.batch_size, l2=self.l2,
+            rules=self._stopping_rules(incremental, X_val is not None),
+            rng=self._rng, state=state, evaluate=evaluate,
+            monitor=self._monitors[self.early_stopping_metric][0], callbacks=callbacks,
         )
+        self._record_training(state, incremental)
+        return self
+
+    def _training_data(self, X, y, X_val, y_val, first: bool, incremental: bool, classes, dtype):
+        """Checked training arrays ``(X, Y)`` in the training dtype, ``Y`` encoded for the
+        network, and the validation rows: those given, or a ``validation_fraction`` held out
+        of the training rows for early stopping."""
+        X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True)
         if X.shape[0] == 0:
             raise ValueError("cannot fit on empty data: X has 0 samples")
         y = self._prepare_y(y)
@@ -226,52 +191,35 @@ class BaseMLP(BaseEstimator):
             y_val = self._prepare_y(np.asarray(y_val))
         elif self.early_stopping and not incremental:
             X, X_val, Y, y_val = self._split_validation(X, y, Y)
-        X = np.ascontiguousarray(X, dtype=dtype)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+        return np.ascontiguousarray(X, dtype=dtype), np.ascontiguousarray(Y, dtype=dtype), X_val, y_val
+
+    def _ensure_network(self, n_in: int, n_out: int, first: bool, dtype: np.dtype) -> None:
+        """Build and initialise the network on a first fit; else check it has ``n_out`` outputs."""
         if first:
             self._network = Network(
-                [X.shape[1], *self._layer_sizes, Y.shape[1]],
-                self.activation,
-                self._output_loss(),
-                dtype=dtype,
-                dropout=self.dropout,
+                [n_in, *self._layer_sizes, n_out], self.activation, self._output_loss(),
+                dtype=dtype, dropout=self.dropout,
             )
             self._network.initialize(self._rng)
             self._init_solver(TrainingState())
-        elif self._network.layer_sizes[-1] != Y.shape[1]:
+        elif self._network.layer_sizes[-1] != n_out:
             raise ValueError(
-                f"y has {Y.shape[1]} outputs but the model was fitted with "
-                f"{self._network.layer_sizes[-1]}"
+                f"y has {n_out} outputs but the model was fitted with {self._network.layer_sizes[-1]}"
             )
-        state = self._state
-        if not incremental:
-            state.epochs_without_improvement = 0
-        evaluate = None
-        if X_val is not None:
-            evaluate = self._validation_evaluator(np.ascontiguousarray(X_val, dtype=dtype), y_val)
 
-        train(
-            self._network,
-            self._optimizer,
-            self._schedule,
-            X,
-            Y,
-            batch_size=self.batch_size,
-            l2=self.l2,
-            rules=StoppingRules(
-                max_epochs=1 if incremental else self.max_epochs,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
-                early_stopping=bool(self.early_stopping) and X_val is not None,
-                patience=self.patience,
-                higher_is_better=self._monitors[self.early_stopping_metric][1],
-            ),
-            rng=self._rng,
-            state=state,
-            evaluate=evaluate,
-            monitor=self._monitors[self.early_stopping_metric][0],
-            callbacks=callbacks,
+    def _stopping_rules(self, incremental: bool, has_validation: bool) -> StoppingRules:
+        return StoppingRules(
+            max_epochs=1 if incremental else self.max_epochs,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=bool(self.early_stopping) and has_validation,
+            patience=self.patience,
+            higher_is_better=self._monitors[self.early_stopping_metric][1],
         )
+
+    def _record_training(self, state: TrainingState, incremental: bool) -> None:
+        """The fitted attributes of the training record; a ConvergenceWarning when a full fit
+        ran out of epochs before the loss converged."""
         self.loss_curve_ = list(state.loss_curve)
         self.validation_scores_ = list(state.validation_scores)
         self.n_iter_ = state.epoch
@@ -281,12 +229,10 @@ class BaseMLP(BaseEstimator):
         self.stop_reason_ = state.stop_reason
         if not incremental and state.stop_reason == "max_epochs":
             warnings.warn(
-                f"{type(self).__name__}: reached max_epochs={self.max_epochs} before the "
-                "loss converged",
+                f"{type(self).__name__}: reached max_epochs={self.max_epochs} before the loss converged",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return self
 
     def _init_solver(self, state: TrainingState) -> None:
         """Fresh optimizer and schedule for the current network, continuing from ``state``."""
@@ -428,192 +374,3 @@ def _check_layer_arrays(layer_sizes: list, arrays: dict[str, np.ndarray]) -> Non
             raise ValueError(f"layer {k}: the saved weights do not have the saved layer sizes {sizes}")
     if n_layers < 1 or f"coef_{n_layers}" in arrays:
         raise ValueError(f"the saved layer sizes {sizes} do not match the saved weights")
-
-
-@saveable
-@_with_parameters
-class MLPClassifier(ClassifierMixin, BaseMLP):
-    """Multilayer perceptron classifier: binary (one sigmoid), multiclass (softmax) and
-    multi-label (one sigmoid per label, y as an indicator matrix)."""
-
-    _monitors = {"score": ("val_accuracy", True), "loss": ("val_loss", False)}
-
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y); ``classes`` lists every label on the first call."""
-        if not hasattr(self, "_network") and classes is None:
-            if type_of_target(y) != "multilabel-indicator":
-                raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._fit(X, y, None, None, (), incremental=True, classes=classes)
-
-    def _prepare_y(self, y: np.ndarray) -> np.ndarray:
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return y
-
-    def _set_classes(self, classes) -> None:
-        self.classes_ = np.unique(np.asarray(classes))
-        self._multilabel = False
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"the classifier needs at least 2 classes; got 1 class: {self.classes_[0]!r}"
-            )
-
-    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
-        check_classification_targets(y)
-        if fitting:
-            if type_of_target(y) == "multilabel-indicator":
-                self._multilabel = True
-                self.classes_ = np.arange(y.shape[1])
-            else:
-                self._set_classes(y)
-        if self._multilabel:
-            return np.asarray(y, dtype=np.float64)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels not seen in classes: {unknown.tolist()}")
-        index = np.searchsorted(self.classes_, y)
-        if len(self.classes_) == 2:
-            return (index == 1).astype(np.float64)[:, None]
-        return np.eye(len(self.classes_))[index]
-
-    def _output_loss(self) -> OutputLoss:
-        if self._multilabel or len(self.classes_) == 2:
-            return BinaryCrossEntropy()
-        return CategoricalCrossEntropy()
-
-    def _stratify_labels(self, y):
-        return None if self._multilabel else y
-
-    def _target_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        meta["classes"] = _labels_to_json(self.classes_)
-        meta["multilabel"] = bool(self._multilabel)
-
-    def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.classes_ = _labels_from_json(meta["classes"])
-        self._multilabel = bool(meta["multilabel"])
-
-    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
-        network = self._network
-        Y = self._encode_targets(y_val, fitting=False).astype(network.dtype)
-        if self._multilabel:
-            truth = Y > 0.5
-        elif Y.shape[1] == 1:
-            truth = Y[:, 0] > 0.5
-        else:
-            truth = Y.argmax(axis=1)
-
-        def evaluate() -> dict[str, float]:
-            z = network.forward(X_val)
-            loss = network.output.loss(z, Y)  # from the logits: no clipped log of 0
-            # The predicted class from the logits: argmax, or a sigmoid above 1/2 when z > 0.
-            if self._multilabel:
-                correct = np.all((z > 0) == truth, axis=1)
-            elif Y.shape[1] == 1:
-                correct = (z[:, 0] > 0) == truth
-            else:
-                correct = z.argmax(axis=1) == truth
-            return {"val_loss": float(loss), "val_accuracy": float(np.mean(correct))}
-
-        return evaluate
-
-    def _proba(self, output: np.ndarray) -> np.ndarray:
-        if not self._multilabel and output.shape[1] == 1:
-            return np.hstack([1.0 - output, output])
-        return output
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``."""
-        return self._proba(self._forward(X))
-
-    def predict_log_proba(self, X) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X) -> np.ndarray:
-        proba = self.predict_proba(X)
-        if self._multilabel:
-            return (proba > 0.5).astype(int)
-        return self.classes_[np.argmax(proba, axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        return tags
-
-
-@saveable
-@_with_parameters
-class MLPRegressor(RegressorMixin, BaseMLP):
-    """Multilayer perceptron regressor (identity output, squared error), single or multi-output.
-
-    Targets are standardised internally, so raw targets in the hundreds train as well as
-    unit-scale ones; predictions are returned in the original units.
-    """
-
-    _monitors = {"score": ("val_r2", True), "loss": ("val_rmse", False)}
-
-    def partial_fit(self, X, y):
-        """One epoch over (X, y)."""
-        return self._fit(X, y, None, None, (), incremental=True)
-
-    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity.")
-        Y = y[:, None] if y.ndim == 1 else y
-        if fitting:
-            self._y_mean = Y.mean(axis=0)
-            scale = Y.std(axis=0)
-            self._y_scale = np.where(scale > 0, scale, 1.0)
-        return (Y - self._y_mean) / self._y_scale
-
-    def _output_loss(self) -> OutputLoss:
-        return SquaredError()
-
-    def _target_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        arrays["y_mean"], arrays["y_scale"] = self._y_mean, self._y_scale
-
-    def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self._y_mean, self._y_scale = arrays["y_mean"], arrays["y_scale"]
-
-    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
-        y = np.asarray(y_val, dtype=np.float64)
-
-        def evaluate() -> dict[str, float]:
-            pred = self._decode(self._network.forward(X_val).astype(np.float64))
-            y_true = y.reshape(pred.shape)
-            return {
-                "val_rmse": math.sqrt(mean_squared_error(y_true, pred)),
-                "val_mae": float(mean_absolute_error(y_true, pred)),
-                "val_r2": float(r2_score(y_true, pred)),
-            }
-
-        return evaluate
-
-    def _decode(self, output: np.ndarray) -> np.ndarray:
-        pred = output * self._y_scale + self._y_mean
-        return pred.ravel() if pred.shape[1] == 1 else pred
-
-    def predict(self, X) -> np.ndarray:
-        return self._decode(self._forward(X))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-
-def _labels_to_json(classes: np.ndarray) -> dict:
-    values = classes.tolist()
-    kind = "object" if classes.dtype == object else classes.dtype.str
-    if not all(isinstance(v, (str, int, float, bool)) for v in values):  # any dtype (datetime64 lists dates)
-        raise TypeError("only str, int, float or bool class labels can be saved")
-    return {"values": values, "dtype": kind}
-
-
-def _labels_from_json(data: dict) -> np.ndarray:
-    if data["dtype"] == "object":
-        out = np.empty(len(data["values"]), dtype=object)
-        out[:] = data["values"]
-        return out
-    return np.asarray(data["values"], dtype=np.dtype(data["dtype"]))

@@ -61,3 +61,56 @@ def check_numeric_parameters(params: dict[str, Any], table: dict[str, Interval] 
         value = params[name]
         if value not in interval:
             raise ValueError(f"{name} must be {interval}; got {value!r}")
+
+
+PARAMETERS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : sequence of int or int, default=(64,)
+        Units of each hidden layer, input side first; an int is one layer.
+    activation : {"relu", "tanh", "sigmoid", "leaky_relu", "elu"}, default="relu"
+        Activation of the hidden layers.
+    optimizer : {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}, default="adam"
+        Update rule. ``"adamw"`` applies ``l2`` as decoupled weight decay instead of a loss term.
+    learning_rate : float > 0, default=1e-3
+        Initial step size; ``lr_schedule`` changes it from epoch to epoch.
+    lr_schedule : {"constant", "step", "exponential", "inverse_time", "cosine", "plateau"}, \
+default="constant"
+        How the learning rate decays over ``max_epochs`` (``"plateau"`` follows the training loss).
+    batch_size : int >= 1, default=32
+        Rows per gradient step; the last batch of an epoch may be smaller.
+    max_epochs : int >= 1, default=200
+        Passes over the training data at most.
+    tol : float >= 0, default=1e-4
+        Smallest improvement of the training loss (or, with early stopping, of the validation
+        metric) that counts as progress.
+    n_iter_no_change : int >= 1, default=10
+        Epochs without progress of the training loss after which training stops (converged).
+    l2 : float >= 0, default=1e-4
+        L2 penalty λ: the loss gains (λ / 2m) Σ‖W‖² over the weights (not the biases).
+    dropout : float in [0, 1), default=0.0
+        Probability of dropping each hidden unit during training (inverted dropout).
+    early_stopping : bool, default=False
+        Stop when the validation metric stops improving for ``patience`` epochs and restore the
+        best epoch's weights. Validation rows are ``X_val``/``y_val`` of :meth:`fit`, else a
+        ``validation_fraction`` of the training rows.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training rows held out for early stopping when no ``X_val`` is given.
+    patience : int >= 1, default=10
+        Epochs without improvement of the validation metric before early stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, dropout and the validation split.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of training; prediction is computed in float64 so that a row's output does
+        not depend on the batch it is predicted in.
+    early_stopping_metric : {"score", "loss"}, default="score"
+        What early stopping watches: ``"score"`` is what :meth:`score` computes (accuracy, R²),
+        ``"loss"`` the validation loss (cross-entropy; RMSE for regressors), smoother and what a
+        probability metric rewards.
+"""
+
+
+def with_parameters_doc(cls: type) -> type:
+    """Append the shared numpydoc ``Parameters`` section to an estimator's docstring."""
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + PARAMETERS_DOC
+    return cls

@@ -204,7 +204,7 @@ def invoke(*args: str):
     """The ``tuner`` command in this process (typer's CliRunner)."""
     from typer.testing import CliRunner
 
-    from tuner.cli import app
+    from tuner.cli.app import app
 
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

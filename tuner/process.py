@@ -4,7 +4,7 @@ HTTP client settings, the garbage collector; and the servers it starts as child 
 The CLI owns its process and calls :func:`own_process` in every command that tunes or reads a
 study (so do the worker processes ``tuner run --jobs`` starts); library code never changes such
 settings, so that a notebook calling :func:`tuner.runner.run_study` keeps its own logging,
-warning filters, environment and collector (``tests/test_side_effects.py``).
+warning filters, environment and collector (``tests/tuner/test_side_effects.py``).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def run_server(cmd: list[str], env: dict[str, str]) -> int:
     is stopped. In its own session the server does not get the terminal's Ctrl-C or hang-up: this
     process passes them on.
     """
-    from . import interrupts
+    from tuner import interrupts
 
     interrupts.install(hangup=True)
     guarded = [sys.executable, "-m", "tuner.process", str(os.getpid()), *cmd]

@@ -12,25 +12,26 @@ from typing import Any, Callable, Iterator
 
 import optuna
 
-from . import interrupts, metrics
-from .config import StudyConfig, load_config
-from .budget import BudgetReached, counted_trials
-from .data import Splits, load_splits
-from .definition import STUDY_FILE_ATTR, DefinitionChanged, check_definition, study_definition
-from .process import frozen_heap, own_process
-from .final import FINAL_ATTR, FinalModel, build_final_model, trial_model
-from .objective import Objective
-from .pareto import best_trial
-from .recovery import recover, requeue_interrupted
-from .requirements import ranked_trials
-from .pruning import make_pruner
-from .sampling import make_sampler, trials_started
-from .space import defaults_trial
-from .storage import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
-from .threads import limit_blas_threads, worker_threads
-from .trial_failures import one_line_failures
-from .tracking import StudyTracker
-from . import warm_start
+from tuner import interrupts
+from tuner.study import metrics
+from tuner.study.config import StudyConfig, load_config
+from tuner.storage.budget import BudgetReached, counted_trials
+from tuner.data.loading import Splits, load_splits
+from tuner.study.definition import STUDY_FILE_ATTR, DefinitionChanged, check_definition, study_definition
+from tuner.process import frozen_heap, own_process
+from tuner.result.final import FINAL_ATTR, FinalModel, build_final_model, trial_model
+from tuner.search.objective import Objective
+from tuner.search.pareto import best_trial
+from tuner.storage.recovery import recover, requeue_interrupted
+from tuner.search.constraints import ranked_trials
+from tuner.search.pruners import make_pruner
+from tuner.search.samplers import make_sampler, trials_started
+from tuner.study.space import defaults_trial
+from tuner.storage.storages import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
+from tuner.threads import limit_blas_threads, worker_threads
+from tuner.search.failures import one_line_failures
+from tuner.tracking import StudyTracker
+from tuner.search import warm_start
 
 
 @dataclass
@@ -39,7 +40,7 @@ class StudyResult:
 
     study: optuna.Study
     config: StudyConfig
-    #: The final model's scores (see tuner/final.py: refit and ensemble as the study file says).
+    #: The final model's scores (see tuner/result/final.py: refit and ensemble as the study file says).
     test_scores: dict[str, float]
     tracker: StudyTracker | None
     #: The best trial's own model (trained on the training split) on the same test split.
@@ -61,10 +62,10 @@ def create_study(
     URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
     sampling the study, and ``started`` (default: counted now) is how many trials had run when
     this run of the study began: both seed the sampler (see :func:`worker_seed`), so that a
-    resumed study draws new trials. ``definition`` (:func:`tuner.definition.study_definition`) is
+    resumed study draws new trials. ``definition`` (:func:`tuner.study.definition.study_definition`) is
     stored on a new study and checked against an existing one: a study file changed in what
     defines the study is refused, not mixed in. A new study with a ``[warm_start]`` table starts
-    from earlier studies' best trials (:mod:`tuner.warm_start`: the sources are read before the
+    from earlier studies' best trials (:mod:`tuner.search.warm_start`: the sources are read before the
     study is created; ``storage_url`` names its storage, ``notify`` gets one line per source)."""
     if isinstance(storage, str):
         storage_url, storage = storage, open_storage(storage)
@@ -149,7 +150,7 @@ def optimize(
     was opened with) has heartbeats, this worker waits for them: if one of those workers died,
     its trial is failed after the grace period and re-queued, and this worker runs the retry. So
     the study ends with its budget of finished trials even when workers are killed. A failed
-    trial is logged in one line (:func:`tuner.trial_failures.one_line_failures`).
+    trial is logged in one line (:func:`tuner.search.failures.one_line_failures`).
     """
     import time
 

@@ -22,7 +22,7 @@ swallow tracking-store errors (one :class:`TrackingWarning`, the trial number is
 :attr:`StudyTracker.unlogged_trials` so that ``tuner sync`` can fill the gap later with
 :func:`trial_runs`). Use :meth:`StudyTracker.check_connection` up front to fail fast instead.
 
-``mlflow`` (slow to import) and matplotlib (in :mod:`tuner.plots`) are imported lazily: importing this module is cheap.
+``mlflow`` (slow to import) and matplotlib (in :mod:`tuner.tracking.plots`) are imported lazily: importing this module is cheap.
 
 The package: :mod:`.keys` (tags, key and value encoding), :mod:`.records` (a trial's record),
 :mod:`.client` (the store and its health), :mod:`.runs` (finding runs), :mod:`.tracker`
@@ -33,7 +33,7 @@ the study's link opens).
 
 from __future__ import annotations
 
-from .keys import (
+from tuner.tracking.keys import (
     MODEL_ARTIFACT_DIR,
     RUN_STATUS,
     TAG_DATA_FINGERPRINT,
@@ -56,10 +56,10 @@ from .keys import (
     TAG_STUDY,
     TAG_TRIAL,
 )
-from .records import TrialRecord
-from .client import ExperimentWarning, TrackingWarning, experiment_url, resolve_tracking_uri
-from .runs import find_trial_run, latest_parent_run, trial_runs
-from .tracker import PendingRun, StudyTracker
+from tuner.tracking.records import TrialRecord
+from tuner.tracking.client import ExperimentWarning, TrackingWarning, experiment_url, resolve_tracking_uri
+from tuner.tracking.runs import find_trial_run, latest_parent_run, trial_runs
+from tuner.tracking.tracker import PendingRun, StudyTracker
 
 __all__ = [
     "ExperimentWarning",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import TunerError
-from ..urls import redact_url
-from .view import VIEW_KEY
+from tuner.errors import TunerError
+from tuner.urls import redact_url
+from tuner.tracking.view import VIEW_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -39,15 +39,15 @@ class ExperimentWarning(UserWarning):
 
 def open_client(tracking_uri: str | None) -> MlflowClient:
     """An MlflowClient whose database store is created (or migrated) safely when other
-    processes create it at the same instant (:mod:`tuner.store_creation`), after checking that
+    processes create it at the same instant (:mod:`tuner.storage.creation`), after checking that
     a server database exists; an SQLite store is then put in write-ahead-log mode, like the
     Optuna storage beside it: logging a trial took a dozen fsync'd commits, and their waits and
     the logging thread's work slowed the trials training meanwhile."""
     from mlflow import MlflowClient
 
-    from ..internals import mlflow_engine
-    from ..sqlite import use_wal
-    from ..store_creation import check_database, open_racing
+    from tuner.storage._internals import mlflow_engine
+    from tuner.storage.sqlite import use_wal
+    from tuner.storage.creation import check_database, open_racing
 
     uri = resolve_tracking_uri(tracking_uri)
     if is_http(uri):
@@ -67,7 +67,7 @@ def _create_tables(uri: str) -> None:
     """Create MLflow's tables in the SQLite file of ``uri`` and close it."""
     from mlflow import MlflowClient
 
-    from ..internals import mlflow_engine
+    from tuner.storage._internals import mlflow_engine
 
     mlflow_engine(MlflowClient(tracking_uri=uri)).dispose()
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..urls import redact_url
+from tuner.urls import redact_url
 
 
 #: Optuna trial state -> MLflow run status of the trial's child run. A pruned trial is the tuner
@@ -46,7 +46,7 @@ EXPERIMENT_KIND = "custom_model_development"
 #: On a parent run: the study's best trial and its run.
 TAG_BEST_TRIAL = "best_trial_number"
 TAG_BEST_RUN = "best_run_id"
-#: On a parent run: the final model it scored on the test split (tuner/final.py), as printed:
+#: On a parent run: the final model it scored on the test split (tuner/result/final.py), as printed:
 #: its trials (``"8, 10 x2, 5"``: weights as ``xN``), whether they were refit on training +
 #: validation rows (``true`` / ``false``), the copies of each (seeds), and the whole sentence.
 TAG_FINAL_MEMBERS = "final_members"

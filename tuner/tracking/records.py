@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
 
-from .keys import (
+from tuner.tracking.keys import (
     RUN_STATUS,
     TAG_MISSING,
     TAG_NOTE,
@@ -148,7 +148,7 @@ def trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any]
 
 def trial_score(record: TrialRecord) -> float | None:
     """The trial's validation score: its final metric named like its first ``val_`` curve
-    (``val_<study metric>``, the objective; see tuner/objective.py), None without one."""
+    (``val_<study metric>``, the objective; see tuner/search/objective.py), None without one."""
     for name in record.history:
         if str(name).startswith("val_") and metric_value(record.metrics.get(name)) is not None:
             return metric_value(record.metrics[name])

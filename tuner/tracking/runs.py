@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .keys import TAG_MISSING, TAG_ROLE, TAG_STUDY, TAG_TRIAL, quote
+from tuner.tracking.keys import TAG_MISSING, TAG_ROLE, TAG_STUDY, TAG_TRIAL, quote
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient

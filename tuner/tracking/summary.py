@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
-from .client import TrackingWarning
-from .keys import (
+from tuner.tracking.client import TrackingWarning
+from tuner.tracking.keys import (
     BEST_PREFIX,
     FINAL_PREFIX,
     STUDY_PREFIX,
@@ -33,10 +33,10 @@ from .keys import (
     param_value,
     quote,
 )
-from ..requirements import n_feasible
-from ..pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
-from .runs import find_trial_run, trial_runs
-from .view import store_view
+from tuner.search.constraints import n_feasible
+from tuner.search.pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
+from tuner.tracking.runs import find_trial_run, trial_runs
+from tuner.tracking.view import store_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -62,7 +62,7 @@ def finish_parent(
     makes a section per prefix): :func:`count_metrics` (``study/n_*``), :func:`best_trial_entries`
     (``study/best_value``, ``best_trial/*``), :func:`score_metrics` (``final/test_*``,
     ``best_trial/test_*``); tags :func:`final_model_tags` (what the final model ``final``,
-    :meth:`tuner.final.FinalModel.describe`, is) and the run's description
+    :meth:`tuner.result.final.FinalModel.describe`, is) and the run's description
     (:func:`summary_note`); the experiment's view of the runs (tuner/tracking/view.py);
     artifacts :func:`log_parent_artifacts`. A ``tuner worker``'s run
     (``role="worker"``) scores no test split: :func:`worker_tags` says where the scores are, and
@@ -103,7 +103,7 @@ def parent_to_finish(tracker) -> str | None:
         warnings.warn("finish_parent() without start_parent(): nothing logged", TrackingWarning, stacklevel=3)
         return None
     if not tracker.available():
-        from ..hints import tuner_command
+        from tuner.cli.hints import tuner_command
 
         warnings.warn(
             "MLflow is unreachable: the study summary was not logged to the parent run; "
@@ -116,7 +116,7 @@ def parent_to_finish(tracker) -> str | None:
 
 
 def primary_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The study's best trial (a multi-objective study's primary trial, tuner/pareto.py; the
+    """The study's best trial (a multi-objective study's primary trial, tuner/search/pareto.py; the
     best of those that meet the constraints), None without one."""
     import optuna
 
@@ -182,7 +182,7 @@ def best_trial_entries(tracker, best: optuna.trial.FrozenTrial | None) -> tuple[
 def score_metrics(
     test_scores: Mapping[str, float] | None, best_trial_test_scores: Mapping[str, float] | None
 ) -> list[Metric]:
-    """The test split's scores: ``final/test_<metric>`` (the final model, tuner/final.py) and
+    """The test split's scores: ``final/test_<metric>`` (the final model, tuner/result/final.py) and
     ``best_trial/test_<metric>`` (the best trial's own model)."""
     from mlflow.entities import Metric
 
@@ -406,7 +406,7 @@ def write_artifacts(
     history: Mapping[str, list[float]] | None,
     best: optuna.trial.FrozenTrial | None,
 ) -> None:
-    from ..plots import write_study_plots
+    from tuner.tracking.plots import write_study_plots
 
     write_study_plots(study, out, history, best)
     write_front(study, out)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
-from ..errors import TunerError
-from ..urls import redact_url
-from .client import (
+from tuner.errors import TunerError
+from tuner.urls import redact_url
+from tuner.tracking.client import (
     CHECK_TIMEOUT,
     PROBE_TIMEOUT,
     ExperimentWarning,
@@ -31,7 +31,7 @@ from .client import (
     is_http,
     open_client,
 )
-from .keys import (
+from tuner.tracking.keys import (
     EXPERIMENT_KIND,
     MODEL_ARTIFACT_DIR,
     TAG_EXPERIMENT_KIND,
@@ -55,8 +55,8 @@ from .keys import (
     param_value,
     storage_identity,
 )
-from .records import TrialRecord, trial_entities
-from . import summary
+from tuner.tracking.records import TrialRecord, trial_entities
+from tuner.tracking import summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -242,7 +242,7 @@ class StudyTracker:
             self._warned = True
         logger.debug("MLflow %s failed", what, exc_info=exc)
         if first:
-            from ..hints import tuner_command
+            from tuner.cli.hints import tuner_command
 
             warnings.warn(
                 f"MLflow tracking failed ({what}): {first_line(exc)}. Tuning continues; "
@@ -287,7 +287,7 @@ class StudyTracker:
         self, settings: Mapping[str, Any], run_name: str | None = None, *, tags: Mapping[str, str] | None = None
     ) -> str:
         """Create this process's parent run (RUNNING) with the flattened settings as params, and
-        ``tags`` besides its own (e.g. a warm start's sources, tuner/warm_start.py).
+        ``tags`` besides its own (e.g. a warm start's sources, tuner/search/warm_start.py).
 
         Default run name: ``<study>-<host>-<pid>``. Raises TunerError if the store fails (this
         happens before tuning starts).

@@ -15,7 +15,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .keys import FINAL_PREFIX, TAG_STATE, mlflow_key
+from tuner.tracking.keys import FINAL_PREFIX, TAG_STATE, mlflow_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

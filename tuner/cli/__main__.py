@@ -1,0 +1,5 @@
+"""``python -m tuner.cli``: the ``tuner`` command."""
+
+from tuner.cli.app import app
+
+app()

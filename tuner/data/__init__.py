@@ -1,0 +1,1 @@
+"""A study's data: reading a file, typing its columns, splitting and preprocessing it."""

@@ -1,0 +1,305 @@
+"""The model a study hands back: which trials it is made of, on which rows they are trained.
+
+After the trials, the study's ``[result]`` table decides the final model:
+
+- ``ensemble = N`` (default 5): Caruana's greedy ensemble selection (Caruana et al., 2004). From
+  the best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric (among those that
+  meet the study's ``[objective] constraints``, tuner/search/constraints.py), start from the one of lowest
+  validation loss and repeatedly add (with replacement) the trial whose addition lowers the
+  validation loss of the averaged outputs most, up to N picks or until no addition helps. The
+  loss is the log loss of the averaged class probabilities (a smooth score that separates trials
+  tied on accuracy) or the squared error of the averaged predictions. A trial's weight is the
+  number of times it was picked. ``ensemble = 1`` keeps the study's best trial alone.
+- ``refit = true`` (default): each chosen trial is trained again from its parameters and seed on
+  training + validation rows, for the epochs its trial needed (no early stopping: nothing is left
+  to stop on), with the preprocessing fitted on the same rows (``GridSearchCV(refit=True)``).
+- ``seeds = K`` (default 3, with ``refit``): each chosen trial is refit K times, from its own
+  seed and K - 1 seeds drawn from it (tuner/search/trial_model.py ``copy_seed``), and the copies are
+  averaged with the trial's weight each. A refit has no validation rows left to pick a lucky seed
+  on, its test score moves from seed to seed about as much as the top trials differ, and the
+  greedy selection often settles on one or two trials: without copies the final model is then one
+  or two networks. Chosen on development data only (the README's "What tuning buys" has the
+  measurement and its command). Without refit the members are the trials' own models.
+
+The validation outputs of the trials come from the objective of this process when it ran them,
+else from the trial trained again (deterministic from its parameters and seed). With several
+validation splits (``[objective] validation_splits``, tuner/search/resampling.py) they are the outputs of
+every split, scored together, and a refit trains for the median of the splits' epochs. The test
+split is not used here: the caller scores the result once.
+
+A multi-objective study's final model is its primary trial alone (the front's best on the first
+metric, tuner/search/pareto.py), refit with one seed: an ensemble or seed copies would multiply the
+latency and size it was chosen for (``ensemble`` and ``seeds`` are 1 there and under
+constraints, tuner/study/config.py ``StudyConfig._one_network``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from sklearn.pipeline import Pipeline
+
+from model import MLPEnsemble
+
+from tuner.study.config import StudyConfig
+from tuner.data.loading import Splits, fingerprint
+from tuner.search.trial_model import trial_epochs, trial_estimator, validation_output
+from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
+from tuner.errors import TunerError
+from tuner.search.pareto import best_trial
+from tuner.search.resampling import Resample, resamples, validation_targets
+from tuner.search.constraints import ranked_trials
+from tuner.storage.retries import RUN_ID_ATTR
+
+#: The study user attribute that records the final model's members (read back by the export).
+FINAL_ATTR = "final_model"
+
+
+@dataclass
+class FinalModel:
+    """The final model (raw rows in) and what it is made of."""
+
+    pipeline: Pipeline
+    members: dict[int, int]  # trial number -> weight (times picked)
+    refit: bool
+    validation_loss: float | None = None
+    fingerprint: str = ""
+    epochs: dict[int, int] = field(default_factory=dict)
+    seeds: int = 1  # copies of each member, one per seed
+
+    @property
+    def kind(self) -> str:
+        return "ensemble" if len(self.members) > 1 or self.seeds > 1 else "single"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe summary, stored on the study (see :data:`FINAL_ATTR`)."""
+        return {
+            "members": {str(k): int(v) for k, v in self.members.items()},
+            "refit": self.refit,
+            "epochs": {str(k): int(v) for k, v in self.epochs.items()},
+            "validation_loss": self.validation_loss,
+            "seeds": int(self.seeds),
+        }
+
+
+def ensemble_loss(task: str, y: np.ndarray, output: np.ndarray, classes) -> float:
+    """Validation loss of (averaged) outputs: log loss, or mean squared error."""
+    if task == "classification":
+        from sklearn.metrics import log_loss
+
+        return float(log_loss(y, np.clip(output, 1e-15, 1.0), labels=list(classes)))
+    return float(np.mean((np.asarray(y, dtype=np.float64) - output) ** 2))
+
+
+def greedy_selection(
+    outputs: dict[int, np.ndarray], loss, size: int
+) -> tuple[dict[int, int], float]:
+    """Caruana's forward selection with replacement: ``{trial: times picked}`` and the loss of
+    the weighted average. ``outputs`` maps trial numbers to validation outputs, ``loss`` scores
+    an averaged output (lower is better); stops after ``size`` picks or when no pick helps."""
+    if not outputs:
+        raise ValueError("no candidate trials to select from")
+    picks: Counter[int] = Counter()
+    total: np.ndarray | None = None
+    best_loss = np.inf
+    for _ in range(size):
+        n = sum(picks.values())
+        scored = []
+        for number, out in outputs.items():
+            avg = out if total is None else (total + out) / (n + 1)
+            scored.append((loss(avg), number))
+        value, number = min(scored)  # ties: the lower trial number
+        if value >= best_loss:
+            break
+        best_loss = value
+        picks[number] += 1
+        total = outputs[number] if total is None else total + outputs[number]
+    return dict(picks), float(best_loss)
+
+
+def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:
+    """Train a completed trial's model again from its parameters and seed on the training split,
+    as the trial did (deterministic)."""
+    est = trial_estimator(config, splits, trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
+    return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
+
+
+def trial_model(
+    config: StudyConfig, splits: Splits, tracker, trial: optuna.trial.FrozenTrial, notes: list[str] | None = None,
+) -> tuple[Pipeline, str]:
+    """``(pipeline, source)``: the model the trial trained, downloaded from its MLflow run
+    (``"trial"``), or, if the run has none, the same model trained again from the trial's
+    parameters and seed (``"retrained"``); ``notes`` gets the reason for a retraining."""
+    notes = [] if notes is None else notes
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if run_id:
+        try:
+            return tracker.load_model(run_id), "trial"
+        except TunerError as exc:
+            notes.append(f"{exc}; trained trial {trial.number} again (same parameters and seed)")
+    else:
+        notes.append(
+            f"trial {trial.number} has no MLflow run with its model; trained it again "
+            "(same parameters and seed)"
+        )
+    return retrain_trial(config, splits, trial), "retrained"
+
+
+def refit_rows(config: StudyConfig, splits: Splits):
+    """(preprocessor, Xt, y, fingerprint) of training + validation rows, the preprocessing
+    fitted on them."""
+    import pandas as pd
+    from sklearn.base import clone
+
+    X = pd.concat([splits.X_train, splits.X_val])
+    y = np.concatenate([splits.y_train, splits.y_val])
+    pre = clone(splits.preprocessor)  # the study's preprocessing settings (missing values, dates), unfitted
+    return pre, pre.fit_transform(X), y, fingerprint(X, y)
+
+
+def refit_estimator(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y, copy: int = 0
+):
+    """The trial's parameters and seed trained on (Xt, y) for the first ``epochs`` epochs of the
+    trial's own training (``copy`` > 0: with another seed, see the module).
+
+    Every parameter stays the trial's, ``max_epochs`` included: the decaying learning-rate
+    schedules are laid out over ``max_epochs`` (model/schedules.py), so the refit follows the
+    trial's rates epoch by epoch and stops where the trial's restored weights were made. (Setting
+    ``max_epochs = epochs`` instead compressed the whole decay into those epochs: an exponential
+    schedule of a trial that stopped at epoch 6 of 200 reached 1/100 of its rate by epoch 6 of
+    the refit, which left the final model undertrained.) Early stopping is off (nothing is left
+    to stop on); the training-loss convergence rule still applies, as in any fit.
+    """
+    est = trial_estimator(config, splits, trial, copy)
+    est.set_params(early_stopping=False)
+    stop_after = int(epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(Xt, y, callbacks=[lambda epoch, logs: epoch >= stop_after])
+    return est
+
+
+def refit_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int):
+    """(pipeline, fingerprint): one trial refit on training + validation rows (see the module)."""
+    pre, Xt, y, fp = refit_rows(config, splits)
+    return Pipeline([("preprocess", pre), ("mlp", refit_estimator(config, splits, trial, epochs, Xt, y))]), fp
+
+
+def _known(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, completed: dict[int, CompletedTrial],
+    extra: list[Resample],
+) -> CompletedTrial:
+    """The trial's validation outputs (every split's, see tuner/search/resampling.py) and epochs: from
+    this process's objective, else trained again."""
+    if trial.number in completed:
+        return completed[trial.number]
+    estimator = retrain_trial(config, splits, trial).steps[-1][1]
+    output = validation_output(splits.task, estimator, splits.Xt_val)
+    epochs = trial_epochs(estimator)
+    if extra:
+        _, outputs, more = score_resamples(
+            config.metric, splits.task, lambda: trial_estimator(config, splits, trial), extra
+        )
+        output, epochs = np.concatenate([output, *outputs]), int(np.median([epochs, *more]))
+    return CompletedTrial(value=float(trial.values[0]), output=output, epochs=epochs, estimator=estimator)
+
+
+def select_members(
+    config: StudyConfig, splits: Splits, study: optuna.Study, completed: dict[int, CompletedTrial] | None = None
+) -> tuple[dict[int, int], dict[int, CompletedTrial], float | None]:
+    """The members of the final model (``{trial: weight}``), what is known of each, and the
+    validation loss of their average (None for the single best trial). Only trials that meet
+    the study's constraints are candidates (tuner/search/constraints.py)."""
+    completed = completed or {}
+    ranked = ranked_trials(study)
+    if not ranked:
+        raise ValueError(f"study {study.study_name!r} has no completed trial that meets its constraints")
+    size = config.result.ensemble
+    multilabel = splits.task == "classification" and splits.classes is None
+    extra = resamples(config, splits)
+    if size == 1 or len(ranked) == 1 or multilabel:  # size is 1 in a multi-objective study (config.py)
+        best = best_trial(study)  # a multi-objective study's primary trial alone (tuner/search/pareto.py)
+        return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
+    pool = ranked[: size * CANDIDATES_PER_MEMBER]
+    known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
+    outputs = {n: k.output for n, k in known.items() if np.all(np.isfinite(k.output))}
+    classes, y_val = splits.classes, validation_targets(splits, extra)
+
+    def loss(output: np.ndarray) -> float:
+        return ensemble_loss(splits.task, y_val, output, classes)
+
+    members, value = greedy_selection(outputs, loss, size)
+    return members, {n: known[n] for n in members}, value
+
+
+def build_final_model(
+    config: StudyConfig,
+    splits: Splits,
+    study: optuna.Study,
+    completed: dict[int, CompletedTrial] | None = None,
+    members: dict[int, int] | None = None,
+    epochs: dict[int, int] | None = None,
+    seeds: int | None = None,
+) -> FinalModel:
+    """The final model of ``study`` as its ``[result]`` table says (see the module docstring).
+    ``members`` (and their ``epochs`` and ``seeds``) replay a recorded selection instead of
+    selecting again."""
+    seeds = config.result.seeds if seeds is None else int(seeds)
+    if not config.result.refit:
+        seeds = 1  # without refit the members are the trials' own models, as they were chosen
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    value = None
+    known: dict[int, CompletedTrial] = {}
+    if members is None:
+        members, known, value = select_members(config, splits, study, completed)
+        epochs = {n: known[n].epochs for n in members}
+    elif epochs is None or set(epochs) != set(members):
+        extra = resamples(config, splits)
+        known = {n: _known(config, splits, trials[n], completed or {}, extra) for n in members}
+        epochs = {n: known[n].epochs for n in members}
+    if config.result.refit:
+        pre, Xt, y, fp = refit_rows(config, splits)
+
+        def train(n: int, copy: int):
+            return refit_estimator(config, splits, trials[n], epochs[n], Xt, y, copy)
+    else:
+        pre, fp = splits.preprocessor, splits.fingerprint
+
+        def train(n: int, copy: int):  # one copy: the trial's own model
+            if n in known and known[n].estimator is not None:
+                return known[n].estimator
+            return retrain_trial(config, splits, trials[n]).steps[-1][1]
+    estimators, weights = [], []
+    for n, weight in members.items():
+        for copy in range(seeds):
+            estimators.append(train(n, copy))
+            weights.append(float(weight))
+    final_est = estimators[0] if len(estimators) == 1 else MLPEnsemble(estimators, weights)
+    return FinalModel(
+        pipeline=Pipeline([("preprocess", pre), ("mlp", final_est)]),
+        members=dict(members), refit=config.result.refit, validation_loss=value,
+        fingerprint=fp, epochs=epochs, seeds=seeds,
+    )
+
+
+def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int], int] | None:
+    """``(members, epochs, seeds)`` of the final model the study's last run chose
+    (:data:`FINAL_ATTR`), or None when no run recorded one (e.g. a study run by ``tuner worker``
+    only). A record from before ``seeds`` existed had one copy of each member."""
+    recorded = study.user_attrs.get(FINAL_ATTR)
+    try:
+        members = {int(k): int(v) for k, v in recorded["members"].items()}
+        epochs = {int(k): int(v) for k, v in recorded["epochs"].items()}
+        seeds = int(recorded.get("seeds", 1))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+    return (members, epochs, max(seeds, 1)) if members else None
