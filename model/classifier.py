@@ -13,6 +13,8 @@ from .estimators import BaseMLP
 from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, OutputLoss
 from .parameters import with_parameters_doc
 from .serialization import saveable
+
+
 @saveable
 @with_parameters_doc
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -75,7 +77,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.classes_ = _labels_from_json(meta["classes"])
         self._multilabel = bool(meta["multilabel"])
 
-    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+    def _validation_evaluator(
+        self, X_val: np.ndarray, y_val: np.ndarray
+    ) -> Callable[[], dict[str, float]]:
         network = self._network
         Y = self._encode_targets(y_val, fitting=False).astype(network.dtype)
         if self._multilabel:
@@ -127,7 +131,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 def _labels_to_json(classes: np.ndarray) -> dict:
     values = classes.tolist()
     kind = "object" if classes.dtype == object else classes.dtype.str
-    if not all(isinstance(v, (str, int, float, bool)) for v in values):  # any dtype (datetime64 lists dates)
+    # Any other dtype (datetime64 lists dates) is refused.
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):
         raise TypeError("only str, int, float or bool class labels can be saved")
     return {"values": values, "dtype": kind}
 

@@ -1,10 +1,11 @@
 """An ensemble of fitted MLPs: the weighted average of their outputs.
 
-For classifiers the average is over class probabilities (soft voting), p(x) = Σ_k w_k p_k(x) / Σ_k w_k,
-and the label is the class of highest average probability; for regressors it is the average of the
-predictions. Averaging models that err differently lowers the variance of the prediction, which is
-why an ensemble of a study's good trials usually generalises better than its single best trial
-(Caruana et al., 2004, "Ensemble selection from libraries of models").
+For classifiers the average is over class probabilities (soft voting),
+p(x) = Σ_k w_k p_k(x) / Σ_k w_k, and the label is the class of highest average probability; for
+regressors it is the average of the predictions. Averaging models that err differently lowers the
+variance of the prediction, which is why an ensemble of a study's good trials usually generalises
+better than its single best trial (Caruana et al., 2004, "Ensemble selection from libraries of
+models").
 
 Members are fitted elsewhere (the ensemble is not trained); they must take the same features and,
 for classifiers, know the same classes in the same order. Weights are positive numbers, typically
@@ -26,7 +27,9 @@ class MLPEnsemble(BaseEstimator):
     """Weighted average of fitted :class:`~model.MLPClassifier` or :class:`~model.MLPRegressor`
     members (all of one kind)."""
 
-    def __init__(self, estimators: Sequence[BaseEstimator] = (), weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, estimators: Sequence[BaseEstimator] = (), weights: Sequence[float] | None = None
+    ) -> None:
         self.estimators = estimators
         self.weights = weights
 
@@ -35,9 +38,19 @@ class MLPEnsemble(BaseEstimator):
         members = list(self.estimators)
         if not members:
             raise ValueError("MLPEnsemble needs at least one fitted estimator")
-        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
-        if weights.shape != (len(members),) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
-            raise ValueError(f"weights must be {len(members)} positive numbers, got {self.weights!r}")
+        weights = (
+            np.ones(len(members))
+            if self.weights is None
+            else np.asarray(self.weights, dtype=np.float64)
+        )
+        if (
+            weights.shape != (len(members),)
+            or not np.all(np.isfinite(weights))
+            or np.any(weights <= 0)
+        ):
+            raise ValueError(
+                f"weights must be {len(members)} positive numbers, got {self.weights!r}"
+            )
         kinds = {hasattr(m, "classes_") for m in members}
         if len(kinds) > 1:
             raise ValueError("an MLPEnsemble mixes classifiers and regressors")
@@ -54,7 +67,7 @@ class MLPEnsemble(BaseEstimator):
         try:
             for member in self.estimators:
                 check_is_fitted(member)
-        except Exception:  # noqa: BLE001 - NotFittedError or a member that is no estimator
+        except Exception:  # NotFittedError or a member that is no estimator
             return False
         return bool(list(self.estimators))
 
@@ -101,7 +114,9 @@ class MLPEnsemble(BaseEstimator):
         members = []
         for i, member_meta in enumerate(meta["members"]):
             prefix = f"m{i}_"
-            member_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
+            member_arrays = {
+                name[len(prefix) :]: a for name, a in arrays.items() if name.startswith(prefix)
+            }
             members.append(restore_model(member_meta, member_arrays))
         ensemble = cls(members, list(meta["weights"]))
         ensemble._members()
@@ -113,14 +128,20 @@ class MLPEnsemble(BaseEstimator):
         if not self.is_classifier:
             raise AttributeError("predict_proba is only available for classifiers")
         members, weights = self._members()
-        return sum(w * np.asarray(m.predict_proba(X), dtype=np.float64) for m, w in zip(members, weights))
+        return sum(
+            w * np.asarray(m.predict_proba(X), dtype=np.float64)
+            for m, w in zip(members, weights, strict=True)
+        )
 
     def predict(self, X) -> np.ndarray:
         """Labels of the highest average probability (indicators over 0.5 for multi-label
         members), or the average prediction of regressors."""
         members, weights = self._members()
         if not self.is_classifier:
-            return sum(w * np.asarray(m.predict(X), dtype=np.float64) for m, w in zip(members, weights))
+            return sum(
+                w * np.asarray(m.predict(X), dtype=np.float64)
+                for m, w in zip(members, weights, strict=True)
+            )
         proba = self.predict_proba(X)
         if getattr(members[0], "_multilabel", False):
             return (proba > 0.5).astype(int)

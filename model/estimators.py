@@ -31,7 +31,7 @@ class BaseMLP(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes: Sequence[int] = (64,),
+        hidden_layer_sizes: Sequence[int] | int = (64,),
         activation: str = "relu",
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
@@ -74,7 +74,9 @@ class BaseMLP(BaseEstimator):
     def _output_loss(self) -> OutputLoss:
         raise NotImplementedError
 
-    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+    def _validation_evaluator(
+        self, X_val: np.ndarray, y_val: np.ndarray
+    ) -> Callable[[], dict[str, float]]:
         """The per-epoch validation metrics as a function of the current weights.
 
         The targets are encoded once per fit, and each epoch runs the network's own forward
@@ -104,10 +106,9 @@ class BaseMLP(BaseEstimator):
 
     # --- validation ------------------------------------------------------------------------
     def _check_hyperparameters(self) -> np.dtype:
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral):
-            sizes = (sizes,)
-        sizes = list(sizes)
+        given = self.hidden_layer_sizes
+        # int as well as numbers.Integral: typeshed does not register int as an Integral.
+        sizes = [given] if isinstance(given, (int, numbers.Integral)) else list(given)
         if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
@@ -118,7 +119,8 @@ class BaseMLP(BaseEstimator):
         check_numeric_parameters(self.get_params())
         if self.early_stopping_metric not in self._monitors:
             raise ValueError(
-                f"early_stopping_metric must be one of {sorted(self._monitors)}, got {self.early_stopping_metric!r}"
+                f"early_stopping_metric must be one of {sorted(self._monitors)}, "
+                f"got {self.early_stopping_metric!r}"
             )
         if str(self.dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
@@ -153,7 +155,9 @@ class BaseMLP(BaseEstimator):
         ``incremental`` continues a fitted network."""
         dtype = self._check_hyperparameters()
         first = not (incremental and hasattr(self, "_network"))
-        X, Y, X_val, y_val = self._training_data(X, y, X_val, y_val, first, incremental, classes, dtype)
+        X, Y, X_val, y_val = self._training_data(
+            X, y, X_val, y_val, first, incremental, classes, dtype
+        )
         self._ensure_network(X.shape[1], Y.shape[1], first, dtype)
         state = self._state
         if not incremental:
@@ -162,11 +166,19 @@ class BaseMLP(BaseEstimator):
         if X_val is not None:
             evaluate = self._validation_evaluator(np.ascontiguousarray(X_val, dtype=dtype), y_val)
         train(
-            self._network, self._optimizer, self._schedule, X, Y,
-            batch_size=self.batch_size, l2=self.l2,
+            self._network,
+            self._optimizer,
+            self._schedule,
+            X,
+            Y,
+            batch_size=self.batch_size,
+            l2=self.l2,
             rules=self._stopping_rules(incremental, X_val is not None),
-            rng=self._rng, state=state, evaluate=evaluate,
-            monitor=self._monitors[self.early_stopping_metric][0], callbacks=callbacks,
+            rng=self._rng,
+            state=state,
+            evaluate=evaluate,
+            monitor=self._monitors[self.early_stopping_metric][0],
+            callbacks=callbacks,
         )
         self._record_training(state, incremental)
         return self
@@ -175,7 +187,9 @@ class BaseMLP(BaseEstimator):
         """Checked training arrays ``(X, Y)`` in the training dtype, ``Y`` encoded for the
         network, and the validation rows: those given, or a ``validation_fraction`` held out
         of the training rows for early stopping."""
-        X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True)
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True
+        )
         if X.shape[0] == 0:
             raise ValueError("cannot fit on empty data: X has 0 samples")
         y = self._prepare_y(y)
@@ -191,20 +205,29 @@ class BaseMLP(BaseEstimator):
             y_val = self._prepare_y(np.asarray(y_val))
         elif self.early_stopping and not incremental:
             X, X_val, Y, y_val = self._split_validation(X, y, Y)
-        return np.ascontiguousarray(X, dtype=dtype), np.ascontiguousarray(Y, dtype=dtype), X_val, y_val
+        return (
+            np.ascontiguousarray(X, dtype=dtype),
+            np.ascontiguousarray(Y, dtype=dtype),
+            X_val,
+            y_val,
+        )
 
     def _ensure_network(self, n_in: int, n_out: int, first: bool, dtype: np.dtype) -> None:
         """Build and initialise the network on a first fit; else check it has ``n_out`` outputs."""
         if first:
             self._network = Network(
-                [n_in, *self._layer_sizes, n_out], self.activation, self._output_loss(),
-                dtype=dtype, dropout=self.dropout,
+                [n_in, *self._layer_sizes, n_out],
+                self.activation,
+                self._output_loss(),
+                dtype=dtype,
+                dropout=self.dropout,
             )
             self._network.initialize(self._rng)
             self._init_solver(TrainingState())
         elif self._network.layer_sizes[-1] != n_out:
             raise ValueError(
-                f"y has {n_out} outputs but the model was fitted with {self._network.layer_sizes[-1]}"
+                f"y has {n_out} outputs but the model was fitted with "
+                f"{self._network.layer_sizes[-1]}"
             )
 
     def _stopping_rules(self, incremental: bool, has_validation: bool) -> StoppingRules:
@@ -229,7 +252,8 @@ class BaseMLP(BaseEstimator):
         self.stop_reason_ = state.stop_reason
         if not incremental and state.stop_reason == "max_epochs":
             warnings.warn(
-                f"{type(self).__name__}: reached max_epochs={self.max_epochs} before the loss converged",
+                f"{type(self).__name__}: reached max_epochs={self.max_epochs} "
+                "before the loss converged",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -304,7 +328,7 @@ class BaseMLP(BaseEstimator):
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
         arrays: dict[str, np.ndarray] = {}
-        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
             arrays[f"coef_{k}"] = W
             arrays[f"intercept_{k}"] = b
         meta: dict = {
@@ -331,8 +355,11 @@ class BaseMLP(BaseEstimator):
         _check_layer_arrays(meta["layer_sizes"], arrays)
         n_layers = len(meta["layer_sizes"]) - 1
         network = Network(
-            meta["layer_sizes"], params["activation"], est._output_loss(),
-            dtype=arrays["coef_0"].dtype, dropout=params["dropout"],
+            meta["layer_sizes"],
+            params["activation"],
+            est._output_loss(),
+            dtype=arrays["coef_0"].dtype,
+            dropout=params["dropout"],
         )
         network.set_params(
             [arrays[f"coef_{k}"] for k in range(n_layers)],
@@ -349,8 +376,10 @@ class BaseMLP(BaseEstimator):
         est._rng = est._seed_rng()
         est._init_solver(
             TrainingState(
-                epoch=est.n_iter_, loss_curve=list(est.loss_curve_),
-                validation_scores=list(est.validation_scores_), best_epoch=est.best_epoch_,
+                epoch=est.n_iter_,
+                loss_curve=list(est.loss_curve_),
+                validation_scores=list(est.validation_scores_),
+                best_epoch=est.best_epoch_,
             )
         )
         return est
@@ -370,7 +399,14 @@ def _check_layer_arrays(layer_sizes: list, arrays: dict[str, np.ndarray]) -> Non
     n_layers = len(sizes) - 1
     for k in range(max(n_layers, 0)):
         W, b = arrays.get(f"coef_{k}"), arrays.get(f"intercept_{k}")
-        if W is None or b is None or W.shape != (sizes[k], sizes[k + 1]) or b.shape != (sizes[k + 1],):
-            raise ValueError(f"layer {k}: the saved weights do not have the saved layer sizes {sizes}")
+        if (
+            W is None
+            or b is None
+            or W.shape != (sizes[k], sizes[k + 1])
+            or b.shape != (sizes[k + 1],)
+        ):
+            raise ValueError(
+                f"layer {k}: the saved weights do not have the saved layer sizes {sizes}"
+            )
     if n_layers < 1 or f"coef_{n_layers}" in arrays:
         raise ValueError(f"the saved layer sizes {sizes} do not match the saved weights")

@@ -8,8 +8,10 @@ one contiguous slice, and an optimizer updates every parameter with a few NumPy 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .activations import Activation, Identity, get_activation
 from .losses import OutputLoss
@@ -69,6 +71,7 @@ class Dense:
         self.activation.forward(a, self._scratch)
         mask = None
         if training and self.dropout:
+            assert rng is not None, "dropout in training draws its mask from rng"
             mask = self._mask
             rng.random(dtype=mask.dtype, out=mask)
             keep = 1.0 - self.dropout
@@ -80,8 +83,15 @@ class Dense:
         self._cache = (X, a, mask)
         return out
 
+    @overload
+    def backward(self, grad: np.ndarray, need_input_grad: Literal[True] = True) -> np.ndarray: ...
+
+    @overload
+    def backward(self, grad: np.ndarray, need_input_grad: bool) -> np.ndarray | None: ...
+
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Fill dW, db from dJ/dA (overwritten) and return dJ/dX when asked."""
+        assert self._cache is not None, "backward consumes the cache of forward"
         X, a, mask = self._cache
         if mask is not None:
             grad *= mask
@@ -101,7 +111,7 @@ class Network:
         layer_sizes: Sequence[int],
         activation: str,
         output: OutputLoss,
-        dtype: np.dtype | str = np.float32,
+        dtype: DTypeLike = np.float32,
         dropout: float = 0.0,
     ) -> None:
         self.layer_sizes = [int(s) for s in layer_sizes]
@@ -109,7 +119,7 @@ class Network:
         self.output = output
         self.dtype = np.dtype(dtype)
         self.dropout = float(dropout)
-        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True))
         n_weights = sum(i * o for i, o in shapes)
         n_biases = sum(o for _, o in shapes)
         self.n_weights = n_weights
@@ -123,7 +133,7 @@ class Network:
         return self.params[: self.n_weights]
 
     def _bind_layers(self) -> None:
-        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True))
         self.layers: list[Dense] = []
         w_at, b_at = 0, self.n_weights
         for k, (n_in, n_out) in enumerate(shapes):
@@ -165,9 +175,9 @@ class Network:
         zero biases.
 
         This is scikit-learn's rule for every activation but the logistic one. He initialisation
-        (W ~ N(0, 2 / n_in)) for the relu-like layers, used before, made training with Adam
-        learn less per epoch at first (issue 11): Adam's steps are about the learning rate in
-        size whatever a weight's scale, so larger initial weights change relatively less per step.
+        (W ~ N(0, 2 / n_in)) for the relu-like layers makes training with Adam learn less per
+        epoch at first: Adam's steps are about the learning rate in size whatever a weight's
+        scale, so larger initial weights change relatively less per step.
         """
         self.params[:] = 0.0
         for layer in self.layers:
@@ -199,8 +209,9 @@ class Network:
         m = X.shape[0]
         z = self.forward(X, training=rng is not None, rng=rng)
         loss, grad = self.output.loss_and_delta(z, Y)
-        for k in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[k].backward(grad, need_input_grad=k > 0)
+        for k in range(len(self.layers) - 1, 0, -1):
+            grad = self.layers[k].backward(grad)
+        self.layers[0].backward(grad, need_input_grad=False)  # dJ/dX of the input is not needed
         if l2:
             w = self.weights
             loss += 0.5 * l2 / m * float(np.dot(w, w))

@@ -10,24 +10,29 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 
 @dataclass(frozen=True)
 class Interval:
-    """The values a numeric parameter takes: ``kind`` is ``numbers.Integral`` or ``numbers.Real``;
-    ``closed`` says which ends belong to the interval ("both", "left", "right" or "neither")."""
+    """The values a numeric parameter takes.
+
+    ``kind`` is ``numbers.Integral`` or ``numbers.Real``; ``closed`` says which ends belong to the
+    interval ("both", "left", "right" or "neither").
+    """
 
     kind: type
     low: float
     high: float = math.inf
-    closed: str = "left"
+    closed: Literal["both", "left", "right", "neither"] = "left"
 
     def __contains__(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
-        above = value >= self.low if self.closed in ("both", "left") else value > self.low
-        below = value <= self.high if self.closed in ("both", "right") else value < self.high
+        # A numbers.Real, compared as a float: typeshed's numbers.Real declares no >= nor >.
+        number = cast(float, value)
+        above = number >= self.low if self.closed in ("both", "left") else number > self.low
+        below = number <= self.high if self.closed in ("both", "right") else number < self.high
         return bool(above and below)
 
     def __str__(self) -> str:
@@ -55,7 +60,9 @@ NUMERIC_PARAMETERS: dict[str, Interval] = {
 }
 
 
-def check_numeric_parameters(params: dict[str, Any], table: dict[str, Interval] = NUMERIC_PARAMETERS) -> None:
+def check_numeric_parameters(
+    params: dict[str, Any], table: dict[str, Interval] = NUMERIC_PARAMETERS
+) -> None:
     """Raise ValueError naming the first parameter of ``params`` outside its interval."""
     for name, interval in table.items():
         value = params[name]

@@ -1,7 +1,8 @@
-"""Tabular preprocessing: standardise numeric and date columns, one-hot encode categorical ones, impute missing values.
+"""Tabular preprocessing: standardise numeric and date columns, one-hot encode categorical ones.
 
-The fitted state is plain numbers and strings, so it round-trips through JSON (`to_dict`/`from_dict`)
-without pickle and transforms bit-identically afterwards.
+Missing values are imputed (or refused). The fitted state is plain numbers and strings, so it
+round-trips through JSON (`to_dict`/`from_dict`) without pickle and transforms bit-identically
+afterwards.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    )
 
 
 def _is_date(series: pd.Series) -> bool:
@@ -44,8 +47,9 @@ def _names(columns: list[str]) -> str:
 
 
 class TabularPreprocessor(TransformerMixin, BaseEstimator):
-    """Numeric columns -> (x - mean) / std; categorical columns -> one-hot; missing -> median / most frequent.
+    """Numeric columns -> (x - mean) / std; categorical ones -> one-hot; missing -> median / mode.
 
+    Missing numbers become the column's median and missing categories its most frequent one.
     Categorical columns are those of object, string, category or bool dtype. Categories unseen at
     fit time encode as all zeros. With missing="error", missing values raise ValueError instead.
     Date columns (the names in ``dates``, written as ISO 8601 text such as "2024-01-31" or
@@ -61,7 +65,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any = None) -> TabularPreprocessor:
         """Learn the column kinds, statistics and categories from X."""
         if self.missing not in MISSING_POLICIES:
-            raise ValueError(f"missing must be one of {', '.join(MISSING_POLICIES)} (got {self.missing!r})")
+            raise ValueError(
+                f"missing must be one of {', '.join(MISSING_POLICIES)} (got {self.missing!r})"
+            )
         frame, is_frame = _as_frame(X, None)
         if frame.shape[0] == 0:
             raise ValueError("cannot fit on zero rows")
@@ -80,12 +86,15 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             elif _is_categorical(series):
                 columns.append(_fit_categorical(name, series))
             else:
-                raise ValueError(f"column {name!r} has unsupported dtype {series.dtype} (numeric, date or categorical)")
+                raise ValueError(
+                    f"column {name!r} has unsupported dtype {series.dtype} "
+                    "(numeric, date or categorical)"
+                )
         self._set_state(columns, is_frame)
         return self
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Encode X (a DataFrame with the fitted columns in any order, or an array in fitted order)."""
+        """Encode X: a DataFrame with the fitted columns in any order, or an array in that order."""
         check_is_fitted(self, "columns_")
         frame, _ = _as_frame(X, self.columns_)
         absent = [c["name"] for c in self.columns_state_ if c["name"] not in frame.columns]
@@ -107,7 +116,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Output column names: numeric and date columns keep their name, one-hot columns are '<column>_<category>'."""
+        """Output column names.
+
+        Numeric and date columns keep their name; one-hot columns are '<column>_<category>'.
+        """
         check_is_fitted(self, "columns_")
         names: list[str] = []
         for state in self.columns_state_:
@@ -134,21 +146,31 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
         if d.get("version") != VERSION:
-            raise ValueError(f"unsupported {FORMAT} version {d.get('version')!r} (this code reads {VERSION})")
-        columns = []
+            raise ValueError(
+                f"unsupported {FORMAT} version {d.get('version')!r} (this code reads {VERSION})"
+            )
+        columns: list[dict[str, Any]] = []
         for state in d["columns"]:
             if state.get("kind") in ("numeric", "date"):
-                columns.append({k: (str(v) if k in ("name", "kind") else float(v)) for k, v in state.items()})
+                columns.append(
+                    {k: (str(v) if k in ("name", "kind") else float(v)) for k, v in state.items()}
+                )
             elif state.get("kind") == "categorical":
-                columns.append({
-                    "name": str(state["name"]),
-                    "kind": "categorical",
-                    "categories": [str(c) for c in state["categories"]],
-                    "most_frequent": str(state["most_frequent"]),
-                })
+                columns.append(
+                    {
+                        "name": str(state["name"]),
+                        "kind": "categorical",
+                        "categories": [str(c) for c in state["categories"]],
+                        "most_frequent": str(state["most_frequent"]),
+                    }
+                )
             else:
-                raise ValueError(f"column {state.get('name')!r} has unknown kind {state.get('kind')!r}")
-        pre = cls(missing=d["missing"], dates=tuple(c["name"] for c in columns if c["kind"] == "date"))
+                raise ValueError(
+                    f"column {state.get('name')!r} has unknown kind {state.get('kind')!r}"
+                )
+        pre = cls(
+            missing=d["missing"], dates=tuple(c["name"] for c in columns if c["kind"] == "date")
+        )
         pre._set_state(columns, bool(d.get("input_was_frame", True)))
         return pre
 
@@ -160,7 +182,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.numeric_columns_ = [c["name"] for c in columns if c["kind"] == "numeric"]
         self.categorical_columns_ = [c["name"] for c in columns if c["kind"] == "categorical"]
         self.date_columns_ = [c["name"] for c in columns if c["kind"] == "date"]
-        self.categories_ = {c["name"]: list(c["categories"]) for c in columns if c["kind"] == "categorical"}
+        self.categories_ = {
+            c["name"]: list(c["categories"]) for c in columns if c["kind"] == "categorical"
+        }
         if is_frame:
             self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
 
@@ -168,7 +192,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         with_missing = [name for name in frame.columns if frame[name].isna().any()]
         if with_missing:
             raise ValueError(
-                f"missing values in column(s) {_names(with_missing)} (missing='error'; missing='impute' fills them)"
+                f"missing values in column(s) {_names(with_missing)} "
+                "(missing='error'; missing='impute' fills them)"
             )
 
 
@@ -178,7 +203,8 @@ def _as_frame(X: Any, columns: list[str] | None) -> tuple[pd.DataFrame, bool]:
         frame = X.copy(deep=False)
         frame.columns = [str(c) for c in frame.columns]
         if frame.columns.duplicated().any():
-            raise ValueError(f"duplicate column name(s): {_names(list(frame.columns[frame.columns.duplicated()]))}")
+            duplicated = list(frame.columns[frame.columns.duplicated()])
+            raise ValueError(f"duplicate column name(s): {_names(duplicated)}")
         return frame, True
     array = np.asarray(X)
     if array.ndim != 2:
@@ -210,7 +236,8 @@ def _category_strings(series: pd.Series) -> np.ndarray:
     """Each cell as the text of its category, None where missing. A whole float is written as
     the integer it is: a column of integer codes with an empty cell reads as floats, and its
     ``1.0`` is the category ``1`` of rows read without gaps."""
-    values = series.to_numpy(dtype=object, na_value=None)
+    # pandas-stubs leave None out of na_value's types; pandas documents it (missing -> None).
+    values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     return np.asarray([_category_string(v) for v in values], dtype=object)
 
 
@@ -232,7 +259,10 @@ def _date_values(name: str, series: pd.Series) -> np.ndarray:
         parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
         bad = text[parsed.isna() & text.notna() & (text != "")]
         if len(bad):
-            raise ValueError(f"column {name!r} should be a date (ISO 8601, e.g. 2024-01-31) but holds {bad.iloc[0]!r}")
+            raise ValueError(
+                f"column {name!r} should be a date (ISO 8601, e.g. 2024-01-31) "
+                f"but holds {bad.iloc[0]!r}"
+            )
     days = (parsed - EPOCH) / pd.Timedelta(days=1)
     return days.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -247,7 +277,9 @@ def _transform_date(state: dict[str, Any], series: pd.Series) -> np.ndarray:
     return (values - state["mean"]) / state["std"]
 
 
-def _fit_numeric(name: str, series: pd.Series, values: np.ndarray | None = None, kind: str = "numeric") -> dict[str, Any]:
+def _fit_numeric(
+    name: str, series: pd.Series, values: np.ndarray | None = None, kind: str = "numeric"
+) -> dict[str, Any]:
     """The state of a numeric column (``values``: its numbers when already computed, e.g. a
     date column's days)."""
     values = _numeric_values(name, series) if values is None else values
@@ -260,8 +292,8 @@ def _fit_numeric(name: str, series: pd.Series, values: np.ndarray | None = None,
     if not (np.isfinite(mean) and np.isfinite(std)):
         largest = float(np.abs(present).max())
         raise ValueError(
-            f"column {name!r} holds numbers too large to scale (up to {largest:.3g}): their mean or "
-            "spread overflows; rescale the column"
+            f"column {name!r} holds numbers too large to scale (up to {largest:.3g}): "
+            "their mean or spread overflows; rescale the column"
         )
     if std == 0.0:
         std = 1.0
@@ -273,7 +305,12 @@ def _fit_categorical(name: str, series: pd.Series) -> dict[str, Any]:
     counts = Counter(v for v in values if v is not None)
     most_frequent = min(counts, key=lambda c: (-counts[c], c)) if counts else "missing"
     categories = sorted(set(counts) | {most_frequent})
-    return {"name": name, "kind": "categorical", "categories": categories, "most_frequent": most_frequent}
+    return {
+        "name": name,
+        "kind": "categorical",
+        "categories": categories,
+        "most_frequent": most_frequent,
+    }
 
 
 def _transform_numeric(state: dict[str, Any], series: pd.Series) -> np.ndarray:
@@ -284,10 +321,16 @@ def _transform_numeric(state: dict[str, Any], series: pd.Series) -> np.ndarray:
 
 def _transform_categorical(state: dict[str, Any], series: pd.Series) -> np.ndarray:
     values = _category_strings(series)
-    if any(c.endswith(".0") for c in state["categories"]):  # whole floats, as a saved state may list them
-        raw = series.to_numpy(dtype=object, na_value=None)
-        values = np.asarray([str(r) if str(r) in state["categories"] else v for r, v in zip(raw, values)],
-                            dtype=object)
+    # Whole floats, as a saved state may list them.
+    if any(c.endswith(".0") for c in state["categories"]):
+        raw = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+        values = np.asarray(
+            [
+                str(r) if str(r) in state["categories"] else v
+                for r, v in zip(raw, values, strict=True)
+            ],
+            dtype=object,
+        )
     values = np.where(values == None, state["most_frequent"], values)  # noqa: E711 (elementwise)
     categories = np.asarray(state["categories"], dtype=object)
     return (values[:, None] == categories[None, :]).astype(np.float64)

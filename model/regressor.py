@@ -13,6 +13,8 @@ from .estimators import BaseMLP
 from .losses import OutputLoss, SquaredError
 from .parameters import with_parameters_doc
 from .serialization import saveable
+
+
 @saveable
 @with_parameters_doc
 class MLPRegressor(RegressorMixin, BaseMLP):
@@ -48,7 +50,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         self._y_mean, self._y_scale = arrays["y_mean"], arrays["y_scale"]
 
-    def _validation_evaluator(self, X_val: np.ndarray, y_val: np.ndarray) -> Callable[[], dict[str, float]]:
+    def _validation_evaluator(
+        self, X_val: np.ndarray, y_val: np.ndarray
+    ) -> Callable[[], dict[str, float]]:
         y = np.asarray(y_val, dtype=np.float64)
 
         def evaluate() -> dict[str, float]:

@@ -97,8 +97,7 @@ class ReduceOnPlateau(Schedule):
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls
-    for cls in (Constant, Step, Exponential, InverseTime, Cosine, ReduceOnPlateau)
+    cls.name: cls for cls in (Constant, Step, Exponential, InverseTime, Cosine, ReduceOnPlateau)
 }
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
@@ -53,11 +53,22 @@ def _header_digest(header: dict[str, Any]) -> str:
 #: The classes :func:`load` restores, by the class name saved in the header. Each registers
 #: itself with :func:`saveable` and provides ``get_state()`` -> ``(header, arrays)`` and the
 #: classmethod ``from_state(header, arrays)``; this module knows the file, they know their state.
-SAVEABLE: dict[str, type] = {}
+class Saveable(Protocol):
+    """A model class that :func:`save` writes and :func:`load` restores."""
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Saveable: ...
 
 
-def saveable(cls: type) -> type:
-    """Class decorator: :func:`save` may write instances of ``cls`` and :func:`load` restores them."""
+SaveableT = TypeVar("SaveableT", bound=Saveable)
+
+SAVEABLE: dict[str, type[Saveable]] = {}
+
+
+def saveable(cls: type[SaveableT]) -> type[SaveableT]:
+    """Class decorator: :func:`save` writes instances of ``cls`` and :func:`load` restores them."""
     SAVEABLE[cls.__name__] = cls
     return cls
 
@@ -71,7 +82,7 @@ def model_state(est) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return {"class": name, **meta}, arrays
 
 
-def restore_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
+def restore_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Saveable:
     """The inverse of :func:`model_state`."""
     return SAVEABLE[meta["class"]].from_state(meta, arrays)
 
@@ -90,7 +101,9 @@ def _split_pipeline(obj):
 
 def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Save a fitted MLPClassifier/MLPRegressor/MLPEnsemble, or a Pipeline of a
-    TabularPreprocessor and one of them, to ``path`` (a ``.npz`` file; a directory gets ``model.npz`` inside).
+    TabularPreprocessor and one of them, to ``path``.
+
+    ``path`` is a ``.npz`` file; a directory gets ``model.npz`` inside.
 
     ``metadata`` (JSON-safe) is stored alongside, e.g. provenance of a tuned model.
     """
@@ -100,14 +113,16 @@ def save(obj, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     contents = _contents(obj, metadata)  # a model that cannot be saved leaves no file behind
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        np.savez(fh, **contents)
+        # mypy matches **contents against savez's allow_pickle: bool; the keys are array names.
+        np.savez(fh, **contents)  # type: ignore[arg-type]
     return path
 
 
 def write(obj, fh: BinaryIO, metadata: dict[str, Any] | None = None) -> None:
     """Write what :func:`save` writes to the binary file ``fh`` (e.g. an ``io.BytesIO``, to know
     a model's saved size without touching the disk)."""
-    np.savez(fh, **_contents(obj, metadata))
+    # mypy matches **contents against savez's allow_pickle: bool; the keys are array names.
+    np.savez(fh, **_contents(obj, metadata))  # type: ignore[arg-type]
 
 
 def _contents(obj, metadata: dict[str, Any] | None) -> dict[str, np.ndarray]:
@@ -159,15 +174,19 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{len(members)} arrays, more than a model has ({MAX_ARRAYS})")
         for info in members:
             if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
-                raise ValueError(f"array {info.filename!r} is compressed: model.save never writes that")
+                raise ValueError(
+                    f"array {info.filename!r} is compressed: model.save never writes that"
+                )
             with archive.open(info) as fh:
                 _check_npy_header(fh, info)
             with archive.open(info) as fh:
-                arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(fh, allow_pickle=False)
+                arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(
+                    fh, allow_pickle=False
+                )
     return arrays
 
 
-def _check_npy_header(fh: BinaryIO, info: zipfile.ZipInfo) -> None:
+def _check_npy_header(fh: IO[bytes], info: zipfile.ZipInfo) -> None:
     """Refuse a member whose declared shape and dtype do not fill exactly its stored bytes."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
@@ -180,7 +199,9 @@ def _check_npy_header(fh: BinaryIO, info: zipfile.ZipInfo) -> None:
         raise ValueError(f"array {info.filename!r} holds Python objects")
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if fh.tell() + declared != info.file_size:
-        raise ValueError(f"array {info.filename!r} declares shape {shape} of {dtype}, not what it holds")
+        raise ValueError(
+            f"array {info.filename!r} declares shape {shape} of {dtype}, not what it holds"
+        )
 
 
 def _parse_header(path: Path, meta_array: np.ndarray | None) -> dict[str, Any]:

@@ -138,6 +138,7 @@ def _should_stop(
             if score > state.best_score + rules.tol:
                 state.best_score, state.best_epoch = score, state.epoch
                 state.epochs_without_improvement = 0
+                assert best_params is not None, "early stopping keeps the best parameters"
                 np.copyto(best_params, network.params)
             else:
                 state.epochs_without_improvement += 1

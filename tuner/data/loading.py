@@ -1,4 +1,4 @@
-"""Loading a study's data and splitting it into train / validation / test, preprocessed on train only."""
+"""A study's data: loaded, split into train / validation / test, preprocessed on train only."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from sklearn.model_selection import train_test_split
 
 from model.preprocessing import TabularPreprocessor
 
+# DataWarning is re-exported: this module's warnings are DataWarnings, and callers filter them.
+from tuner.data.reading import DataWarning as DataWarning
+from tuner.data.reading import check_target, mark_missing, read_file, text_values
+from tuner.data.reading import warn as _warn
+from tuner.errors import ConfigError, DataError
 from tuner.study.config import StudyConfig, check_against_data
 from tuner.study.sections import SKLEARN_DATASETS, DataConfig
-from tuner.errors import ConfigError, DataError
-from tuner.data.reading import DataWarning, check_target, mark_missing, read_file, text_values  # noqa: F401 (DataWarning: tuner.data.loading names it too)
-from tuner.data.reading import warn as _warn
-
 
 MIN_ROWS = 20
 MIN_PER_CLASS = 3
@@ -85,7 +86,9 @@ def load_frame(config: StudyConfig) -> Frame:
     if source.startswith("sklearn:"):
         name = source.removeprefix("sklearn:")
         if name not in SKLEARN_DATASETS:
-            raise DataError(f"unknown sklearn dataset {source!r} (allowed: {', '.join(SKLEARN_DATASETS)})")
+            raise DataError(
+                f"unknown sklearn dataset {source!r} (allowed: {', '.join(SKLEARN_DATASETS)})"
+            )
         bunch = getattr(datasets, SKLEARN_DATASETS[name].loader)(as_frame=True)
         frame, target = bunch.data.join(bunch.target.rename("target")), "target"
     else:
@@ -109,10 +112,16 @@ def _rows_with_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataF
         return frame
     n, lost = len(frame), int(missing.sum())
     if lost == n:
-        raise DataError(f"{source}: target column {target!r} has no values (all {n} rows are missing)")
+        raise DataError(
+            f"{source}: target column {target!r} has no values (all {n} rows are missing)"
+        )
     _warn(f"{source}: dropped {lost} of {n} rows whose target {target!r} is missing")
     frame = frame[~missing]
-    values = frame[target].to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(frame[target].dtype) else None
+    values = (
+        frame[target].to_numpy(dtype=np.float64)
+        if pd.api.types.is_float_dtype(frame[target].dtype)
+        else None
+    )
     if values is not None and np.all(np.mod(values, 1) == 0) and np.abs(values).max() < 2**53:
         frame = frame.astype({target: "int64"})
     return frame
@@ -134,7 +143,9 @@ def _check_named_columns(config: StudyConfig, frame: pd.DataFrame) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def type_columns(X: pd.DataFrame, data: DataConfig, source: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def type_columns(
+    X: pd.DataFrame, data: DataConfig, source: str
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """``X`` with each feature column's type settled, and its date columns; a
     :class:`DataWarning` for cells read as missing.
 
@@ -160,15 +171,22 @@ def type_columns(X: pd.DataFrame, data: DataConfig, source: str) -> tuple[pd.Dat
         numbers = pd.to_numeric(values, errors="coerce")
         stray = values[numbers.isna()]
         tokens = sorted(set(stray))
-        if name in data.numeric or (len(tokens) <= MAX_STRAY_TOKENS and 2 * len(stray) < len(values)):
+        if name in data.numeric or (
+            len(tokens) <= MAX_STRAY_TOKENS and 2 * len(stray) < len(values)
+        ):
             if numbers.notna().sum() == 0:
-                raise DataError(f"{source}: column {name!r} is declared numeric but holds no number")
-            X[name] = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
+                raise DataError(
+                    f"{source}: column {name!r} is declared numeric but holds no number"
+                )
+            X[name] = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype(
+                "float64"
+            )
             if tokens:
                 _warn(
-                    f"{source}: column {name!r} is numeric apart from {len(stray)} cell(s) holding "
-                    f"{_listed(tokens)}: read them as missing values (declare them with [data] na_values, "
-                    f"or keep the column as categories with [data] categorical = [{name!r}])"
+                    f"{source}: column {name!r} is numeric apart from {len(stray)} cell(s) "
+                    f"holding {_listed(tokens)}: read them as missing values (declare them with "
+                    "[data] na_values, or keep the column as categories with [data] categorical = "
+                    f"[{name!r}])"
                 )
         elif _is_date_column(values):
             X[name] = _as_dates(name, series, source)
@@ -195,19 +213,25 @@ def _as_dates(name: str, series: pd.Series, source: str) -> pd.Series:
     if len(stray):
         _warn(
             f"{source}: column {name!r} holds dates apart from {len(stray)} cell(s) holding "
-            f"{_listed(sorted(set(stray)))}: read them as missing values (or keep the column as categories "
-            f"with [data] categorical = [{name!r}])"
+            f"{_listed(sorted(set(stray)))}: read them as missing values (or keep the column as "
+            f"categories with [data] categorical = [{name!r}])"
         )
     return text.mask(parsed.isna())
 
 
-def leave_out_identifiers(X: pd.DataFrame, data: DataConfig, source: str, dates: tuple[str, ...] = ()) -> pd.DataFrame:
+def leave_out_identifiers(
+    X: pd.DataFrame, data: DataConfig, source: str, dates: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """``X`` without the columns that look like row identifiers (see :func:`_looks_like_an_id`),
     as if ``[data] drop`` named them: their values cannot carry to new rows, and one-hot encoded
     they make the network large for nothing. A :class:`DataWarning` names them. Columns named in
     ``keep``, ``categorical`` or ``numeric`` and date columns stay."""
     settled = {*data.keep, *data.categorical, *data.numeric, *dates}
-    found = {name: why for name in X.columns if name not in settled and (why := _looks_like_an_id(str(name), X[name]))}
+    found = {
+        name: why
+        for name in X.columns
+        if name not in settled and (why := _looks_like_an_id(str(name), X[name]))
+    }
     if not found:
         return X
     if len(found) == X.shape[1]:
@@ -216,8 +240,8 @@ def leave_out_identifiers(X: pd.DataFrame, data: DataConfig, source: str, dates:
             f"keep them with [data] keep = {[str(n) for n in found]!r} if they are features"
         )
     _warn(
-        f"{source}: left out column(s) that look like identifiers, whose values cannot carry to new rows: "
-        f"{_whys(found)}; keep them with [data] keep = {[str(n) for n in found]!r}"
+        f"{source}: left out column(s) that look like identifiers, whose values cannot carry to "
+        f"new rows: {_whys(found)}; keep them with [data] keep = {[str(n) for n in found]!r}"
     )
     return X.drop(columns=list(found))
 
@@ -229,7 +253,8 @@ def leave_out_empty(X: pd.DataFrame, source: str) -> pd.DataFrame:
     empty = [name for name in X.columns if X[name].isna().all()]
     if not empty or len(empty) == X.shape[1]:
         return X
-    _warn(f"{source}: left out column(s) with no values at all: {', '.join(repr(str(n)) for n in empty)}")
+    names = ", ".join(repr(str(n)) for n in empty)
+    _warn(f"{source}: left out column(s) with no values at all: {names}")
     return X.drop(columns=empty)
 
 
@@ -276,20 +301,27 @@ def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, tuple[str, ...] 
         raise DataError(f"target column {name!r} has {int(y.isna().sum())} missing value(s)")
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype):
-            raise DataError(f"target column {name!r} is not numeric; use task = \"classification\"")
+            raise DataError(f'target column {name!r} is not numeric; use task = "classification"')
         values = y.to_numpy(dtype=np.float64)
         if not np.isfinite(values).all():
             raise DataError(f"target column {name!r} holds infinite values")
         return values, None
-    if pd.api.types.is_float_dtype(y.dtype) and not np.all(np.mod(y.to_numpy(dtype=np.float64), 1) == 0):
-        raise DataError(f"target column {name!r} holds non-integer numbers; use task = \"regression\"")
+    if pd.api.types.is_float_dtype(y.dtype) and not np.all(
+        np.mod(y.to_numpy(dtype=np.float64), 1) == 0
+    ):
+        raise DataError(
+            f'target column {name!r} holds non-integer numbers; use task = "regression"'
+        )
     codes, uniques = pd.factorize(y, sort=True)
     labels = np.asarray(uniques.to_numpy())
     if labels.dtype.kind in "OUT":
         labels = labels.astype(str).astype(object)
     classes = tuple(labels.tolist())
     if len(classes) < 2:
-        raise DataError(f"target column {name!r} has a single class ({classes[0]!r}); classification needs two or more")
+        raise DataError(
+            f"target column {name!r} has a single class ({classes[0]!r}); "
+            "classification needs two or more"
+        )
     return labels[codes], classes
 
 
@@ -314,17 +346,21 @@ def _split(X: pd.DataFrame, y: np.ndarray, task: str, config: StudyConfig) -> tu
     )
     val_share = d.validation_fraction / (1.0 - d.test_fraction)
     X_train, X_val, y_train, y_val = train_test_split(
-        X_rest, y_rest, test_size=val_share, random_state=config.seed,
+        X_rest,
+        y_rest,
+        test_size=val_share,
+        random_state=config.seed,
         stratify=y_rest if stratify is not None else None,
     )
     return X_train, X_val, X_test, y_train, y_val, y_test
 
 
 def load_splits(config: StudyConfig, check: bool = True) -> Splits:
-    """Load, split (stratified for classification, fixed by config.seed) and preprocess a study's data.
+    """Load, split and preprocess a study's data.
 
-    With `check`, also runs config.check_against_data (batch sizes, binary-only metrics), which raises
-    ConfigError.
+    The split is stratified for classification and fixed by ``config.seed``. With ``check``, also
+    runs :func:`tuner.study.config.check_against_data` (batch sizes, binary-only metrics), which
+    raises ConfigError.
     """
     task = config.task
     X, y_raw, dates = load_frame(config)
@@ -338,8 +374,9 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
         rare = [classes[i] for i in np.flatnonzero(counts < MIN_PER_CLASS)]
         if rare:
             raise DataError(
-                f"{config.data.source}: class(es) {', '.join(map(repr, rare))} have fewer than {MIN_PER_CLASS} rows; "
-                "stratified train/validation/test splits need at least that many per class"
+                f"{config.data.source}: class(es) {', '.join(map(repr, rare))} have fewer than "
+                f"{MIN_PER_CLASS} rows; stratified train/validation/test splits need at least "
+                "that many per class"
             )
     try:
         X_train, X_val, X_test, y_train, y_val, y_test = _split(X, y, task, config)
@@ -355,11 +392,21 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
     if check:
         check_against_data(config, len(X_train), n_classes)
     return Splits(
-        X_train=X_train, X_val=X_val, X_test=X_test,
-        y_train=y_train, y_val=y_val, y_test=y_test,
-        preprocessor=pre, Xt_train=Xt_train, Xt_val=Xt_val, Xt_test=Xt_test,
-        task=task, n_classes=n_classes, classes=classes,
+        X_train=X_train,
+        X_val=X_val,
+        X_test=X_test,
+        y_train=y_train,
+        y_val=y_val,
+        y_test=y_test,
+        preprocessor=pre,
+        Xt_train=Xt_train,
+        Xt_val=Xt_val,
+        Xt_test=Xt_test,
+        task=task,
+        n_classes=n_classes,
+        classes=classes,
         feature_names=tuple(str(n) for n in pre.get_feature_names_out()),
-        target_name=str(y_raw.name), fingerprint=fingerprint(X_train, y_train),
+        target_name=str(y_raw.name),
+        fingerprint=fingerprint(X_train, y_train),
         columns=tuple(str(c) for c in X.columns),
     )

@@ -1,7 +1,7 @@
 """Reading a study's data file: its columns, its delimiter, missing-value tokens, and the task
 its target column implies when the study file names none.
 
-:mod:`tuner.study.config` uses :func:`infer_task` while it validates a study file, and
+:mod:`tuner.study.sections` uses :func:`infer_task` while it validates a study file, and
 :mod:`tuner.data.loading` reads the whole file with :func:`read_file`; this module imports neither.
 """
 
@@ -11,12 +11,15 @@ import csv
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from tuner.errors import DataError
 
+#: What a study learns: class labels or numbers.
+Task = Literal["classification", "regression"]
 #: The file types a data source may have.
 DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 #: Delimiters a text file may use, tried by csv.Sniffer on its first bytes (comma when unsure).
@@ -80,7 +83,9 @@ def column_names(path: Path) -> list[str]:
     schema); DataError with one line if it cannot be read or names a column twice."""
     suffix = path.suffix.lower()
     if suffix not in DATA_SUFFIXES:
-        raise DataError(f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)")
+        raise DataError(
+            f"{path}: unsupported file extension {path.suffix!r} (allowed: .csv, .tsv, .parquet)"
+        )
     try:
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
@@ -110,11 +115,12 @@ def _refuse_duplicates(path: Path, names: list[str]) -> None:
     twice = [f"{name!r} ({n} times)" for name, n in counts.items() if n > 1]
     if twice:
         raise DataError(
-            f"{path}: duplicate column name(s) {', '.join(twice)}: give each column its own name in the header"
+            f"{path}: duplicate column name(s) {', '.join(twice)}: "
+            "give each column its own name in the header"
         )
 
 
-def infer_task(source: str, target: str | None, na_values: list[str]) -> str:
+def infer_task(source: str, target: str | None, na_values: list[str]) -> Task:
     """The task of a file source whose study file gives none, from its target column as
     scikit-learn's ``type_of_target`` reads it: text, true/false or categories are classes;
     numbers with fractions are a regression; whole numbers are classes when at most
@@ -126,18 +132,20 @@ def infer_task(source: str, target: str | None, na_values: list[str]) -> str:
     check_target(source, column_names(path), target)  # before reading that one column
     y = mark_missing(read_file(path, columns=[target]), na_values)[target]
     if y.notna().sum() == 0:
-        raise DataError(f"{source}: target column {target!r} has no values (all {len(y)} rows are missing)")
+        raise DataError(
+            f"{source}: target column {target!r} has no values (all {len(y)} rows are missing)"
+        )
     y = y.dropna()
     task, why = _task_of(y)
     other = "regression" if task == "classification" else "classification"
     warn(
         f"{source}: no data.task given: the target {target!r} holds {why}, so the task is {task} "
-        f"(set [data] task = \"{other}\" to change it)"
+        f'(set [data] task = "{other}" to change it)'
     )
     return task
 
 
-def _task_of(y: pd.Series) -> tuple[str, str]:
+def _task_of(y: pd.Series) -> tuple[Task, str]:
     """(task, what the values are) of a target's non-missing values."""
     dtype = y.dtype
     if pd.api.types.is_bool_dtype(dtype):
@@ -173,14 +181,20 @@ def _has_decimal_commas(frame: pd.DataFrame) -> bool:
     """Whether a text column holds only numbers written with a decimal comma."""
     for name in frame.columns:
         values = text_values(frame[name])
-        if values is not None and len(values) and values.str.fullmatch(NUMBER_WITH_DECIMAL_COMMA).all():
+        if (
+            values is not None
+            and len(values)
+            and values.str.fullmatch(NUMBER_WITH_DECIMAL_COMMA).all()
+        ):
             return True
     return False
 
 
 def text_values(series: pd.Series) -> pd.Series | None:
     """The non-missing values of a text column, stripped; None for other columns."""
-    if not (pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)):
+    if not (
+        pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
+    ):
         return None
     return series.dropna().astype(str).str.strip()
 
@@ -197,7 +211,11 @@ def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
         series = frame[name]
         if text_values(series) is not None:
             frame[name] = series.mask(series.astype("string").str.strip().isin(texts))
-        elif numbers and pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        elif (
+            numbers
+            and pd.api.types.is_numeric_dtype(series.dtype)
+            and not pd.api.types.is_bool_dtype(series.dtype)
+        ):
             hit = series.isin(numbers)
             if hit.any():
                 frame[name] = series.astype("float64").mask(hit)

@@ -15,7 +15,7 @@ exists on ``RDBStorage`` with the parameters it is overridden with, the trial ca
 it, and the helpers and table columns used here exist; otherwise :class:`InternalsChanged`
 names what moved. :func:`mlflow_engine` checks the same of MLflow's client when it is called
 (importing MLflow here would slow every command). Nothing outside this module uses a private
-name of either library (``tests/tuner/test_internals.py`` greps for them).
+name of either library (:mod:`tests.tuner.test_internals` greps for them).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.storages import RDBStorage
 
-from tuner.storage.budget import BudgetGuard, free_untrained
 from tuner.errors import TunerError
-from tuner.storage.locks import advisory_lock, file_lock
 from tuner.search.constraints import UNTRAINED_ATTR
+from tuner.storage.budget import BudgetGuard, free_untrained
+from tuner.storage.locks import advisory_lock, file_lock
 from tuner.storage.retries import RETRY_HISTORY, RETRY_OF, RUN_ID_ATTR, last_retried
 
 
@@ -47,7 +47,12 @@ class InternalsChanged(TunerError):
 OVERRIDDEN = {
     "_create_new_trial": ("self", "study_id", "template_trial"),
     "_set_trial_param": (
-        "self", "trial_id", "param_name", "param_value_internal", "distribution", "previous_distribution",
+        "self",
+        "trial_id",
+        "param_name",
+        "param_value_internal",
+        "distribution",
+        "previous_distribution",
     ),
     "_get_trials": ("self", "study_id", "states", "included_trial_ids", "trial_id_greater_than"),
 }
@@ -57,7 +62,11 @@ TABLE_COLUMNS = {
     "TrialModel": ("trial_id", "study_id", "number", "state", "find_or_raise_by_id"),
     "TrialParamModel": ("trial_id", "param_name", "param_value", "distribution_json"),
     "TrialIntermediateValueModel": (
-        "trial_id", "step", "intermediate_value", "intermediate_value_type", "intermediate_value_to_stored_repr",
+        "trial_id",
+        "step",
+        "intermediate_value",
+        "intermediate_value_type",
+        "intermediate_value_to_stored_repr",
     ),
     "TrialUserAttributeModel": ("trial_id", "key", "value_json"),
     "TrialSystemAttributeModel": ("trial_id", "key", "value_json"),
@@ -80,7 +89,7 @@ def check_optuna() -> None:
     import importlib
 
     problems = []
-    called = _names_called(optuna.storages._CachedStorage)  # noqa: SLF001 - what this checks
+    called = _names_called(optuna.storages._CachedStorage)  # a private class: what this checks
     for name, expected in OVERRIDDEN.items():
         method = getattr(RDBStorage, name, None)
         if method is None:
@@ -88,7 +97,9 @@ def check_optuna() -> None:
             continue
         found = tuple(inspect.signature(method).parameters)
         if found != expected:
-            problems.append(f"RDBStorage.{name} takes ({', '.join(found)}), not ({', '.join(expected)})")
+            problems.append(
+                f"RDBStorage.{name} takes ({', '.join(found)}), not ({', '.join(expected)})"
+            )
         if name not in called:
             problems.append(f"Optuna's trial cache no longer calls RDBStorage.{name}")
     try:
@@ -100,13 +111,19 @@ def check_optuna() -> None:
             problems.append("optuna.storages._rdb.storage._create_scoped_session is gone")
         for table, columns in TABLE_COLUMNS.items():
             model = getattr(models, table, None)
-            missing = [c for c in columns if not hasattr(model, c)] if model is not None else ["the table"]
+            missing = (
+                [c for c in columns if not hasattr(model, c)]
+                if model is not None
+                else ["the table"]
+            )
             if missing:
                 problems.append(f"Optuna's {table} lacks {', '.join(missing)}")
     if problems:
         raise InternalsChanged(
-            f"optuna {optuna.__version__} changed internals that tuner/storage/_internals.py relies on: "
-            + "; ".join(problems) + " (install an optuna release this version of the tuner knows, e.g. 5.0)"
+            f"optuna {optuna.__version__} changed internals that tuner/storage/_internals.py "
+            "relies on: "
+            + "; ".join(problems)
+            + " (install an optuna release this version of the tuner knows, e.g. 5.0)"
         )
 
 
@@ -121,13 +138,15 @@ def mlflow_engine(client):
     MLflow keeps it elsewhere now)."""
     import sqlalchemy
 
-    engine = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None)
+    engine = getattr(
+        getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None
+    )
     if not isinstance(engine, sqlalchemy.engine.Engine):
         import mlflow
 
         raise InternalsChanged(
-            f"mlflow {mlflow.__version__} changed internals that tuner/storage/_internals.py relies on: "
-            "MlflowClient._tracking_client.store.engine is no SQLAlchemy engine "
+            f"mlflow {mlflow.__version__} changed internals that tuner/storage/_internals.py "
+            "relies on: MlflowClient._tracking_client.store.engine is no SQLAlchemy engine "
             "(install an mlflow release this version of the tuner knows, e.g. 3.17)"
         )
     return engine
@@ -153,17 +172,17 @@ class _PendingWrites:
 
 
 class TunerRDBStorage(RDBStorage):
-    """Optuna's RDB storage with three changes for tuning many short trials:
+    """Optuna's RDB storage with three changes for tuning many short trials.
 
     - a new trial is created only while the study's budget is not taken (see
-      :mod:`tuner.storage.budget`); queued trials (enqueued, retries) pass through. Optuna's trial cache
-      calls the private ``_create_new_trial``, so that is the method overridden;
+      :mod:`tuner.storage.budget`); queued trials (enqueued, retries) pass through. Optuna's trial
+      cache calls the private ``_create_new_trial``, so that is the method overridden;
     - a running trial's ``trial.report`` values and user attributes (but the links of
-      :data:`UNBUFFERED_ATTRS`) are written in one
-      transaction per trial and second instead of one per call (a commit each, which on SQLite
-      costs a short trial a good part of its time). They are written before the trial's state changes and
-      before any read through this storage, so the trial's own process always sees them; other
-      workers see them up to a second late, which no pruner here depends on (median and
+      :data:`UNBUFFERED_ATTRS`) are written in one transaction per trial and second instead of
+      one per call (a commit each, which on SQLite costs a short trial a good part of its time).
+      They are written before the trial's state changes and before any read through this
+      storage, so the trial's own process always sees them; other workers see them up to a
+      second late, which no pruner here depends on (median and
       percentile pruners compare with completed trials, successive halving with its rung
       attributes, which are system attributes and written at once);
     - its parameters, likewise, are written together with its first report (so other workers'
@@ -193,14 +212,20 @@ class TunerRDBStorage(RDBStorage):
             self.flush_pending(trial_id)
 
     # Optuna's trial cache calls this with the distribution it knows for the name.
-    def _set_trial_param(self, trial_id, param_name, param_value_internal, distribution, previous_distribution):
+    def _set_trial_param(
+        self, trial_id, param_name, param_value_internal, distribution, previous_distribution
+    ):
         if previous_distribution is None:
-            return super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, None)
+            return super()._set_trial_param(
+                trial_id, param_name, param_value_internal, distribution, None
+            )
         optuna.distributions.check_distribution_compatibility(previous_distribution, distribution)
         entry = (param_value_internal, distribution, previous_distribution)
         self._buffer(trial_id, lambda p: p.params.__setitem__(param_name, entry))
 
-    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
         self._buffer(trial_id, lambda p: p.reports.__setitem__(step, intermediate_value))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
@@ -239,29 +264,55 @@ class TunerRDBStorage(RDBStorage):
         from optuna.distributions import distribution_to_json
 
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        self.check_trial_is_updatable(trial_id, trial.state)
+        # Optuna's models declare untyped Columns; on a loaded row ``state`` is a TrialState.
+        self.check_trial_is_updatable(trial_id, cast(optuna.trial.TrialState, trial.state))
         for name, (value, distribution, _) in writes.params.items():
-            session.add(models.TrialParamModel(
-                trial_id=trial_id, param_name=name, param_value=value,
-                distribution_json=distribution_to_json(distribution),
-            ))
+            session.add(
+                models.TrialParamModel(
+                    trial_id=trial_id,
+                    param_name=name,
+                    param_value=value,
+                    distribution_json=distribution_to_json(distribution),
+                )
+            )
         Row = models.TrialIntermediateValueModel
-        _upsert(session, Row, trial_id, "step", writes.reports, lambda value: dict(
-            zip(("intermediate_value", "intermediate_value_type"), Row.intermediate_value_to_stored_repr(value))
-        ))
-        _upsert(session, models.TrialUserAttributeModel, trial_id, "key", writes.user_attrs,
-                lambda value: {"value_json": json.dumps(value)})
+        _upsert(
+            session,
+            Row,
+            trial_id,
+            "step",
+            writes.reports,
+            lambda value: dict(
+                zip(
+                    ("intermediate_value", "intermediate_value_type"),
+                    Row.intermediate_value_to_stored_repr(value),
+                    strict=True,
+                )
+            ),
+        )
+        _upsert(
+            session,
+            models.TrialUserAttributeModel,
+            trial_id,
+            "key",
+            writes.user_attrs,
+            lambda value: {"value_json": json.dumps(value)},
+        )
 
     # Optuna's trial cache calls the private ``_create_new_trial`` directly; the public method
     # goes through it too.
     def _create_new_trial(self, study_id, template_trial=None):
         if self.budget is None or template_trial is not None:
             return super()._create_new_trial(study_id, template_trial)
-        return self.budget.create(study_id, lambda: super(TunerRDBStorage, self)._create_new_trial(study_id))
+        return self.budget.create(
+            study_id, lambda: super(TunerRDBStorage, self)._create_new_trial(study_id)
+        )
 
     def taken_slots(self, study_id: int) -> int:
-        """:func:`tuner.storage.budget.taken_slots` of the study, counted in the database (instead of
-        loading every trial with its attributes)."""
+        """:func:`tuner.storage.budget.taken_slots` of the study, counted in the database.
+
+        Counting there spares loading every trial with its attributes.
+        """
         import sqlalchemy
 
         Trial, Attr = models.TrialModel, models.TrialSystemAttributeModel
@@ -277,12 +328,18 @@ class TunerRDBStorage(RDBStorage):
                 .join(Trial, Trial.trial_id == Attr.trial_id)
                 .filter(Trial.study_id == study_id, Attr.key == RETRY_HISTORY)
             )
-            retried = {n for (value,) in histories if (n := last_retried(json.loads(value))) is not None}
+            retried = {
+                n for (value,) in histories if (n := last_retried(json.loads(value))) is not None
+            }
             retried_failures = 0
             if retried:
                 retried_failures = (
                     session.query(sqlalchemy.func.count(Trial.trial_id))
-                    .filter(Trial.study_id == study_id, Trial.state == State.FAIL, Trial.number.in_(retried))
+                    .filter(
+                        Trial.study_id == study_id,
+                        Trial.state == State.FAIL,
+                        Trial.number.in_(retried),
+                    )
                     .scalar()
                 )
             # Trials pruned before training: their user attribute UNTRAINED_ATTR is true. Only a
@@ -293,8 +350,12 @@ class TunerRDBStorage(RDBStorage):
                 untrained = (
                     session.query(sqlalchemy.func.count(Trial.trial_id))
                     .join(User, User.trial_id == Trial.trial_id)
-                    .filter(Trial.study_id == study_id, Trial.state == State.PRUNED,
-                            User.key == UNTRAINED_ATTR, User.value_json == json.dumps(True))
+                    .filter(
+                        Trial.study_id == study_id,
+                        Trial.state == State.PRUNED,
+                        User.key == UNTRAINED_ATTR,
+                        User.value_json == json.dumps(True),
+                    )
                     .scalar()
                 )
         n_trials = self.budget.n_trials if self.budget is not None else None
@@ -305,14 +366,20 @@ class TunerRDBStorage(RDBStorage):
         constraints, which prunes no trial before training) spares the count of such trials at
         every trial creation."""
         self.count_untrained = constrained
+        self.budget = BudgetGuard(n_trials, self._budget_lock, self.taken_slots)
+
+    def _budget_lock(self, study_id: int) -> contextlib.AbstractContextManager[None]:
+        """The lock that serialises trial creation across processes.
+
+        A PostgreSQL advisory lock per study, or one lock file beside an SQLite file; other
+        databases have no cross-process guard (documented).
+        """
         if self.url.startswith("postgresql"):
-            lock = lambda study_id: advisory_lock(self.engine, f"tuner-budget-{study_id}")  # noqa: E731
-        elif self.url.startswith("sqlite:///") and ":memory:" not in self.url:
-            path = self.url[len("sqlite:///"):].split("?", 1)[0]
-            lock = lambda study_id: file_lock(f"{path}.budget-lock")  # noqa: E731
-        else:  # other databases: no cross-process guard (documented)
-            lock = lambda study_id: contextlib.nullcontext()  # noqa: E731
-        self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
+            return advisory_lock(self.engine, f"tuner-budget-{study_id}")
+        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            path = self.url[len("sqlite:///") :].split("?", 1)[0]
+            return file_lock(f"{path}.budget-lock")
+        return contextlib.nullcontext()
 
 
 def _upsert(session, model, trial_id: int, key: str, items: dict, columns) -> None:
@@ -323,7 +390,9 @@ def _upsert(session, model, trial_id: int, key: str, items: dict, columns) -> No
     key_column = getattr(model, key)
     existing = {
         getattr(row, key): row
-        for row in session.query(model).filter(model.trial_id == trial_id, key_column.in_(list(items)))
+        for row in session.query(model).filter(
+            model.trial_id == trial_id, key_column.in_(list(items))
+        )
     }
     for item, value in items.items():
         fields = columns(value)

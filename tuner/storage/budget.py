@@ -9,11 +9,16 @@ that count, plus those running or queued, reach the budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TypeVar
+
 import optuna
 
 from tuner.storage.retries import retry_links
 
 TrialState = optuna.trial.TrialState
+T = TypeVar("T")
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -30,12 +35,12 @@ UNTRAINED_FREE_PER_TRIAL = 4
 def counted_trials(
     trials: list[optuna.trial.FrozenTrial], n_trials: int | None = None
 ) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count against the budget: every trial that ran to an end, except
+    """The trials that count against the budget: every trial that ran to an end, except these.
 
     - failed trials that were retried (their retry counts instead, so none is counted twice);
     - trials of a constrained study pruned before training, their untrained network over a bound
-      (tuner/search/objective.py): they trained nothing and cost a measurement, so that ``n_trials``
-      counts the trials that train. The first :data:`UNTRAINED_FREE_PER_TRIAL` times
+      (:mod:`tuner.search.objective`): they trained nothing and cost a measurement, so that
+      ``n_trials`` counts the trials that train. The first :data:`UNTRAINED_FREE_PER_TRIAL` times
       ``n_trials`` of them are free; those beyond count, so a study whose space holds few or no
       feasible networks still ends. Without ``n_trials`` (a count shown, not a budget), all are
       free.
@@ -44,7 +49,8 @@ def counted_trials(
 
     retried = retry_links(trials)
     ended = [
-        t for t in trials
+        t
+        for t in trials
         if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
     ]
     untrained = [t.number for t in ended if pruned_untrained(t)]
@@ -70,18 +76,26 @@ class BudgetGuard:
     """Holds a study's budget, the lock that serialises trial creation across processes, and
     ``count(study_id)``, which returns the study's :func:`taken_slots`."""
 
-    def __init__(self, n_trials: int, lock, count) -> None:
+    def __init__(
+        self,
+        n_trials: int,
+        lock: Callable[[int], AbstractContextManager[None]],
+        count: Callable[[int], int],
+    ) -> None:
         self.n_trials = n_trials
         self._lock = lock
         self._count = count
 
-    def held(self, study_id: int):
-        """The lock alone, for a block that must run in one process at a time across workers
-        (a new study's warm start enqueues its trials once, tuner/search/warm_start.py). Not reentrant:
-        the block must not create a trial through the guard (enqueued trials pass through)."""
+    def held(self, study_id: int) -> AbstractContextManager[None]:
+        """The lock alone, for a block that must run in one process at a time across workers.
+
+        A new study's warm start enqueues its trials once (:mod:`tuner.search.warm_start`). Not
+        reentrant: the block must not create a trial through the guard (enqueued trials pass
+        through).
+        """
         return self._lock(study_id)
 
-    def create(self, study_id: int, create) -> int:
+    def create(self, study_id: int, create: Callable[[], T]) -> T:
         """Run ``create()`` (which makes one new trial) only while budget is left."""
         with self._lock(study_id):
             if self._count(study_id) >= self.n_trials:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
 
-from tuner.storage.locks import file_lock
 from tuner.errors import TunerError
+from tuner.storage.locks import file_lock
 from tuner.urls import redact_url
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ def sqlite_file(url: str) -> Path | None:
     """The file of a ``sqlite:///`` URL; None for an in-memory database or another URL."""
     if not url.startswith("sqlite:///") or ":memory:" in url:
         return None
-    return Path(unquote(url[len("sqlite:///"):].split("?", 1)[0]))
+    return Path(unquote(url[len("sqlite:///") :].split("?", 1)[0]))
 
 
 @contextlib.contextmanager
@@ -55,7 +55,9 @@ def creation_lock(url: str) -> Iterator[bool]:
     then sees the finished tables. Nothing for other stores, or where the lock file cannot be
     made (a read-only folder, which no process can create a store in anyway).
 
-    Yields whether this process holds the lock to create the store (the file is missing or empty)."""
+    Yields whether this process holds the lock to create the store (the file is missing or
+    empty).
+    """
     path = sqlite_file(url)
     with contextlib.ExitStack() as stack:
         creating = False
@@ -94,7 +96,9 @@ def schema_race(exc: BaseException) -> bool:
     )
 
 
-def open_racing(open_store: Callable[[], T], url: str, create: Callable[[str], None] | None = None) -> T:
+def open_racing(
+    open_store: Callable[[], T], url: str, create: Callable[[str], None] | None = None
+) -> T:
     """``open_store()`` under :func:`creation_lock`, retried when it lost a creation race. A new
     SQLite store is first built aside by ``create`` (:func:`create_aside`), when given."""
     with creation_lock(url) as creating:
@@ -121,7 +125,9 @@ def check_database(url: str, what: str) -> None:
 
     connect_args = {"connect_timeout": CONNECT_TIMEOUT} if scheme in ("postgresql", "mysql") else {}
     try:
-        engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(
+            url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool
+        )
         try:
             with engine.connect():
                 pass
@@ -130,4 +136,6 @@ def check_database(url: str, what: str) -> None:
     except Exception as exc:
         text = str(getattr(exc, "orig", None) or exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
-        raise TunerError(f"{what} {redact_url(url)} cannot be opened: {redact_url(first)}") from None
+        raise TunerError(
+            f"{what} {redact_url(url)} cannot be opened: {redact_url(first)}"
+        ) from None

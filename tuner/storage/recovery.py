@@ -39,7 +39,7 @@ TAG_CLOSED = "tuner.closed_because"
 def requeue_interrupted(study: optuna.Study, numbers: list[int]) -> list[int]:
     """Queue again, with the same parameters, the trials ``numbers`` that this process's
     interrupt failed (each with the ``retry_history`` of a heartbeat retry, so that the failed
-    trial no longer counts against the budget); returns the numbers queued. Only the process
+    trial does not count against the budget); returns the numbers queued. Only the process
     that ran a trial queues it, so two interrupted workers never queue one trial twice."""
     if not numbers:
         return []
@@ -60,7 +60,8 @@ def dead_worker_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     their heartbeat went stale. (A trial's own process stores its summary, the ``history``
     user attribute, before Optuna changes its state; an interrupted one is marked instead.)"""
     return [
-        t for t in study.get_trials(deepcopy=False, states=(State.FAIL,))
+        t
+        for t in study.get_trials(deepcopy=False, states=(State.FAIL,))
         if "history" not in t.user_attrs and not t.user_attrs.get(INTERRUPTED)
     ]
 
@@ -76,18 +77,29 @@ def _pid_alive(pid: int) -> bool:
 
 
 def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> list[str]:
-    """Close the MLflow runs that dead processes left RUNNING in the study's experiment; return
-    their ids. ``closer`` says who closes them (for the tag), e.g. ``"tuner sync"``.
+    """Close the MLflow runs that dead processes left RUNNING in the study's experiment.
 
+    Returns their ids. ``closer`` says who closes them (for the tag), e.g. ``"tuner sync"``.
     A trial run is closed FAILED when its trial is one of :func:`dead_worker_trials`. A parent
-    run is closed KILLED when its process is gone: on this host, when its process id is no
-    longer alive; on another host, when it ran trials in its own process (``tuner worker``, or
+    run is closed KILLED when its process is gone: on this host, when its process id is not
+    alive; on another host, when it ran trials in its own process (``tuner worker``, or
     ``tuner run`` without ``--jobs``) and one of them is a dead worker's trial. The current
-    process's own runs are never closed."""
-    from tuner.tracking import TAG_HOST, TAG_PARENT, TAG_PID, TAG_REASON, TAG_ROLE, TAG_STATE, TAG_STUDY
+    process's own runs are never closed.
+    """
+    closed, dead_parents = _close_dead_trial_runs(study, tracker, closer)
+    return closed + _close_dead_parent_runs(study, tracker, closer, dead_parents)
 
-    client = tracker.client
-    host, closed = socket.gethostname(), []
+
+def _close_dead_trial_runs(
+    study: optuna.Study, tracker: StudyTracker, closer: str
+) -> tuple[list[str], set[str]]:
+    """Close the RUNNING runs of :func:`dead_worker_trials` FAILED.
+
+    Returns the runs closed and the parent runs of every dead worker's trial run.
+    """
+    from tuner.tracking import TAG_PARENT, TAG_REASON, TAG_STATE
+
+    client, closed = tracker.client, []
     grace = heartbeat_settings()[1]
     dead_parents: set[str] = set()
     for trial in dead_worker_trials(study):
@@ -99,15 +111,36 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
             dead_parents.add(run.data.tags[TAG_PARENT])
         if run.info.status != "RUNNING":
             continue
-        why = f"its worker stopped sending heartbeats (for over {grace} s): killed or lost; closed by {closer}"
-        for key, value in ((TAG_STATE, "FAIL"), (TAG_REASON, "worker lost (no heartbeat)"), (TAG_CLOSED, why)):
+        why = (
+            f"its worker stopped sending heartbeats (for over {grace} s): killed or lost; "
+            f"closed by {closer}"
+        )
+        for key, value in (
+            (TAG_STATE, "FAIL"),
+            (TAG_REASON, "worker lost (no heartbeat)"),
+            (TAG_CLOSED, why),
+        ):
             client.set_tag(run_id, key, value)
         client.set_terminated(run_id, status="FAILED")
         closed.append(run_id)
+    return closed, dead_parents
+
+
+def _close_dead_parent_runs(
+    study: optuna.Study, tracker: StudyTracker, closer: str, dead_parents: set[str]
+) -> list[str]:
+    """Close KILLED the study's RUNNING parent runs whose process is gone; returns their ids."""
+    from tuner.tracking import TAG_HOST, TAG_PID, TAG_ROLE, TAG_STUDY
+
+    client, closed = tracker.client, []
+    host = socket.gethostname()
     quoted = study.study_name.replace("'", "\\'")
     parents = client.search_runs(
         [tracker.experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = 'parent' AND tags.`{TAG_STUDY}` = '{quoted}' AND attributes.status = 'RUNNING'",
+        filter_string=(
+            f"tags.`{TAG_ROLE}` = 'parent' AND tags.`{TAG_STUDY}` = '{quoted}' "
+            "AND attributes.status = 'RUNNING'"
+        ),
         max_results=1000,
     )
     for run in parents:
@@ -121,12 +154,18 @@ def close_dead_runs(study: optuna.Study, tracker: StudyTracker, closer: str) -> 
         if tags.get(TAG_HOST) == host:
             if pid == os.getpid() or _pid_alive(pid):
                 continue
-            why = f"its process {pid} on {host} ended without closing it (killed?); closed by {closer}"
+            why = (
+                f"its process {pid} on {host} ended without closing it (killed?); "
+                f"closed by {closer}"
+            )
         else:
             own_trials = params.get("role") == "worker" or params.get("jobs", "1") == "1"
             if not (own_trials and run.info.run_id in dead_parents):
                 continue
-            why = f"its process {pid} on {tags.get(TAG_HOST)} lost a trial's heartbeat (killed or lost); closed by {closer}"
+            why = (
+                f"its process {pid} on {tags.get(TAG_HOST)} lost a trial's heartbeat "
+                f"(killed or lost); closed by {closer}"
+            )
         client.set_tag(run.info.run_id, TAG_CLOSED, why)
         client.set_terminated(run.info.run_id, status="KILLED")
         closed.append(run.info.run_id)
@@ -142,8 +181,12 @@ def recover(study: optuna.Study, tracker: StudyTracker | None, closer: str) -> l
         return []
     try:
         return close_dead_runs(study, tracker, closer)
-    except Exception as exc:  # noqa: BLE001 - tracking never stops tuning; `tuner sync` retries
+    except Exception as exc:  # tracking never stops tuning; `tuner sync` retries
         from tuner.tracking import TrackingWarning
 
-        warnings.warn(f"could not close the MLflow runs of dead processes: {exc}", TrackingWarning, stacklevel=2)
+        warnings.warn(
+            f"could not close the MLflow runs of dead processes: {exc}",
+            TrackingWarning,
+            stacklevel=2,
+        )
         return []

@@ -43,7 +43,10 @@ def retry_links(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
 
 
 def queue_retry(
-    study: optuna.Study, failed: optuna.trial.FrozenTrial, *, drop_user_attrs: tuple[str, ...] = (),
+    study: optuna.Study,
+    failed: optuna.trial.FrozenTrial,
+    *,
+    drop_user_attrs: tuple[str, ...] = (),
     inherit_system_attrs: bool = False,
 ) -> None:
     """Queue a WAITING retry of the finished trial ``failed`` (see the module docstring):
@@ -51,15 +54,20 @@ def queue_retry(
     trial's system attributes too (a sampler's bookkeeping), as Optuna's retry callback does."""
     history = list(failed.system_attrs.get(RETRY_HISTORY, [])) + [failed.number]
     system_attrs = dict(failed.system_attrs) if inherit_system_attrs else {}
-    system_attrs |= {"failed_trial": failed.system_attrs.get("failed_trial", failed.number), RETRY_HISTORY: history}
+    system_attrs |= {
+        "failed_trial": failed.system_attrs.get("failed_trial", failed.number),
+        RETRY_HISTORY: history,
+    }
     user_attrs = {k: v for k, v in failed.user_attrs.items() if k not in drop_user_attrs}
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.WAITING,
-        params=failed.params,
-        distributions=failed.distributions,
-        user_attrs=user_attrs | {RETRY_OF: failed.number},
-        system_attrs=system_attrs,
-    ))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
+            user_attrs=user_attrs | {RETRY_OF: failed.number},
+            system_attrs=system_attrs,
+        )
+    )
 
 
 class RetryStaleTrial:

@@ -16,9 +16,11 @@ def _wal_normal(dbapi_connection, _record) -> None:
 
 
 def use_wal(engine: sqlalchemy.engine.Engine) -> None:
-    """Write-ahead logging with ``synchronous=NORMAL`` on every connection of ``engine``: a
-    commit no longer waits for an fsync, and several local processes (workers, ``mlflow ui``)
-    still share the file safely; WAL is SQLite's mode for that. Idempotent."""
+    """Write-ahead logging with ``synchronous=NORMAL`` on every connection of ``engine``.
+
+    A commit does not wait for an fsync, and several local processes (workers, ``mlflow ui``)
+    still share the file safely; WAL is SQLite's mode for that. Idempotent.
+    """
     import sqlalchemy
 
     if not sqlalchemy.event.contains(engine, "connect", _wal_normal):

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import optuna
 
-from tuner.storage.budget import BudgetGuard, taken_slots
 from tuner.errors import TunerError
 from tuner.storage._internals import TunerRDBStorage
+from tuner.storage.budget import BudgetGuard, taken_slots
+from tuner.storage.creation import open_racing, sqlite_file
 from tuner.storage.locks import file_lock
 from tuner.storage.retries import RetryStaleTrial
 from tuner.storage.sqlite import use_wal
-from tuner.storage.creation import open_racing, sqlite_file
 from tuner.urls import redact_url
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -57,7 +58,9 @@ def heartbeat_settings() -> tuple[int, int]:
     interval = read(HEARTBEAT_INTERVAL_ENV, HEARTBEAT_INTERVAL)
     grace = read(GRACE_PERIOD_ENV, max(GRACE_PERIOD, 2 * interval))
     if grace <= interval:
-        raise TunerError(f"${GRACE_PERIOD_ENV} ({grace}) must be longer than the heartbeat interval ({interval})")
+        raise TunerError(
+            f"${GRACE_PERIOD_ENV} ({grace}) must be longer than the heartbeat interval ({interval})"
+        )
     return interval, grace
 
 
@@ -82,18 +85,23 @@ class TunerJournalStorage(optuna.storages.JournalStorage):
     def create_new_trial(self, study_id, template_trial=None):
         if self.budget is None or template_trial is not None:
             return super().create_new_trial(study_id, template_trial)
-        return self.budget.create(study_id, lambda: super(TunerJournalStorage, self).create_new_trial(study_id))
+        return self.budget.create(
+            study_id, lambda: super(TunerJournalStorage, self).create_new_trial(study_id)
+        )
 
     def taken_slots(self, study_id: int) -> int:
-        """:func:`tuner.storage.budget.taken_slots` of the study (the journal is replayed in memory)."""
+        """:func:`tuner.storage.budget.taken_slots` of the study (from the journal in memory)."""
         n_trials = self.budget.n_trials if self.budget is not None else None
         return taken_slots(self.get_all_trials(study_id, deepcopy=False), n_trials)
 
     def set_budget(self, n_trials: int, *, constrained: bool = True) -> None:
         """Guard the study's budget (``constrained`` changes nothing here: the journal's trials
         are counted in memory, trials pruned before training among them)."""
-        lock = lambda study_id: file_lock(f"{self._path}.budget-lock")  # noqa: E731
-        self.budget = BudgetGuard(n_trials, lock, self.taken_slots)
+        self.budget = BudgetGuard(n_trials, self._budget_lock, self.taken_slots)
+
+    def _budget_lock(self, study_id: int) -> AbstractContextManager[None]:
+        """One lock file beside the journal for every study in it."""
+        return file_lock(f"{self._path}.budget-lock")
 
 
 def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseStorage:
@@ -110,8 +118,8 @@ def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseSt
     path = sqlite_file(url) if read_only else None
     if path is not None and not path.is_file():
         raise TunerError(
-            f"no study storage at {redact_url(url)}: {path} does not exist (nothing has run with it; "
-            "--storage or $TUNER_STORAGE names another)"
+            f"no study storage at {redact_url(url)}: {path} does not exist "
+            "(nothing has run with it; --storage or $TUNER_STORAGE names another)"
         )
     rdb_url = f"sqlite:///file:{path}?mode=ro&uri=true" if path is not None else url
 

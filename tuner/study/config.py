@@ -1,7 +1,8 @@
 """The study file: a TOML document validated by pydantic into a StudyConfig.
 
-The schema, with defaults, is documented at the top of studies/digits.toml. Every problem is reported
-as a ConfigError whose message has one line per problem: "<file>: <key>: <what is wrong and what is allowed>".
+The schema, with defaults, is documented at the top of ``studies/digits.toml``. Every problem is
+reported as a ConfigError whose message has one line per problem:
+"<file>: <key>: <what is wrong and what is allowed>".
 """
 
 from __future__ import annotations
@@ -19,19 +20,31 @@ from pydantic import (
     model_validator,
 )
 
-from tuner.study import metrics
 from tuner.errors import ConfigError
-from tuner.study.space import Choices, Fixed, Range, SpaceConfig, fit_to_data
+from tuner.study import metrics
 from tuner.study.sections import (
-    AUTO_SPLITS, AUTO_SPLITS_MAX_ROWS, BudgetConfig, DataConfig, KeyedError, MAX_FITTED_EPOCHS, ObjectiveConfig, PrunerConfig, ResultConfig, SamplerConfig, StudyName, WarmStartConfig, Section,
+    AUTO_SPLITS,
+    AUTO_SPLITS_MAX_ROWS,
+    MAX_FITTED_EPOCHS,
+    BudgetConfig,
+    DataConfig,
+    KeyedError,
+    ObjectiveConfig,
+    PrunerConfig,
+    ResultConfig,
+    SamplerConfig,
+    Section,
+    StudyName,
+    WarmStartConfig,
 )
+from tuner.study.space import Choices, Fixed, Range, SpaceConfig, fit_to_data
 
 
 class StudyConfig(Section):
     """A whole study file."""
 
     name: StudyName
-    seed: int = Field(0, ge=0, lt=2**32)
+    seed: int = Field(default=0, ge=0, lt=2**32)
     data: DataConfig
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -58,7 +71,7 @@ class StudyConfig(Section):
 
     @property
     def direction(self) -> str:
-        """'maximize' or 'minimize', derived from the metric (the first of a multi-objective study)."""
+        """'maximize' or 'minimize', from the metric (the first of a multi-objective study)."""
         return metrics.direction(self.metric)
 
     @property
@@ -68,8 +81,14 @@ class StudyConfig(Section):
 
     @property
     def directions(self) -> list[str]:
-        """Each objective's direction: a metric's own, a cost's "minimize" (tuner/search/pareto.py)."""
-        return [metrics.direction(name) if name in metrics.METRICS else "minimize" for name in self.objectives]
+        """Each objective's direction: a metric's own, a cost's "minimize".
+
+        See :mod:`tuner.search.pareto`.
+        """
+        return [
+            metrics.direction(name) if name in metrics.METRICS else "minimize"
+            for name in self.objectives
+        ]
 
     @property
     def multi_objective(self) -> bool:
@@ -93,7 +112,8 @@ class StudyConfig(Section):
         if self.objective.metric not in allowed:
             raise KeyedError(
                 "objective.metric",
-                f"{self.objective.metric!r} does not fit a {task} task (allowed: {', '.join(allowed)})",
+                f"{self.objective.metric!r} does not fit a {task} task "
+                f"(allowed: {', '.join(allowed)})",
             )
         return self
 
@@ -112,12 +132,14 @@ class StudyConfig(Section):
             if key in self.result.model_fields_set and value > 1:
                 raise KeyedError(
                     f"result.{key}",
-                    f"{value} with objective.constraints: the final model would average {value} networks, whose "
-                    "latency and size add up past the bounds each trial meets; set it to 1 (the default there)",
+                    f"{value} with objective.constraints: the final model would average {value} "
+                    "networks, whose latency and size add up past the bounds each trial meets; "
+                    "set it to 1 (the default there)",
                 )
         if self.result.ensemble != 1 or self.result.seeds != 1:
             result = self.result.model_copy(update={"ensemble": 1, "seeds": 1})
-            result.model_fields_set.difference_update({"ensemble", "seeds"})  # still defaults for the file
+            # Still defaults as far as the file goes.
+            result.model_fields_set.difference_update({"ensemble", "seeds"})
             object.__setattr__(self, "result", result)
         return self
 
@@ -127,20 +149,25 @@ class StudyConfig(Section):
         none replaces them). An unset ``[pruner] name`` becomes "none"."""
         names = self.objective.metrics or []
         if "metric" in self.objective.model_fields_set:
-            raise KeyedError("objective.metrics", "give either metric or metrics, not both (metrics[0] is the study's metric)")
+            raise KeyedError(
+                "objective.metrics",
+                "give either metric or metrics, not both (metrics[0] is the study's metric)",
+            )
         allowed = metrics.metrics_for_task(task)
         wrong = [n for n in names if n in metrics.METRICS and n not in allowed]
         if wrong:
             raise KeyedError(
-                "objective.metrics", f"{', '.join(map(repr, wrong))} do(es) not fit a {task} task (allowed: {', '.join(allowed)})"
+                "objective.metrics",
+                f"{', '.join(map(repr, wrong))} do(es) not fit a {task} task "
+                f"(allowed: {', '.join(allowed)})",
             )
         if "name" not in self.pruner.model_fields_set:
             self.pruner = PrunerConfig(name="none")
         elif self.pruner.name != "none":
             raise KeyedError(
                 "pruner.name",
-                f"{self.pruner.name!r}: Optuna's pruners do not support a multi-objective study (objective.metrics); "
-                "use \"none\" or leave [pruner] out",
+                f"{self.pruner.name!r}: Optuna's pruners do not support a multi-objective study "
+                '(objective.metrics); use "none" or leave [pruner] out',
             )
         self.objective.metric = names[0]
         self.objective.model_fields_set.discard("metric")  # still given by metrics alone
@@ -149,7 +176,9 @@ class StudyConfig(Section):
     def _check_warm_start(self) -> StudyConfig:
         if self.warm_start is not None and self.sampler.name == "grid":
             raise KeyedError(
-                "warm_start", "the grid sampler tries every point of its grid anyway: remove [warm_start] or pick another sampler"
+                "warm_start",
+                "the grid sampler tries every point of its grid anyway: remove [warm_start] "
+                "or pick another sampler",
             )
         return self
 
@@ -160,9 +189,11 @@ class StudyConfig(Section):
         seed: int | None = None,
         max_epochs: int | None = None,
     ) -> StudyConfig:
-        """A copy with budget/seed values replaced by the ones given (None keeps the file's value)."""
+        """A copy with the budget/seed values given replaced (None keeps the file's value)."""
         budget = {"n_trials": n_trials, "timeout": timeout, "max_epochs": max_epochs}
-        given = {k: v for k, v in self.budget.model_dump().items() if k in self.budget.model_fields_set}
+        given = {
+            k: v for k, v in self.budget.model_dump().items() if k in self.budget.model_fields_set
+        }
         budget = given | {k: v for k, v in budget.items() if v is not None}
         raw = self.model_dump() | {"budget": budget}
         if self.multi_objective:
@@ -182,22 +213,32 @@ class StudyConfig(Section):
         out: dict[str, Any] = {}
         for key in self.model_fields_set:
             part = getattr(self, key)
-            out[key] = {k: full[key][k] for k in part.model_fields_set} if isinstance(part, BaseModel) else full[key]
+            out[key] = (
+                {k: full[key][k] for k in part.model_fields_set}
+                if isinstance(part, BaseModel)
+                else full[key]
+            )
         return out
 
     def fitted_to_data(self, n_train: int, n_val: int | None = None) -> StudyConfig:
-        """A copy whose default space entries fit a training set of ``n_train`` rows (see
-        :func:`tuner.study.space.fit_to_data`); the study file's own entries are kept. With ``n_val``
-        (the validation rows), ``validation_splits = "auto"`` is resolved to a number too."""
+        """A copy whose default space entries fit a training set of ``n_train`` rows.
+
+        See :func:`tuner.study.space.fit_to_data`; the study file's own entries are kept. With
+        ``n_val`` (the validation rows), ``validation_splits = "auto"`` is resolved to a number too.
+        """
         update: dict[str, Any] = {"space": fit_to_data(self.space, n_train)}
         if n_val is not None and self.objective.validation_splits == "auto":
             splits = AUTO_SPLITS if n_train + n_val < AUTO_SPLITS_MAX_ROWS else 1
             objective = self.objective.model_copy(update={"validation_splits": splits})
-            objective.model_fields_set.discard("validation_splits")  # still "auto" as far as the file goes
+            # Still "auto" as far as the file goes.
+            objective.model_fields_set.discard("validation_splits")
             update["objective"] = objective
         if "max_epochs" not in self.budget.model_fields_set:
-            # Enough optimiser steps on small data: about 2,000 batches of 32 rows, up to 200 epochs.
-            epochs = min(MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train))))
+            # Enough optimiser steps on small data: about 2,000 batches of 32 rows, at most
+            # MAX_FITTED_EPOCHS.
+            epochs = min(
+                MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train)))
+            )
             budget = self.budget.model_copy(update={"max_epochs": epochs})
             budget.model_fields_set.discard("max_epochs")
             update["budget"] = budget
@@ -207,7 +248,12 @@ class StudyConfig(Section):
 
     def flat_settings(self) -> dict[str, str | int | float | bool]:
         """Dotted keys to scalar values (None left out), e.g. for MLflow params."""
-        flat: dict[str, Any] = {"name": self.name, "seed": self.seed, "task": self.task, "direction": self.direction}
+        flat: dict[str, Any] = {
+            "name": self.name,
+            "seed": self.seed,
+            "task": self.task,
+            "direction": self.direction,
+        }
         for section in ("data", "objective", "budget", "result"):
             for key, value in getattr(self, section).model_dump().items():
                 if isinstance(value, list):  # data.drop and the like: text, left out when empty
@@ -237,7 +283,9 @@ def load_config(path: str | Path) -> StudyConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a study file: it is not UTF-8 text (a TOML file is)") from None
+        raise ConfigError(
+            f"{path}: not a study file: it is not UTF-8 text (a TOML file is)"
+        ) from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     except OSError as exc:
@@ -284,7 +332,10 @@ def _describe(err: Any, loc: list[str]) -> str:
     if kind == "literal_error":
         return f"{err['input']!r} is not allowed (allowed: {ctx.get('expected')})"
     if kind == "string_pattern_mismatch":
-        return f"{err['input']!r} must start with a letter or digit and use only letters, digits, '_', '.', '-'"
+        return (
+            f"{err['input']!r} must start with a letter or digit "
+            "and use only letters, digits, '_', '.', '-'"
+        )
     if kind == "model_type" or kind == "dict_type":
         return f"must be a table (got {err['input']!r})"
     msg = err["msg"][0].lower() + err["msg"][1:]
@@ -322,8 +373,8 @@ def check_against_data(config: StudyConfig, n_train: int, n_classes: int | None 
     too_big = [v for v in batch_size_values(config) if v > n_train]
     if too_big:
         raise ConfigError(
-            f"{config.path}: space.batch_size: {', '.join(map(str, too_big))} exceed(s) the training set "
-            f"({n_train} rows); use values from 1 to {n_train}"
+            f"{config.path}: space.batch_size: {', '.join(map(str, too_big))} exceed(s) the "
+            f"training set ({n_train} rows); use values from 1 to {n_train}"
         )
     if config.task == "classification" and n_classes is not None:
         allowed = metrics.metrics_for_task(config.task, n_classes)

@@ -1,21 +1,20 @@
 """What defines a study: the settings that give its trials' values their meaning.
 
-A study's trials are comparable only while the metric, the data and its split, the epoch budget
-and the search space stay the same. The first run of a study stores them (the study user
-attribute :data:`DEFINITION_ATTR`); every later run, worker or resume compares its own and stops
-with one line naming what changed, instead of ranking accuracy against log loss or exporting a
-best trial from another space. What may change between runs: the number of trials, the timeout,
-the sampler, the pruner, the ``[result]`` table (how the final model is made) and the
-``[warm_start]`` table: like the sampler, it only decides which trials run first (it is applied
-once, when the study is created, tuner/search/warm_start.py), and every trial is still trained and
-scored by the settings above.
+A study's trials are comparable only while the metric, the data and its split, the epoch budget and
+the search space stay the same. The first run of a study stores them (the study user attribute
+:data:`DEFINITION_ATTR`); every later run, worker or resume compares its own and stops with one line
+naming what changed, instead of ranking accuracy against log loss or exporting a best trial from
+another space. What may change between runs: the number of trials, the timeout, the sampler, the
+pruner, the ``[result]`` table (how the final model is made) and the ``[warm_start]`` table: like
+the sampler, it only decides which trials run first (it is applied once, when the study is created,
+:mod:`tuner.search.warm_start`), and every trial is still trained and scored by the settings above.
 
-The ``[objective] constraints`` define the study too. Each trial stores the values Optuna judges
-it by (``cost - bound``, tuner/search/constraints.py), computed with the bounds of the run that trained
-it: with other bounds on resume, ``study.best_trial``, the final model's members and the sampler
-would judge old trials by the old bounds and new ones by the new, one study with two meanings of
-"feasible". Other bounds on finished trials are what ``tuner export --where`` is for: it reads
-the trials' stored costs, not their constraint values.
+The ``[objective] constraints`` define the study too. Each trial stores the values Optuna judges it
+by (``cost - bound``, :mod:`tuner.search.constraints`), computed with the bounds of the run that
+trained it: with other bounds on resume, ``study.best_trial``, the final model's members and the
+sampler would judge old trials by the old bounds and new ones by the new, one study with two
+meanings of "feasible". Other bounds on finished trials are what ``tuner export --where`` is for: it
+reads the trials' stored costs, not their constraint values.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from typing import Any
 
 import optuna
 
-from tuner.study.config import StudyConfig
 from tuner.data.loading import Splits
 from tuner.errors import TunerError
+from tuner.study.config import StudyConfig
 
 DEFINITION_ATTR = "definition"
 #: Settings added to the definition after studies were stored without them, and the value a study
@@ -46,7 +45,7 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
         "objective.metric": config.metric,
         "objective.validation_splits": config.objective.validation_splits,
         "objective.constraints": dict(config.objective.constraints),
-        # A multi-objective study's objectives (None: one metric); tuner/search/pareto.py.
+        # A multi-objective study's objectives (None: one metric); :mod:`tuner.search.pareto`.
         "objective.metrics": config.objective.metrics,
         "direction": config.direction,
         "data.source": data.source,
@@ -86,7 +85,11 @@ def check_definition(study: optuna.Study, definition: dict[str, Any], path: str)
     stored = study.user_attrs.get(DEFINITION_ATTR)
     if stored is None:
         old_metric = study.user_attrs.get("metric")
-        if old_metric is not None and old_metric != definition["objective.metric"] and study.get_trials(deepcopy=False):
+        if (
+            old_metric is not None
+            and old_metric != definition["objective.metric"]
+            and study.get_trials(deepcopy=False)
+        ):
             stored = {"objective.metric": old_metric}
         else:
             study.set_user_attr(DEFINITION_ATTR, definition)
@@ -95,12 +98,15 @@ def check_definition(study: optuna.Study, definition: dict[str, Any], path: str)
     changed = [key for key in stored if key in definition and stored[key] != definition[key]]
     if not changed:
         return
-    shown = "; ".join(f"{key} was {_short(stored[key])}, now {_short(definition[key])}" for key in changed)
+    shown = "; ".join(
+        f"{key} was {_short(stored[key])}, now {_short(definition[key])}" for key in changed
+    )
     raise DefinitionChanged(
-        f"{path}: study {study.study_name!r} already exists in this storage with other settings ({shown}); "
-        "its trials would not be comparable: give the study a new name (or another --storage), or restore "
-        "the settings it was created with",
-        shown, only_failed(study),
+        f"{path}: study {study.study_name!r} already exists in this storage with other settings "
+        f"({shown}); its trials would not be comparable: give the study a new name (or another "
+        "--storage), or restore the settings it was created with",
+        shown,
+        only_failed(study),
     )
 
 

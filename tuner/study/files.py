@@ -55,21 +55,27 @@ def resolve_config(study, storage_url: str | None = None):
                     return load_config(candidate)
         except (OSError, tomllib.TOMLDecodeError):
             continue
-    stored = _stored_settings(text, storage_url) if storage_url else None
-    if stored is not None:
-        return config_from_settings(stored, f"study {text!r} (settings stored in {redact_url(storage_url)})")
+    if storage_url:
+        stored = _stored_settings(text, storage_url)
+        if stored is not None:
+            return config_from_settings(
+                stored, f"study {text!r} (settings stored in {redact_url(storage_url)})"
+            )
     from tuner.cli.hints import tuner_command
 
     raise TunerError(
-        f"no study file for study {text!r} in ./ or ./studies/, and no settings stored with it; pass the study file "
-        f"({tuner_command()} export path/to/{text}.toml): export needs its data to check and score the model"
+        f"no study file for study {text!r} in ./ or ./studies/, and no settings stored with it; "
+        f"pass the study file ({tuner_command()} export path/to/{text}.toml): "
+        "export needs its data to check and score the model"
     )
 
 
 def _stored_settings(name: str, storage_url: str) -> dict | None:
     """The study file settings stored with study ``name`` (None if it has none: a study from
     before they were stored); TunerError if the storage has no such study."""
-    from tuner.study.definition import STUDY_FILE_ATTR
     from tuner.storage.storages import load_existing_study, open_storage
+    from tuner.study.definition import STUDY_FILE_ATTR
 
-    return load_existing_study(name, open_storage(storage_url), storage_url).user_attrs.get(STUDY_FILE_ATTR)
+    return load_existing_study(name, open_storage(storage_url), storage_url).user_attrs.get(
+        STUDY_FILE_ATTR
+    )

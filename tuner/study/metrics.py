@@ -46,8 +46,13 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("accuracy", CLASSIFICATION, "maximize", False, skm.accuracy_score),
         Metric("log_loss", CLASSIFICATION, "minimize", True, _log_loss),
-        Metric("f1_macro", CLASSIFICATION, "maximize", False,
-               lambda y, p: skm.f1_score(y, p, average="macro", zero_division=0)),
+        Metric(
+            "f1_macro",
+            CLASSIFICATION,
+            "maximize",
+            False,
+            lambda y, p: skm.f1_score(y, p, average="macro", zero_division=0),
+        ),
         Metric("roc_auc", CLASSIFICATION, "maximize", True, _roc_auc, binary_only=True),
         Metric("rmse", REGRESSION, "minimize", False, skm.root_mean_squared_error),
         Metric("mae", REGRESSION, "minimize", False, skm.mean_absolute_error),
@@ -92,7 +97,9 @@ def score(
     proba: np.ndarray | None = None,
     labels: np.ndarray | None = None,
 ) -> float:
-    """Score predictions with metric `name`: labels/values in `y_pred`, or class probabilities in `proba`.
+    """Score predictions with metric ``name``.
+
+    The predictions are labels or values in ``y_pred``, or class probabilities in ``proba``.
 
     ``labels`` are the (sorted) classes that the columns of ``proba`` stand for, e.g. a model's
     ``classes_``; without them the classes must already be coded 0..k-1.

@@ -1,4 +1,4 @@
-"""The search space: how a study file's [space] table is parsed, and how a trial draws model parameters.
+"""The search space: how a study file's [space] table is parsed and a trial draws parameters.
 
 Each [space] entry is one of
     a table {low, high, log, step}  a range (int or float, following the parameter),
@@ -69,11 +69,15 @@ class Domain:
         return f"{noun} {' and '.join(parts)}".strip()
 
     def check(self, value: Any) -> str | int | float:
-        """The value converted to the parameter's type; ValueError saying what is allowed otherwise."""
+        """The value converted to the parameter's type; else ValueError saying what is allowed."""
         if self.kind == "choice":
             if value not in self.choices or not isinstance(value, str):
                 raise ValueError(f"{value!r} is not allowed (allowed: {', '.join(self.choices)})")
             return value
+        return self.check_number(value)
+
+    def check_number(self, value: Any) -> int | float:
+        """:meth:`check` for an "int" or "float" parameter."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{value!r} is not a number (expected {self.describe()})")
         if self.kind == "int":
@@ -84,7 +88,9 @@ class Domain:
             value = float(value)
             if not math.isfinite(value):
                 raise ValueError(f"{value!r} is not finite (expected {self.describe()})")
-        too_low = self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive))
+        too_low = self.low is not None and (
+            value < self.low or (value == self.low and not self.low_inclusive)
+        )
         too_high = self.high is not None and (
             value > self.high or (value == self.high and not self.high_inclusive)
         )
@@ -116,7 +122,7 @@ class _Spec(BaseModel):
 
 
 class Range(_Spec):
-    """A numeric range, sampled on a log scale when `log` is true, on a grid of `step` when given."""
+    """A numeric range, sampled on a log scale when ``log`` is true, on a ``step`` grid if given."""
 
     kind: Literal["range"] = "range"
     low: int | float
@@ -165,7 +171,7 @@ RANGE_KEYS = ("low", "high", "log", "step")
 def parse_spec(name: str, raw: Any) -> Range | Choices | Fixed | Dropped:
     """Parse one [space] entry for parameter `name`; ValueError with a readable reason otherwise."""
     domain = DOMAINS[name]
-    if isinstance(raw, _Spec):
+    if isinstance(raw, Range | Choices | Fixed | Dropped):
         return raw
     if isinstance(raw, dict) and "kind" in raw:
         raw = _undump(raw)
@@ -201,7 +207,10 @@ def _undump(raw: dict[str, Any]) -> Any:
 
 def _parse_range(domain: Domain, raw: dict[str, Any]) -> Range:
     if domain.kind == "choice":
-        raise ValueError(f"a range does not fit a categorical parameter; give a list of choices ({domain.describe()})")
+        raise ValueError(
+            "a range does not fit a categorical parameter; "
+            f"give a list of choices ({domain.describe()})"
+        )
     unknown = sorted(set(raw) - set(RANGE_KEYS))
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in range (allowed: {', '.join(RANGE_KEYS)})")
@@ -218,7 +227,7 @@ def _parse_range(domain: Domain, raw: dict[str, Any]) -> Range:
         raise ValueError(f"low ({_num(low)}) must be below high ({_num(high)})")
     if log and low <= 0:
         raise ValueError(f"a log range needs low > 0 (got low = {_num(low)})")
-    low, high = domain.check(low), domain.check(high)
+    low, high = domain.check_number(low), domain.check_number(high)
     step = raw.get("step")
     if step is not None:
         if log:
@@ -235,18 +244,32 @@ class SpaceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_layers: ParamSpec = Field(default_factory=lambda: parse_spec("n_layers", DEFAULT_SPACE["n_layers"]))
+    n_layers: ParamSpec = Field(
+        default_factory=lambda: parse_spec("n_layers", DEFAULT_SPACE["n_layers"])
+    )
     units: ParamSpec = Field(default_factory=lambda: parse_spec("units", DEFAULT_SPACE["units"]))
-    activation: ParamSpec = Field(default_factory=lambda: parse_spec("activation", DEFAULT_SPACE["activation"]))
-    batch_size: ParamSpec = Field(default_factory=lambda: parse_spec("batch_size", DEFAULT_SPACE["batch_size"]))
+    activation: ParamSpec = Field(
+        default_factory=lambda: parse_spec("activation", DEFAULT_SPACE["activation"])
+    )
+    batch_size: ParamSpec = Field(
+        default_factory=lambda: parse_spec("batch_size", DEFAULT_SPACE["batch_size"])
+    )
     learning_rate: ParamSpec = Field(
         default_factory=lambda: parse_spec("learning_rate", DEFAULT_SPACE["learning_rate"])
     )
-    lr_schedule: ParamSpec = Field(default_factory=lambda: parse_spec("lr_schedule", DEFAULT_SPACE["lr_schedule"]))
-    optimizer: ParamSpec = Field(default_factory=lambda: parse_spec("optimizer", DEFAULT_SPACE["optimizer"]))
+    lr_schedule: ParamSpec = Field(
+        default_factory=lambda: parse_spec("lr_schedule", DEFAULT_SPACE["lr_schedule"])
+    )
+    optimizer: ParamSpec = Field(
+        default_factory=lambda: parse_spec("optimizer", DEFAULT_SPACE["optimizer"])
+    )
     l2: ParamSpec = Field(default_factory=lambda: parse_spec("l2", DEFAULT_SPACE["l2"]))
-    dropout: ParamSpec = Field(default_factory=lambda: parse_spec("dropout", DEFAULT_SPACE["dropout"]))
-    patience: ParamSpec = Field(default_factory=lambda: parse_spec("patience", DEFAULT_SPACE["patience"]))
+    dropout: ParamSpec = Field(
+        default_factory=lambda: parse_spec("dropout", DEFAULT_SPACE["dropout"])
+    )
+    patience: ParamSpec = Field(
+        default_factory=lambda: parse_spec("patience", DEFAULT_SPACE["patience"])
+    )
 
     @field_validator(*DOMAINS, mode="before")
     @classmethod
@@ -280,8 +303,16 @@ def fit_to_data(space: SpaceConfig, n_train: int) -> SpaceConfig:
 
 
 DEFAULTS_TRIAL: dict[str, Any] = {
-    "n_layers": 1, "units": 64, "activation": "relu", "batch_size": 32, "learning_rate": 1e-3,
-    "lr_schedule": "constant", "optimizer": "adam", "l2": 1e-4, "dropout": 0.0, "patience": 10,
+    "n_layers": 1,
+    "units": 64,
+    "activation": "relu",
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "lr_schedule": "constant",
+    "optimizer": "adam",
+    "l2": 1e-4,
+    "dropout": 0.0,
+    "patience": 10,
 }
 """The estimators' own defaults (``MLPClassifier()``: one layer of 64 ReLU units, Adam at 1e-3,
 batches of 32, L2 1e-4, no dropout) as space values; ``patience`` is the estimators' default for
@@ -311,35 +342,47 @@ def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
                 return default
             if DOMAINS[name].kind == "choice":
                 return spec.values[0]
-            return min(spec.values, key=lambda v: abs(math.log(float(v) / default)) if v > 0 else math.inf)
+            return min(
+                spec.values,
+                key=lambda v: abs(math.log(float(v) / default)) if float(v) > 0 else math.inf,
+            )
         return None
 
     n_layers = value_for("n_layers", space.n_layers)
     if n_layers is not None:
         params["n_layers"] = n_layers
     units = value_for("units", space.units)
-    if units is not None and not (isinstance(space.n_layers, Dropped) and isinstance(space.units, Dropped)):
+    if units is not None and not (
+        isinstance(space.n_layers, Dropped) and isinstance(space.units, Dropped)
+    ):
         layers = n_layers or (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
         params.update({f"units_l{i}": units for i in range(int(layers))})
     for name in DOMAINS:
-        if name not in ("n_layers", "units") and (v := value_for(name, getattr(space, name))) is not None:
+        if (
+            name not in ("n_layers", "units")
+            and (v := value_for(name, getattr(space, name))) is not None
+        ):
             params[name] = v
     return params
 
 
 def check_in_spec(domain_name: str, spec: Range | Choices, value: Any) -> int | float | str:
-    """``value`` converted as a draw from ``spec`` (a [space] range or choices of the parameter
-    ``domain_name``) would be; ValueError saying what the space allows otherwise. For values
-    from elsewhere, such as an earlier study's trial (tuner/search/warm_start.py): Optuna would run an
-    enqueued value outside the range with a warning only. A range checks with
-    :meth:`Domain.check` and the range's own bounds, and its ``step`` grid."""
+    """``value`` converted as a draw from ``spec`` would be; else ValueError saying what is allowed.
+
+    ``spec`` is a [space] range or choices of the parameter ``domain_name``. This is for values
+    from elsewhere, such as an earlier study's trial (:mod:`tuner.search.warm_start`): Optuna would
+    run an enqueued value outside the range with a warning only. A range checks with
+    :meth:`Domain.check` and the range's own bounds, and its ``step`` grid.
+    """
     domain = DOMAINS[domain_name]
     if isinstance(spec, Choices):
         value = domain.check(value)
         if value not in spec.values:
             raise ValueError(f"{value!r} is not among the choices {spec.describe()}")
         return value
-    value = replace(domain, low=spec.low, high=spec.high, low_inclusive=True, high_inclusive=True).check(value)
+    value = replace(
+        domain, low=spec.low, high=spec.high, low_inclusive=True, high_inclusive=True
+    ).check(value)
     if spec.step:
         steps = (value - spec.low) / spec.step
         if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
@@ -352,7 +395,12 @@ def default_space() -> SpaceConfig:
     return SpaceConfig()
 
 
-def _draw(trial: optuna.Trial, param: str, domain_name: str, spec: Range | Choices | Fixed | Dropped) -> Any:
+def _draw(
+    trial: optuna.trial.BaseTrial,
+    param: str,
+    domain_name: str,
+    spec: Range | Choices | Fixed | Dropped,
+) -> Any:
     if isinstance(spec, Range):
         if DOMAINS[domain_name].kind == "int":
             step = int(spec.step) if spec.step else 1
@@ -366,12 +414,20 @@ def _draw(trial: optuna.Trial, param: str, domain_name: str, spec: Range | Choic
     return None
 
 
-def suggest_params(trial: optuna.Trial, space: SpaceConfig, max_epochs: int) -> dict[str, Any]:
-    """Draw one trial's keyword arguments for MLPClassifier/MLPRegressor; dropped parameters are absent."""
+def suggest_params(
+    trial: optuna.trial.BaseTrial, space: SpaceConfig, max_epochs: int
+) -> dict[str, Any]:
+    """Draw one trial's keyword arguments for MLPClassifier/MLPRegressor.
+
+    Dropped parameters are absent.
+    """
     params: dict[str, Any] = {}
     if not (isinstance(space.n_layers, Dropped) and isinstance(space.units, Dropped)):
         n_layers = _draw(trial, "n_layers", "n_layers", space.n_layers) or 1
-        sizes = [_draw(trial, f"units_l{i}", "units", space.units) or DEFAULT_UNITS for i in range(n_layers)]
+        sizes = [
+            _draw(trial, f"units_l{i}", "units", space.units) or DEFAULT_UNITS
+            for i in range(n_layers)
+        ]
         params["hidden_layer_sizes"] = tuple(int(s) for s in sizes)
     for name in DOMAINS:
         if name in ("n_layers", "units"):
@@ -383,7 +439,9 @@ def suggest_params(trial: optuna.Trial, space: SpaceConfig, max_epochs: int) -> 
     return params
 
 
-def params_from_trial(trial: optuna.trial.FrozenTrial, space: SpaceConfig, max_epochs: int) -> dict[str, Any]:
+def params_from_trial(
+    trial: optuna.trial.FrozenTrial, space: SpaceConfig, max_epochs: int
+) -> dict[str, Any]:
     """The keyword arguments a finished trial used (e.g. the best trial, to refit it)."""
     from optuna.trial import FixedTrial
 
@@ -423,7 +481,8 @@ def grid_search_space(space: SpaceConfig, n_points: int = 3) -> dict[str, list[A
     if layer_values is not None:
         grid["n_layers"] = layer_values
     max_layers = (
-        max(layer_values) if layer_values
+        max(layer_values)
+        if layer_values
         else (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
     )
     unit_values = values("units", space.units)
@@ -431,6 +490,9 @@ def grid_search_space(space: SpaceConfig, n_points: int = 3) -> dict[str, list[A
         for i in range(int(max_layers)):
             grid[f"units_l{i}"] = unit_values
     for name in DOMAINS:
-        if name not in ("n_layers", "units") and (v := values(name, getattr(space, name))) is not None:
+        if (
+            name not in ("n_layers", "units")
+            and (v := values(name, getattr(space, name))) is not None
+        ):
             grid[name] = v
     return grid

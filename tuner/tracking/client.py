@@ -1,12 +1,12 @@
-"""The MLflow client of a tracking store: which store, opening it safely, whether a server answers."""
+"""The MLflow client of a tracking store: which store, opening it safely, whether it answers."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from tuner.errors import TunerError
-from tuner.urls import redact_url
 from tuner.tracking.view import VIEW_KEY
+from tuner.urls import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -46,8 +46,8 @@ def open_client(tracking_uri: str | None) -> MlflowClient:
     from mlflow import MlflowClient
 
     from tuner.storage._internals import mlflow_engine
-    from tuner.storage.sqlite import use_wal
     from tuner.storage.creation import check_database, open_racing
+    from tuner.storage.sqlite import use_wal
 
     uri = resolve_tracking_uri(tracking_uri)
     if is_http(uri):
@@ -57,7 +57,9 @@ def open_client(tracking_uri: str | None) -> MlflowClient:
         # The client opens its store when it is made.
         client = open_racing(lambda: MlflowClient(tracking_uri=uri), uri, create=_create_tables)
     except Exception as exc:
-        raise TunerError(f"MLflow tracking store {redact_url(uri)} cannot be opened: {first_line(exc)}") from None
+        raise TunerError(
+            f"MLflow tracking store {redact_url(uri)} cannot be opened: {first_line(exc)}"
+        ) from None
     if uri.startswith("sqlite:"):
         use_wal(mlflow_engine(client))
     return client
@@ -82,12 +84,14 @@ def first_line(exc: BaseException) -> str:
 
 
 def health(uri: str, timeout: float) -> None:
-    """Return if the tracking server at ``uri`` answers ``GET /health`` with 200; else raise
-    OSError. Asked directly (urllib), not through MLflow's client, whose retries and timeouts
-    come from the process's environment."""
+    """Return if the tracking server at ``uri`` answers ``GET /health`` with 200, else OSError.
+
+    Asked directly (urllib), not through MLflow's client, whose retries and timeouts come from
+    the process's environment. ``uri`` is an http(s) URL.
+    """
     import urllib.request
 
-    with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310 - http(s) only
+    with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
         if response.status != 200:
             raise OSError(f"/health answered {response.status}")
 
@@ -99,7 +103,7 @@ def experiment_url(tracking_uri: str, experiment_id: str) -> str | None:
     MLflow 3.17's UI opens in its GenAI mode unless the link asks for model training
     (``workflowType=machine_learning``; a browser remembers the mode last chosen otherwise): the
     experiment tag ``mlflow.experimentKind`` only decides it when the UI has no mode selector.
-    The link opens the study's view of its runs (tuner/tracking/view.py: trials sorted by
+    The link opens the study's view of its runs (:mod:`tuner.tracking.view`: trials sorted by
     validation score, their scores, state and main hyperparameters as columns).
     """
     if not is_http(tracking_uri):

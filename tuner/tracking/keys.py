@@ -11,7 +11,6 @@ from typing import Any
 
 from tuner.urls import redact_url
 
-
 #: Optuna trial state -> MLflow run status of the trial's child run. A pruned trial is the tuner
 #: working as intended, so its run is FINISHED, told apart by its state tag and run name; MLflow
 #: shows KILLED and FAILED with the same failure mark.
@@ -46,9 +45,9 @@ EXPERIMENT_KIND = "custom_model_development"
 #: On a parent run: the study's best trial and its run.
 TAG_BEST_TRIAL = "best_trial_number"
 TAG_BEST_RUN = "best_run_id"
-#: On a parent run: the final model it scored on the test split (tuner/result/final.py), as printed:
-#: its trials (``"8, 10 x2, 5"``: weights as ``xN``), whether they were refit on training +
-#: validation rows (``true`` / ``false``), the copies of each (seeds), and the whole sentence.
+#: On a parent run: the final model it scored on the test split (:mod:`tuner.result.final`), as
+#: printed: its trials (``"8, 10 x2, 5"``: weights as ``xN``), whether they were refit on training
+#: + validation rows (``true`` / ``false``), the copies of each (seeds), and the whole sentence.
 TAG_FINAL_MEMBERS = "final_members"
 TAG_FINAL_REFIT = "final_refit"
 TAG_FINAL_SEEDS = "final_seeds"
@@ -69,7 +68,7 @@ MODEL_ARTIFACT_DIR = "model"
 
 
 def storage_identity(url: str) -> str:
-    """The Optuna storage as runs and experiments record it: password hidden (tuner/urls.py), a
+    """The Optuna storage as runs and experiments record it: password hidden (:mod:`tuner.urls`), a
     relative SQLite or journal file path made absolute (``sqlite:///optuna.db`` names a
     different file in each working directory), anything else as given."""
     url = redact_url(url)

@@ -37,7 +37,8 @@ def write_study_plots(
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE  # a multi-objective study's metric
+    # The first direction: a multi-objective study's metric.
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     metric = study.user_attrs.get("metric", "value")
     plots: dict[str, Callable[[], Figure]] = {}
     if history:
@@ -53,7 +54,7 @@ def write_study_plots(
         try:
             draw().savefig(out / name, dpi=DPI)
             written.append(name)
-        except Exception as exc:  # noqa: BLE001 - a plot is never worth failing the study
+        except Exception as exc:  # a plot is never worth failing the study
             logger.debug("cannot draw %s", name, exc_info=exc)
     return written
 
@@ -72,7 +73,7 @@ def learning_curves(history: Mapping[str, list[float]], title: str) -> Figure:
         ax.plot(range(1, len(values) + 1), values, marker="." if len(values) < 40 else None)
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
@@ -81,7 +82,9 @@ def learning_curves(history: Mapping[str, list[float]], title: str) -> Figure:
     return fig
 
 
-def optimization_history(trials: list[optuna.trial.FrozenTrial], maximize: bool, metric: str) -> Figure:
+def optimization_history(
+    trials: list[optuna.trial.FrozenTrial], maximize: bool, metric: str
+) -> Figure:
     """Each completed trial's value and the best value so far, by trial number."""
     from matplotlib.figure import Figure
 
@@ -112,20 +115,25 @@ def param_importances(study: optuna.Study, metric: str) -> Figure:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PED-ANOVA is experimental
         importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+            study,
+            evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
             target=(lambda t: t.values[0]) if len(study.directions) > 1 else None,
         )
     names = list(importances)[::-1]
     fig = Figure(figsize=(8, max(3.0, 0.35 * len(names) + 1.2)))
     ax = fig.add_subplot()
     ax.barh(names, [importances[n] for n in names], color="C0")
-    ax.set(title=f"Hyperparameter importances for validation {metric}", xlabel="importance (PED-ANOVA)")
+    ax.set(
+        title=f"Hyperparameter importances for validation {metric}", xlabel="importance (PED-ANOVA)"
+    )
     ax.grid(axis="x", alpha=0.3)
     fig.subplots_adjust(left=0.22, right=0.97, top=0.9, bottom=0.12)
     return fig
 
 
-def parallel_coordinate(trials: list[optuna.trial.FrozenTrial], maximize: bool, metric: str) -> Figure:
+def parallel_coordinate(
+    trials: list[optuna.trial.FrozenTrial], maximize: bool, metric: str
+) -> Figure:
     """One line per completed trial across the objective and every parameter, each axis scaled
     to its range (log ranges on a log scale, categories evenly spaced); the best trials are
     drawn last, in the brightest colour."""
@@ -137,11 +145,16 @@ def parallel_coordinate(trials: list[optuna.trial.FrozenTrial], maximize: bool, 
     values = np.array([t.values[0] for t in trials], dtype=float)
     spread = float(np.ptp(values)) or 1.0
     quality = (values - values.min()) / spread if maximize else (values.max() - values) / spread
-    columns, labels = [(values - values.min()) / spread], [(f"{values.min():.4g}", f"{values.max():.4g}")]
+    columns, labels = (
+        [(values - values.min()) / spread],
+        [(f"{values.min():.4g}", f"{values.max():.4g}")],
+    )
     for name in names:
         dist = next(t.distributions[name] for t in trials if name in t.distributions)
         position, label = _axis(dist)
-        columns.append(np.array([position(t.params[name]) if name in t.params else np.nan for t in trials]))
+        columns.append(
+            np.array([position(t.params[name]) if name in t.params else np.nan for t in trials])
+        )
         labels.append(label)
     grid = np.column_stack(columns)
     fig = Figure(figsize=(max(8.0, 1.1 * (len(names) + 1)), 5))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.tracking.keys import (
     RUN_STATUS,
@@ -48,7 +48,8 @@ class TrialRecord:
     epoch_times: list[float] | None = None
     #: The trial was stopped by Ctrl-C / SIGTERM: its run is closed as KILLED whatever the state.
     interrupted: bool = False
-    #: Artifacts the run should have and the store refused (tag :data:`TAG_MISSING`), e.g. ``["model"]``.
+    #: Artifacts the run should have and the store refused (tag :data:`TAG_MISSING`), e.g.
+    #: ``["model"]``.
     missing: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -148,7 +149,7 @@ def trial_entities(record: TrialRecord) -> tuple[list[Any], list[Any], list[Any]
 
 def trial_score(record: TrialRecord) -> float | None:
     """The trial's validation score: its final metric named like its first ``val_`` curve
-    (``val_<study metric>``, the objective; see tuner/search/objective.py), None without one."""
+    (``val_<study metric>``, the objective; see :mod:`tuner.search.objective`), None without one."""
     for name in record.history:
         if str(name).startswith("val_") and metric_value(record.metrics.get(name)) is not None:
             return metric_value(record.metrics[name])

@@ -71,7 +71,10 @@ def latest_parent_run(client: MlflowClient, experiment_id: str, study_name: str)
     if quoted:
         filters.append(f"tags.`{TAG_STUDY}` = {quoted}")
     found = client.search_runs(
-        [experiment_id], filter_string=" AND ".join(filters), max_results=1, order_by=["attributes.start_time DESC"],
+        [experiment_id],
+        filter_string=" AND ".join(filters),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
     )
     return found[0] if found else None
 
@@ -80,6 +83,10 @@ def runs_missing_artifacts(client: MlflowClient, experiment_id: str, study_name:
     """The study's runs (trials' and parents') tagged ``tuner.missing``: artifacts the store
     refused when they were logged."""
     quoted = quote(study_name)
-    filters = [f"tags.`{TAG_MISSING}` LIKE '%'"] + ([f"tags.`{TAG_STUDY}` = {quoted}"] if quoted else [])
-    found = client.search_runs([experiment_id], filter_string=" AND ".join(filters), max_results=1000)
+    filters = [f"tags.`{TAG_MISSING}` LIKE '%'"] + (
+        [f"tags.`{TAG_STUDY}` = {quoted}"] if quoted else []
+    )
+    found = client.search_runs(
+        [experiment_id], filter_string=" AND ".join(filters), max_results=1000
+    )
     return [run for run in found if run.data.tags.get(TAG_STUDY) == study_name]

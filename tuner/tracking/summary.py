@@ -1,4 +1,4 @@
-"""The study's summary on its parent run: best trial, test scores, counts, plots and trials table."""
+"""The study's summary on its parent run: best trial, test scores, counts, plots, trials table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tuner.search.constraints import n_feasible
+from tuner.search.pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
 from tuner.tracking.client import TrackingWarning
 from tuner.tracking.keys import (
     BEST_PREFIX,
@@ -33,8 +35,6 @@ from tuner.tracking.keys import (
     param_value,
     quote,
 )
-from tuner.search.constraints import n_feasible
-from tuner.search.pareto import FRONT_CSV, best_trial, is_multi, tag_front, write_front
 from tuner.tracking.runs import find_trial_run, trial_runs
 from tuner.tracking.view import store_view
 
@@ -63,7 +63,7 @@ def finish_parent(
     (``study/best_value``, ``best_trial/*``), :func:`score_metrics` (``final/test_*``,
     ``best_trial/test_*``); tags :func:`final_model_tags` (what the final model ``final``,
     :meth:`tuner.result.final.FinalModel.describe`, is) and the run's description
-    (:func:`summary_note`); the experiment's view of the runs (tuner/tracking/view.py);
+    (:func:`summary_note`); the experiment's view of the runs (:mod:`tuner.tracking.view`);
     artifacts :func:`log_parent_artifacts`. A ``tuner worker``'s run
     (``role="worker"``) scores no test split: :func:`worker_tags` says where the scores are, and
     the ``tuner run`` that scores them copies them to it (:func:`link_workers`). Every part is
@@ -83,7 +83,9 @@ def finish_parent(
     if role == "worker":
         tags += worker_tags(tracker, run_id)
     if role != "worker" or not any(tag.key == TAG_FINAL_RUN for tag in tags):
-        tags.append(note_tag(summary_note(study, best, final, test_scores, best_trial_test_scores, role)))
+        tags.append(
+            note_tag(summary_note(study, best, final, test_scores, best_trial_test_scores, role))
+        )
     log_entities(tracker, run_id, metrics, params, tags, "study summary")
     store_view(tracker.client, tracker.experiment_id, study)  # what the study's link opens
     if role != "worker" and test_scores:
@@ -92,7 +94,7 @@ def finish_parent(
     log_parent_artifacts(tracker, run_id, study, history, best)
     try:
         tracker.client.set_terminated(run_id, status=status)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         tracker.report_failure("end of the parent run", None, exc)
 
 
@@ -100,7 +102,9 @@ def parent_to_finish(tracker) -> str | None:
     """The parent run to finish, or None (with a warning) when there is none or the store is
     unreachable."""
     if tracker.parent_run_id is None:
-        warnings.warn("finish_parent() without start_parent(): nothing logged", TrackingWarning, stacklevel=3)
+        warnings.warn(
+            "finish_parent() without start_parent(): nothing logged", TrackingWarning, stacklevel=3
+        )
         return None
     if not tracker.available():
         from tuner.cli.hints import tuner_command
@@ -116,15 +120,20 @@ def parent_to_finish(tracker) -> str | None:
 
 
 def primary_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The study's best trial (a multi-objective study's primary trial, tuner/search/pareto.py; the
-    best of those that meet the constraints), None without one."""
+    """The study's best trial, None without one.
+
+    A multi-objective study's primary trial (:mod:`tuner.search.pareto`); only trials that meet
+    the constraints count.
+    """
     import optuna
 
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+    if not any(
+        t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)
+    ):
         return None
     try:
         return best_trial(study)
-    except Exception:  # noqa: BLE001 - none meets the constraints
+    except Exception:  # none meets the constraints
         return None
 
 
@@ -137,7 +146,10 @@ def count_metrics(study: optuna.Study) -> list[Metric]:
 
     now, states = ms(None), optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
-    counts = {f"n_{s.name.lower()}": sum(t.state == s for t in trials) for s in (states.COMPLETE, states.PRUNED)}
+    counts = {
+        f"n_{s.name.lower()}": sum(t.state == s for t in trials)
+        for s in (states.COMPLETE, states.PRUNED)
+    }
     counts["n_failed"] = sum(t.state == states.FAIL for t in trials)
     feasible = n_feasible(trials)
     if feasible is not None:
@@ -147,7 +159,9 @@ def count_metrics(study: optuna.Study) -> list[Metric]:
     return [Metric(f"{STUDY_PREFIX}{k}", v, now, 0) for k, v in counts.items()]
 
 
-def best_trial_entries(tracker, best: optuna.trial.FrozenTrial | None) -> tuple[list, list, list, dict[str, list[float]]]:
+def best_trial_entries(
+    tracker, best: optuna.trial.FrozenTrial | None
+) -> tuple[list, list, list, dict[str, list[float]]]:
     """``(metrics, params, tags, curves)`` of the best trial: ``study/best_value``, its final
     metrics as ``best_trial/<metric>`` (read from its run, else its user attributes), its
     params as ``best_trial/<param>``, tags ``best_trial_number`` / ``best_run_id``, and the
@@ -157,12 +171,14 @@ def best_trial_entries(tracker, best: optuna.trial.FrozenTrial | None) -> tuple[
     if best is None:
         return [], [], [], {}
     now = ms(None)
-    params = [Param(mlflow_key(f"{BEST_PREFIX}{k}"), param_value(v)) for k, v in best.params.items()]
+    params = [
+        Param(mlflow_key(f"{BEST_PREFIX}{k}"), param_value(v)) for k, v in best.params.items()
+    ]
     metrics = [Metric(f"{STUDY_PREFIX}best_value", float(best.values[0]), now, 0)]
     tags = [RunTag(TAG_BEST_TRIAL, str(best.number))]
     try:
         run = find_trial_run(tracker.client, tracker.experiment_id, tracker.study_name, best.number)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.debug("cannot find the best trial's run", exc_info=exc)
         run = None
     if run is not None:
@@ -182,8 +198,11 @@ def best_trial_entries(tracker, best: optuna.trial.FrozenTrial | None) -> tuple[
 def score_metrics(
     test_scores: Mapping[str, float] | None, best_trial_test_scores: Mapping[str, float] | None
 ) -> list[Metric]:
-    """The test split's scores: ``final/test_<metric>`` (the final model, tuner/result/final.py) and
-    ``best_trial/test_<metric>`` (the best trial's own model)."""
+    """The test split's scores as metrics.
+
+    ``final/test_<metric>`` (the final model, :mod:`tuner.result.final`) and
+    ``best_trial/test_<metric>`` (the best trial's own model).
+    """
     from mlflow.entities import Metric
 
     now, metrics = ms(None), []
@@ -201,7 +220,9 @@ def final_model_tags(final: Mapping[str, Any] | None) -> list[RunTag]:
     (copies of each member) and ``final_model`` (the sentence); none without a final model."""
     from mlflow.entities import RunTag
 
-    members = {str(k): int(v) for k, v in ((final or {}).get("members") or {}).items()}
+    if final is None:
+        return []
+    members = {str(k): int(v) for k, v in (final.get("members") or {}).items()}
     if not members:
         return []
     return [
@@ -222,7 +243,9 @@ def final_sentence(final: Mapping[str, Any]) -> str:
     validation rows"``: the final model in the words ``tuner run`` prints."""
     members = {str(k): int(v) for k, v in final["members"].items()}
     one = len(members) == 1 and next(iter(members.values())) == 1
-    what = f"trial {members_text(members)}" if one else f"ensemble of trials {members_text(members)}"
+    what = (
+        f"trial {members_text(members)}" if one else f"ensemble of trials {members_text(members)}"
+    )
     seeds = int(final.get("seeds", 1))
     if seeds > 1:
         what += f", each trained with {seeds} seeds"
@@ -237,15 +260,20 @@ def note_tag(text: str) -> RunTag:
 
 
 def summary_note(
-    study: optuna.Study, best, final: Mapping[str, Any] | None, test_scores: Mapping[str, float] | None,
-    best_trial_test_scores: Mapping[str, float] | None, role: str,
+    study: optuna.Study,
+    best,
+    final: Mapping[str, Any] | None,
+    test_scores: Mapping[str, float] | None,
+    best_trial_test_scores: Mapping[str, float] | None,
+    role: str,
 ) -> str:
     """The parent run's description (shown on its page, Markdown): the trials' states, the best
     trial, the final model and its test scores, or, on a worker's run, where those are."""
     counts = {m.key[len(STUDY_PREFIX) :]: int(m.value) for m in count_metrics(study)}
+    n_trials = sum(counts[k] for k in ("n_complete", "n_pruned", "n_failed"))
     lines = [
-        f"Study `{study.study_name}`: {sum(counts[k] for k in ('n_complete', 'n_pruned', 'n_failed'))} trials, "
-        f"{counts['n_complete']} complete, {counts['n_pruned']} pruned, {counts['n_failed']} failed."
+        f"Study `{study.study_name}`: {n_trials} trials, {counts['n_complete']} complete, "
+        f"{counts['n_pruned']} pruned, {counts['n_failed']} failed."
     ]
     metric = study.user_attrs.get("metric", "value")
     if best is not None:
@@ -255,7 +283,11 @@ def summary_note(
     if test_scores:
         lines.append("Test split (scored once): final model " + scores_text(test_scores) + ".")
     if test_scores and best_trial_test_scores:
-        lines.append("Best trial alone, as trained in its trial: " + scores_text(best_trial_test_scores) + ".")
+        lines.append(
+            "Best trial alone, as trained in its trial: "
+            + scores_text(best_trial_test_scores)
+            + "."
+        )
     if role == "worker":
         lines.append(WORKER_NOTE)
     return "\n\n".join(lines)
@@ -280,12 +312,18 @@ def worker_tags(tracker, run_id: str) -> list[RunTag]:
 
     try:
         tags = tracker.client.get_run(run_id).data.tags
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.debug("cannot read the worker's run", exc_info=exc)
         tags = {}
     if TAG_FINAL_RUN in tags:
         return [RunTag(TAG_FINAL_RUN, tags[TAG_FINAL_RUN])]
-    return [RunTag(TAG_TEST_SCORES, "not scored by tuner worker: `tuner run` on the study scores the final model and links this run")]
+    return [
+        RunTag(
+            TAG_TEST_SCORES,
+            "not scored by tuner worker: `tuner run` on the study scores the final model "
+            "and links this run",
+        )
+    ]
 
 
 def link_workers(tracker, run_id: str, scores: list[Metric], final_tags: list[RunTag]) -> None:
@@ -299,21 +337,31 @@ def link_workers(tracker, run_id: str, scores: list[Metric], final_tags: list[Ru
         return
     try:
         runs = tracker.client.search_runs(
-            [tracker.experiment_id], max_results=1000,
-            filter_string=f"tags.`{TAG_ROLE}` = 'parent' AND params.role = 'worker' AND tags.`{TAG_STUDY}` = {quoted}",
+            [tracker.experiment_id],
+            max_results=1000,
+            filter_string=(
+                f"tags.`{TAG_ROLE}` = 'parent' AND params.role = 'worker' "
+                f"AND tags.`{TAG_STUDY}` = {quoted}"
+            ),
         )
         name = tracker.client.get_run(run_id).info.run_name
         for run in runs:
             if TAG_FINAL_RUN in run.data.tags or run.info.run_id == run_id:
                 continue
             note = run.data.tags.get(TAG_NOTE, "").replace(WORKER_NOTE, "").rstrip()
-            line = f"Test scores scored by run `{name}` ({run_id}), copied here: final model {_scores_of(scores)}."
+            line = (
+                f"Test scores scored by run `{name}` ({run_id}), copied here: "
+                f"final model {_scores_of(scores)}."
+            )
             tags = final_tags + [
-                RunTag(TAG_FINAL_RUN, run_id), RunTag(TAG_TEST_SCORES, f"scored by run {name} ({run_id}): final/test_* copied here"),
+                RunTag(TAG_FINAL_RUN, run_id),
+                RunTag(
+                    TAG_TEST_SCORES, f"scored by run {name} ({run_id}): final/test_* copied here"
+                ),
                 note_tag(f"{note}\n\n{line}".strip()),
             ]
             tracker.client.log_batch(run.info.run_id, metrics=scores, tags=tags)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         tracker.report_failure("test scores on the workers' runs", None, exc)
 
 
@@ -323,13 +371,19 @@ def _scores_of(metrics: list[Metric]) -> str:
 
 def log_entities(tracker, run_id: str, metrics: list, params: list, tags: list, what: str) -> None:
     try:
-        tracker.client.log_batch(run_id, metrics=dedupe(metrics), params=dedupe(params), tags=dedupe(tags))
-    except Exception as exc:  # noqa: BLE001
+        tracker.client.log_batch(
+            run_id, metrics=dedupe(metrics), params=dedupe(params), tags=dedupe(tags)
+        )
+    except Exception as exc:
         tracker.report_failure(what, None, exc)
 
 
 def log_parent_artifacts(
-    tracker, run_id: str, study: optuna.Study, history: Mapping[str, list[float]] | None, best,
+    tracker,
+    run_id: str,
+    study: optuna.Study,
+    history: Mapping[str, list[float]] | None,
+    best,
 ) -> None:
     """The plots and trials table (:func:`log_study_artifacts`; those the store refused are named
     in the tag ``tuner.missing`` for ``tuner sync``) and, for a multi-objective study, the tag
@@ -340,17 +394,24 @@ def log_parent_artifacts(
         if what:
             try:
                 tracker.client.set_tag(run_id, TAG_MISSING, what)
-            except Exception as tag_exc:  # noqa: BLE001
+            except Exception as tag_exc:
                 logger.debug("cannot tag the parent run's missing artifacts", exc_info=tag_exc)
     if is_multi(study):
         try:
-            tag_front(tracker.client, trial_runs(tracker.client, tracker.experiment_id, tracker.study_name), study)
-        except Exception as exc:  # noqa: BLE001
+            tag_front(
+                tracker.client,
+                trial_runs(tracker.client, tracker.experiment_id, tracker.study_name),
+                study,
+            )
+        except Exception as exc:
             tracker.report_failure("Pareto front tags", None, exc)
 
 
 def log_study_artifacts(
-    client, run_id: str, study: optuna.Study, history: Mapping[str, list[float]] | None,
+    client,
+    run_id: str,
+    study: optuna.Study,
+    history: Mapping[str, list[float]] | None,
     best: optuna.trial.FrozenTrial | None,
 ) -> tuple[str, Exception | None]:
     """Draw the study's plots and trials table (:func:`write_artifacts`) and upload them to the
@@ -361,17 +422,22 @@ def log_study_artifacts(
         with tempfile.TemporaryDirectory(prefix="tuner-artifacts-") as tmp:
             write_artifacts(study, Path(tmp), history, best)
             names = {p.name for p in Path(tmp).iterdir()}
-            kinds = [("plots", any(n.endswith(".png") for n in names)), ("trials.csv", "trials.csv" in names),
-                     (FRONT_CSV, FRONT_CSV in names)]
+            kinds = [
+                ("plots", any(n.endswith(".png") for n in names)),
+                ("trials.csv", "trials.csv" in names),
+                (FRONT_CSV, FRONT_CSV in names),
+            ]
             what = ", ".join(kind for kind, present in kinds if present)
             if names:
                 client.log_artifacts(run_id, tmp)
-    except Exception as exc:  # noqa: BLE001 - the caller warns, tags or reports it
+    except Exception as exc:  # the caller warns, tags or reports it
         return what, exc
     return what, None
 
 
-def study_curves(tracker, study: optuna.Study) -> tuple[optuna.trial.FrozenTrial | None, dict[str, list[float]]]:
+def study_curves(
+    tracker, study: optuna.Study
+) -> tuple[optuna.trial.FrozenTrial | None, dict[str, list[float]]]:
     """The study's best trial (None without a completed one) and the curves its run logged, for
     the plots of a parent run drawn after the fact (``tuner sync``)."""
     best = primary_trial(study)
@@ -394,7 +460,7 @@ def run_metrics(tracker, run: Run) -> tuple[dict[str, float], dict[str, list[flo
                 history[key] = [m.value for m in points if m.step >= 1]
             elif points:
                 final[key] = points[-1].value
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.debug("cannot read the best run's metrics", exc_info=exc)
         final = {k: v for k, v in run.data.metrics.items() if k not in history}
     return final, history
@@ -412,5 +478,5 @@ def write_artifacts(
     write_front(study, out)
     try:
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.debug("cannot write trials.csv", exc_info=exc)

@@ -1,12 +1,13 @@
-"""The tracker of one study: its experiment, parent and trial runs (created and logged on
-background threads), the model a trial stores; tracking never stops tuning."""
+"""The tracker of one study: its experiment, parent and trial runs, the model a trial stores.
+
+Runs are created and logged on background threads; tracking never stops tuning.
+"""
 
 from __future__ import annotations
 
 import getpass
 import logging
 import os
-import re
 import socket
 import tempfile
 import threading
@@ -16,10 +17,10 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.errors import TunerError
-from tuner.urls import redact_url
+from tuner.tracking import summary
 from tuner.tracking.client import (
     CHECK_TIMEOUT,
     PROBE_TIMEOUT,
@@ -31,10 +32,9 @@ from tuner.tracking.client import (
     is_http,
     open_client,
 )
+from tuner.tracking.experiments import claim_experiment, open_experiment
 from tuner.tracking.keys import (
-    EXPERIMENT_KIND,
     MODEL_ARTIFACT_DIR,
-    TAG_EXPERIMENT_KIND,
     RUN_STATUS,
     TAG_HOST,
     TAG_PARENT,
@@ -56,17 +56,21 @@ from tuner.tracking.keys import (
     storage_identity,
 )
 from tuner.tracking.records import TrialRecord, trial_entities
-from tuner.tracking import summary
+from tuner.urls import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
+    from mlflow.entities import Experiment
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class PendingRun:
-    """A trial's child run being created on a logging thread (:meth:`StudyTracker.start_trial_later`)."""
+    """A trial's child run being created on a logging thread.
+
+    See :meth:`StudyTracker.start_trial_later`.
+    """
 
     number: int
     future: Future
@@ -133,21 +137,6 @@ class StudyTracker:
                     self._experiment_id = self._get_or_create_experiment()
         return self._experiment_id
 
-    def _artifacts_of(self, name: str) -> str | None:
-        """Where a new experiment ``name`` keeps its artifacts: the given location, else for a
-        ``sqlite:`` store ``<database dir>/mlartifacts/<name as a folder name>``, else the
-        store's default."""
-        if self._artifact_location is not None:
-            return self._artifact_location
-        uri = self.tracking_uri
-        if uri.startswith("sqlite:///") and ":memory:" not in uri:
-            from urllib.parse import unquote
-
-            db_path = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
-            folder = re.sub(r"[^\w.\- ]+", "_", name).strip("._ ") or "_"
-            return str((db_path.parent / "mlartifacts" / folder).resolve())
-        return None
-
     def _get_or_create_experiment(self) -> str:
         """The study's experiment: the one named ``experiment_name`` when it records this
         storage (or none), else one named after the study and its storage, so that two studies
@@ -156,55 +145,28 @@ class StudyTracker:
         experiment, _ = self._open_experiment(self.experiment_name)
         recorded = experiment.tags.get(TAG_STORAGE)
         if recorded is None or storage_identity(recorded) == self.storage_url:
-            return self._claim(experiment)
+            return claim_experiment(self.client, experiment, self.storage_url)
         name = f"{self.experiment_name} ({self.storage_url})"
         separate, created = self._open_experiment(name)
         if storage_identity(separate.tags.get(TAG_STORAGE) or self.storage_url) != self.storage_url:
-            raise TunerError(f"MLflow experiment {name!r} records another storage; choose another experiment name")
+            raise TunerError(
+                f"MLflow experiment {name!r} records another storage; "
+                "choose another experiment name"
+            )
         self.notice = (
-            f"MLflow: study {self.study_name!r} on {self.storage_url} is logged to experiment {name!r}: "
-            f"experiment {self.experiment_name!r} holds the study of that name on {redact_url(recorded)}"
+            f"MLflow: study {self.study_name!r} on {self.storage_url} is logged to experiment "
+            f"{name!r}: experiment {self.experiment_name!r} holds the study of that name on "
+            f"{redact_url(recorded)}"
         )
         if created:
             warnings.warn(self.notice, ExperimentWarning, stacklevel=4)
         self.experiment_name = name
-        return self._claim(separate)
+        return claim_experiment(self.client, separate, self.storage_url)
 
-    def _open_experiment(self, name: str) -> tuple[Any, bool]:
-        """``(experiment, created)``: the experiment ``name``, created (tagged with the study, the
-        storage and MLflow 3's model-training kind) if it does not exist; TunerError if it is
-        deleted."""
-        from mlflow.exceptions import MlflowException
-
-        client = self.client
-        experiment, created = client.get_experiment_by_name(name), False
-        if experiment is None:
-            tags = {TAG_STUDY: self.study_name, TAG_STORAGE: self.storage_url, TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
-            try:
-                client.create_experiment(name, artifact_location=self._artifacts_of(name), tags=tags)
-                created = True
-            except MlflowException:  # created concurrently by another worker: read below
-                pass
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise TunerError(f"MLflow experiment {name!r} can be neither created nor found")
-        if experiment.lifecycle_stage == "deleted":
-            raise TunerError(
-                f"MLflow experiment {name!r} is deleted; restore it "
-                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
-                "or choose another experiment name"
-            )
-        return experiment, created
-
-    def _claim(self, experiment) -> str:
-        """The experiment's id, after recording the storage and the model-training kind on an
-        experiment that lacks them (one made by hand or by an older tuner; a kind set by the
-        user is kept)."""
-        missing = {TAG_STORAGE: self.storage_url, TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
-        for key, value in missing.items():
-            if key not in experiment.tags:
-                self.client.set_experiment_tag(experiment.experiment_id, key, value)
-        return experiment.experiment_id
+    def _open_experiment(self, name: str) -> tuple[Experiment, bool]:
+        return open_experiment(
+            self.client, name, self.study_name, self.storage_url, self._artifact_location
+        )
 
     @property
     def url(self) -> str | None:
@@ -273,7 +235,7 @@ class StudyTracker:
     def base_tags(self) -> dict[str, str]:
         try:
             user = getpass.getuser()
-        except Exception:  # noqa: BLE001 - no user name in some containers
+        except Exception:  # no user name in some containers
             user = "unknown"
         return {
             TAG_STUDY: self.study_name,
@@ -284,10 +246,14 @@ class StudyTracker:
         }
 
     def start_parent(
-        self, settings: Mapping[str, Any], run_name: str | None = None, *, tags: Mapping[str, str] | None = None
+        self,
+        settings: Mapping[str, Any],
+        run_name: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
         """Create this process's parent run (RUNNING) with the flattened settings as params, and
-        ``tags`` besides its own (e.g. a warm start's sources, tuner/search/warm_start.py).
+        ``tags`` besides its own (e.g. a warm start's sources, :mod:`tuner.search.warm_start`).
 
         Default run name: ``<study>-<host>-<pid>``. Raises TunerError if the store fails (this
         happens before tuning starts).
@@ -295,11 +261,15 @@ class StudyTracker:
         from mlflow.entities import Param
 
         name = run_name or f"{self.study_name}-{socket.gethostname()}-{os.getpid()}"
-        tags = self.base_tags() | {
-            TAG_ROLE: "parent",
-            TAG_HOST: socket.gethostname(),
-            TAG_PID: str(os.getpid()),
-        } | dict(tags or {})
+        tags = (
+            self.base_tags()
+            | {
+                TAG_ROLE: "parent",
+                TAG_HOST: socket.gethostname(),
+                TAG_PID: str(os.getpid()),
+            }
+            | dict(tags or {})
+        )
         params = [Param(mlflow_key(k), param_value(v)) for k, v in flatten(settings).items()]
         try:
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
@@ -339,7 +309,7 @@ class StudyTracker:
                 tags=tags,
                 run_name=f"trial-{trial_number}",
             )
-        except Exception as exc:  # noqa: BLE001 - tracking must never stop tuning
+        except Exception as exc:  # tracking must never stop tuning
             self.report_failure(f"start of trial {trial_number}", trial_number, exc)
             return None
         return run.info.run_id
@@ -365,7 +335,7 @@ class StudyTracker:
                 status="KILLED" if record.interrupted else RUN_STATUS[record.state],
                 end_time=ms(record.end_time),
             )
-        except Exception as exc:  # noqa: BLE001 - tracking must never stop tuning
+        except Exception as exc:  # tracking must never stop tuning
             self.report_failure(f"end of trial {record.number}", record.number, exc)
             return
         with self._lock:
@@ -378,7 +348,7 @@ class StudyTracker:
             return False
         try:
             self.store_model(run_id, fitted)
-        except Exception as exc:  # noqa: BLE001 - tracking must never stop tuning
+        except Exception as exc:  # tracking must never stop tuning
             self.report_failure(f"model of trial {trial_number}", trial_number, exc)
             return False
         return True
@@ -398,15 +368,22 @@ class StudyTracker:
 
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = self.client.download_artifacts(run_id, f"{MODEL_ARTIFACT_DIR}/model.npz", tmp)
+                path = self.client.download_artifacts(
+                    run_id, f"{MODEL_ARTIFACT_DIR}/model.npz", tmp
+                )
                 return load(path)
         except Exception as exc:
-            raise TunerError(f"no stored model for MLflow run {run_id}: {first_line(exc)}") from None
+            raise TunerError(
+                f"no stored model for MLflow run {run_id}: {first_line(exc)}"
+            ) from None
 
     def start_trial_later(self, trial_number: int) -> PendingRun:
         """:meth:`start_trial` on a logging thread of its own, so that the trial trains while
         its run is created; :meth:`wait_for_run` gives the run id."""
-        return PendingRun(trial_number, self._executor("start").submit(self.start_trial, trial_number, start_time=time.time()))
+        return PendingRun(
+            trial_number,
+            self._executor("start").submit(self.start_trial, trial_number, start_time=time.time()),
+        )
 
     def wait_for_run(self, pending: PendingRun) -> str | None:
         """The run id of a :meth:`start_trial_later` (None if tracking failed), once created."""
@@ -415,7 +392,9 @@ class StudyTracker:
     def _executor(self, kind: str) -> ThreadPoolExecutor:
         with self._lock:
             if kind not in self._background:
-                self._background[kind] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mlflow-{kind}")
+                self._background[kind] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"mlflow-{kind}"
+                )
             return self._background[kind]
 
     def end_trial_later(self, run_id: str | None, record: TrialRecord, fitted=None) -> None:
@@ -424,7 +403,11 @@ class StudyTracker:
         self._executor("end").submit(self._end_trial_with_model, run_id, record, fitted)
 
     def _end_trial_with_model(self, run_id: str | None, record: TrialRecord, fitted) -> None:
-        if fitted is not None and run_id is not None and not self.log_model(run_id, record.number, fitted):
+        if (
+            fitted is not None
+            and run_id is not None
+            and not self.log_model(run_id, record.number, fitted)
+        ):
             record.missing.append("model")  # tagged, so that `tuner sync` logs it later
         self.end_trial(run_id, record)
 
@@ -435,7 +418,9 @@ class StudyTracker:
         for executor in executors:
             executor.shutdown(wait=True)
 
-    def link_retry(self, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int) -> None:
+    def link_retry(
+        self, run_id: str | None, previous_run_id: str | None, retry_of: int, number: int
+    ) -> None:
         """Tag a retry's run and the run of the trial it replaces with each other, and close the
         dead worker's run as FAILED if it is still RUNNING. Never raises (``tuner sync`` closes
         runs later)."""
@@ -445,10 +430,15 @@ class StudyTracker:
             if previous_run_id:
                 self.client.set_tag(previous_run_id, TAG_RETRIED_BY, str(number))
                 self.client.set_tag(previous_run_id, TAG_STATE, "FAIL")
-                if self.client.get_run(previous_run_id).info.status == "RUNNING":  # else closed with its reason
-                    self.client.set_tag(previous_run_id, TAG_REASON, f"worker lost (no heartbeat); retried as trial {number}")
+                # A run that is not RUNNING is already closed with its reason.
+                if self.client.get_run(previous_run_id).info.status == "RUNNING":
+                    self.client.set_tag(
+                        previous_run_id,
+                        TAG_REASON,
+                        f"worker lost (no heartbeat); retried as trial {number}",
+                    )
                     self.client.set_terminated(previous_run_id, status="FAILED")
-        except Exception:  # noqa: BLE001 - tracking never stops tuning
+        except Exception:  # tracking never stops tuning
             pass
 
     def log_trial(self, record: TrialRecord) -> str | None:
@@ -459,5 +449,5 @@ class StudyTracker:
 
     # ----------------------------------------------------------------------------- finish
 
-    #: Log the study summary to the parent run and terminate it (tuner/tracking/summary.py).
+    #: Log the study summary to the parent run and terminate it (:mod:`tuner.tracking.summary`).
     finish_parent = summary.finish_parent

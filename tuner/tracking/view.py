@@ -26,7 +26,15 @@ logger = logging.getLogger(__name__)
 VIEW_KEY = "tuner"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 #: The hyperparameters shown as columns, when the study tunes them (the rest are one click away).
-MAIN_PARAMS = ("n_layers", "units_l0", "activation", "optimizer", "learning_rate", "batch_size", "dropout")
+MAIN_PARAMS = (
+    "n_layers",
+    "units_l0",
+    "activation",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "dropout",
+)
 
 
 def view_state(study: optuna.Study) -> dict[str, Any]:
@@ -37,7 +45,11 @@ def view_state(study: optuna.Study) -> dict[str, Any]:
     score = mlflow_key(f"final_val_{metric}")
     tuned = {name for t in study.get_trials(deepcopy=False) for name in t.params}
     params = [p for p in MAIN_PARAMS if p in tuned] or sorted(tuned)[:8]
-    columns = [f"tags.`{TAG_STATE}`", f"metrics.`{score}`", f"metrics.`{mlflow_key(f'{FINAL_PREFIX}test_{metric}')}`"]
+    columns = [
+        f"tags.`{TAG_STATE}`",
+        f"metrics.`{score}`",
+        f"metrics.`{mlflow_key(f'{FINAL_PREFIX}test_{metric}')}`",
+    ]
     return {
         "searchFilter": "",
         "orderByKey": f"metrics.`{score}`",
@@ -56,5 +68,5 @@ def store_view(client, experiment_id: str, study: optuna.Study) -> None:
     it leaves the UI's default table."""
     try:
         client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(view_state(study)))
-    except Exception as exc:  # noqa: BLE001 - a view is a convenience, never a failure
+    except Exception as exc:  # a view is a convenience, never a failure
         logger.debug("cannot store the study's view of its runs", exc_info=exc)
