@@ -44,13 +44,14 @@ _HOMES = {
     "load_config": "tuner.study.config",
     "StudyResult": "tuner.runner",
     "run_study": "tuner.runner",
-    "ExportResult": "tuner.result.export",
+    "ExportResult": "tuner.result.metadata",
     "export_study": "tuner.result.export",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.errors import ConfigError, DataError, TunerError
-    from tuner.result.export import ExportResult, export_study
+    from tuner.result.export import export_study
+    from tuner.result.metadata import ExportResult
     from tuner.runner import StudyResult, run_study
     from tuner.study.config import StudyConfig, load_config
 

@@ -142,7 +142,9 @@ def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
         proc.wait(timeout=5)
 
 
-def _wait_for_group(pgid: int, seconds: float, leader: subprocess.Popen | None = None, besides: int = 0) -> None:
+def _wait_for_group(
+    pgid: int, seconds: float, leader: subprocess.Popen | None = None, besides: int = 0
+) -> None:
     """Wait up to ``seconds`` until no process of group ``pgid`` (other than ``besides``) runs."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -174,7 +176,8 @@ def guard(parent: int, cmd: list[str], grace: float = 15.0) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # nothing cuts the clean-up short
+        # Nothing cuts the clean-up short.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         os.killpg(0, signal.SIGTERM)  # the group, this process excepted (it ignores SIGTERM)
         _wait_for_group(os.getpgrp(), grace, child, besides=os.getpid())

@@ -6,32 +6,43 @@ import contextlib
 import os
 import socket
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 
 from tuner import interrupts
-from tuner.study import metrics
-from tuner.study.config import StudyConfig, load_config
-from tuner.storage.budget import BudgetReached, counted_trials
 from tuner.data.loading import Splits, load_splits
-from tuner.study.definition import STUDY_FILE_ATTR, DefinitionChanged, check_definition, study_definition
 from tuner.process import frozen_heap, own_process
 from tuner.result.final import FINAL_ATTR, FinalModel, build_final_model, trial_model
+from tuner.search import warm_start
+from tuner.search.constraints import ranked_trials
+from tuner.search.failures import one_line_failures
 from tuner.search.objective import Objective
 from tuner.search.pareto import best_trial
-from tuner.storage.recovery import recover, requeue_interrupted
-from tuner.search.constraints import ranked_trials
 from tuner.search.pruners import make_pruner
 from tuner.search.samplers import make_sampler, trials_started
+from tuner.storage.budget import BudgetReached, counted_trials
+from tuner.storage.recovery import recover, requeue_interrupted
+from tuner.storage.storages import (
+    fail_stale_trials,
+    has_heartbeats,
+    open_storage,
+    resolve_storage_url,
+)
+from tuner.study import metrics
+from tuner.study.config import StudyConfig, load_config
+from tuner.study.definition import (
+    STUDY_FILE_ATTR,
+    DefinitionChanged,
+    check_definition,
+    study_definition,
+)
 from tuner.study.space import defaults_trial
-from tuner.storage.storages import fail_stale_trials, has_heartbeats, open_storage, resolve_storage_url
 from tuner.threads import limit_blas_threads, worker_threads
-from tuner.search.failures import one_line_failures
 from tuner.tracking import StudyTracker
-from tuner.search import warm_start
 
 
 @dataclass
@@ -40,7 +51,8 @@ class StudyResult:
 
     study: optuna.Study
     config: StudyConfig
-    #: The final model's scores (see tuner/result/final.py: refit and ensemble as the study file says).
+    #: The final model's scores (:mod:`tuner.result.final`: refit and ensemble as the study file
+    #: says).
     test_scores: dict[str, float]
     tracker: StudyTracker | None
     #: The best trial's own model (trained on the training split) on the same test split.
@@ -58,15 +70,16 @@ def create_study(
     storage_url: str | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> optuna.Study:
-    """Create the study named in ``config`` or load it to continue (same name, same storage: a
-    URL, or a storage from :func:`open_storage`); ``worker`` names this process among several
-    sampling the study, and ``started`` (default: counted now) is how many trials had run when
-    this run of the study began: both seed the sampler (see :func:`worker_seed`), so that a
-    resumed study draws new trials. ``definition`` (:func:`tuner.study.definition.study_definition`) is
-    stored on a new study and checked against an existing one: a study file changed in what
-    defines the study is refused, not mixed in. A new study with a ``[warm_start]`` table starts
-    from earlier studies' best trials (:mod:`tuner.search.warm_start`: the sources are read before the
-    study is created; ``storage_url`` names its storage, ``notify`` gets one line per source)."""
+    """Create the study named in ``config`` or load it to continue (same name, same storage: a URL,
+    or a storage from :func:`open_storage`); ``worker`` names this process among several sampling
+    the study, and ``started`` (default: counted now) is how many trials had run when this run of
+    the study began: both seed the sampler (see :func:`tuner.search.samplers.worker_seed`), so that
+    a resumed study draws new trials. ``definition``
+    (:func:`tuner.study.definition.study_definition`) is stored on a new study and checked against
+    an existing one: a study file changed in what defines the study is refused, not mixed in. A new
+    study with a ``[warm_start]`` table starts from earlier studies' best trials
+    (:mod:`tuner.search.warm_start`: the sources are read before the study is created;
+    ``storage_url`` names its storage, ``notify`` gets one line per source)."""
     if isinstance(storage, str):
         storage_url, storage = storage, open_storage(storage)
     sources = warm_start.read_sources(config, storage, storage_url)
@@ -77,7 +90,7 @@ def create_study(
         storage=storage,
         sampler=make_sampler(config, worker),
         pruner=make_pruner(config),
-        directions=config.directions,
+        directions=[optuna.study.StudyDirection[d.upper()] for d in config.directions],
         load_if_exists=True,
     )
     if definition is not None:
@@ -87,7 +100,9 @@ def create_study(
             if not exc.replaceable:
                 raise
             _replace_failed_study(study, storage, exc.shown, notify)
-            return create_study(config, storage, worker, started, definition, storage_url=storage_url, notify=notify)
+            return create_study(
+                config, storage, worker, started, definition, storage_url=storage_url, notify=notify
+            )
         if STUDY_FILE_ATTR not in study.user_attrs:
             study.set_user_attr(STUDY_FILE_ATTR, config.file_settings())
     started = trials_started(study) if started is None else started
@@ -96,7 +111,11 @@ def create_study(
     if study.user_attrs.get("metric") != config.metric:
         study.set_user_attr("metric", config.metric)
     queued = []
-    if config.result.start_from_defaults and config.sampler.name != "grid" and not study.get_trials(deepcopy=False):
+    if (
+        config.result.start_from_defaults
+        and config.sampler.name != "grid"
+        and not study.get_trials(deepcopy=False)
+    ):
         # The estimator's defaults go first: the study can only improve on them (on validation).
         queued.append(defaults_trial(config.space))
         study.enqueue_trial(queued[0], skip_if_exists=True)
@@ -105,13 +124,19 @@ def create_study(
 
 
 def _replace_failed_study(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, shown: str, notify: Callable[[str], None] | None
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    shown: str,
+    notify: Callable[[str], None] | None,
 ) -> None:
     """Delete a study whose every trial failed, so that the corrected study file (its data, say)
     starts it again instead of being refused for differing from it."""
     n = len(study.get_trials(deepcopy=False))
     optuna.delete_study(study_name=study.study_name, storage=storage)
-    line = f"study {study.study_name!r} started again: its {n} trial(s) all failed, and its settings changed ({shown})"
+    line = (
+        f"study {study.study_name!r} started again: its {n} trial(s) all failed, "
+        f"and its settings changed ({shown})"
+    )
     if notify is not None:
         notify(line)
     else:
@@ -158,7 +183,11 @@ def optimize(
     timeout = config.budget.timeout
     start = time.monotonic()
     waits = storage is not None and has_heartbeats(storage)
-    recover(study, getattr(objective, "tracker", None), f"{socket.gethostname()}-{os.getpid()} starting the study")
+    recover(
+        study,
+        getattr(objective, "tracker", None),
+        f"{socket.gethostname()}-{os.getpid()} starting the study",
+    )
     with one_line_failures():
         while True:
             interrupts.check()
@@ -188,7 +217,7 @@ def optimize(
                     )
                 except BudgetReached:  # another worker took the last slot first
                     continue
-                except KeyboardInterrupt:  # the trial it stopped is re-run on resume, off the budget
+                except KeyboardInterrupt:  # the trial it stopped runs again on resume, off budget
                     requeue_interrupted(study, getattr(objective, "interrupted", []))
                     raise
 
@@ -219,24 +248,45 @@ def run_worker(
     blas_threads = worker_threads(blas_threads)
     with limit_blas_threads(blas_threads), frozen_heap(freeze_heap) as freeze_setup:
         run = open_run(
-            config, storage_url, tracking_uri, check_tracking=parent_run_id is None,
-            worker=worker or f"{socket.gethostname()}-{os.getpid()}", started=started, notify=notify,
+            config,
+            storage_url,
+            tracking_uri,
+            check_tracking=parent_run_id is None,
+            worker=worker or f"{socket.gethostname()}-{os.getpid()}",
+            started=started,
+            notify=notify,
         )
-        settings = run.config.flat_settings() | {"storage": storage_url, "role": "worker", "blas_threads": blas_threads}
+        settings = run.config.flat_settings() | {
+            "storage": storage_url,
+            "role": "worker",
+            "blas_threads": blas_threads,
+        }
         with parent_run(run, settings, parent_run_id) as summary:
-            summary["role"] = "worker"  # its own run scores no test split (tuner/tracking/summary.py)
+            summary["role"] = "worker"  # its own run scores no test split (tuner.tracking.summary)
             freeze_setup()
             objective = Objective(run.config, run.splits, run.tracker)
             optimize(run.study, objective, run.config, storage=run.storage)
     return objective.ran
 
 
-def _worker_process(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started) -> None:
-    """A worker process of ``tuner run --jobs``: the command's own, so it sets what the command sets."""
+def _worker_process(
+    config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started
+) -> None:
+    """A worker process of ``tuner run --jobs``: the command's own, so it sets what the command
+    sets."""
     own_process()
     interrupts.install()
     try:
-        run_worker(config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started, freeze_heap=True)
+        run_worker(
+            config,
+            storage_url,
+            tracking_uri,
+            parent_run_id,
+            blas_threads,
+            worker,
+            started,
+            freeze_heap=True,
+        )
     except KeyboardInterrupt:
         pass
 
@@ -260,7 +310,15 @@ def _run_workers(
     procs = [
         ctx.Process(
             target=_worker_process,
-            args=(config, storage_url, tracker.tracking_uri, tracker.parent_run_id, threads, f"job-{i}", started),
+            args=(
+                config,
+                storage_url,
+                tracker.tracking_uri,
+                tracker.parent_run_id,
+                threads,
+                f"job-{i}",
+                started,
+            ),
             name=f"tuner-worker-{i}",
         )
         for i in range(jobs)
@@ -314,7 +372,14 @@ def run_study(
     threads = worker_threads(threads)
     with limit_blas_threads(threads), frozen_heap(freeze_heap) as freeze_setup:
         return _run_study(
-            config, jobs, resolve_storage_url(storage), tracking_uri, callbacks, threads, freeze_setup, notify
+            config,
+            jobs,
+            resolve_storage_url(storage),
+            tracking_uri,
+            callbacks,
+            threads,
+            freeze_setup,
+            notify,
         )
 
 
@@ -330,7 +395,11 @@ def _run_study(
 ) -> StudyResult:
     run = open_run(config, storage_url, tracking_uri, notify=notify)
     config, splits, study, tracker = run.config, run.splits, run.study, run.tracker
-    settings = config.flat_settings() | {"storage": storage_url, "jobs": jobs, "blas_threads": threads}
+    settings = config.flat_settings() | {
+        "storage": storage_url,
+        "jobs": jobs,
+        "blas_threads": threads,
+    }
     with parent_run(run, settings) as summary:
         freeze_setup()
         objective = Objective(config, splits, tracker)
@@ -341,7 +410,10 @@ def _run_study(
         if not ranked_trials(study):  # no completed trial, or none meets the constraints
             return StudyResult(study, config, {}, tracker)
         best = best_trial(study)
-        pipeline = objective.best_pipelines.get(best.number) or trial_model(config, splits, tracker, best)[0]
+        pipeline = (
+            objective.best_pipelines.get(best.number)
+            or trial_model(config, splits, tracker, best)[0]
+        )
         best_scores = metrics.test_scores(splits, pipeline)
         final = build_final_model(config, splits, study, objective.completed)
         scores = metrics.test_scores(splits, final.pipeline)
@@ -349,8 +421,10 @@ def _run_study(
         study.set_user_attr("test_scores", scores)
         study.set_user_attr("best_trial_test_scores", best_scores)
         summary.update(
-            test_scores=scores or None, best_history=objective.histories.get(best.number),
-            best_trial_test_scores=best_scores or None, final=final.describe(),
+            test_scores=scores or None,
+            best_history=objective.histories.get(best.number),
+            best_trial_test_scores=best_scores or None,
+            final=final.describe(),
         )
         return StudyResult(study, config, scores, tracker, best_scores, final)
 
@@ -367,8 +441,14 @@ class OpenRun:
 
 
 def open_run(
-    config: StudyConfig, storage_url: str, tracking_uri: str | None, *, check_tracking: bool = True,
-    worker: str | None = None, started: int | None = None, notify: Callable[[str], None] | None = None,
+    config: StudyConfig,
+    storage_url: str,
+    tracking_uri: str | None,
+    *,
+    check_tracking: bool = True,
+    worker: str | None = None,
+    started: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> OpenRun:
     """The set-up of every run (``tuner run``, each worker): the data, the config fitted to it,
     the storage (an unreachable database: one clear error before anything else), the tracker
@@ -381,14 +461,21 @@ def open_run(
     if check_tracking:
         tracker.check_connection()
     study = create_study(
-        config, storage, worker, started, definition=study_definition(config, splits), storage_url=storage_url,
+        config,
+        storage,
+        worker,
+        started,
+        definition=study_definition(config, splits),
+        storage_url=storage_url,
         notify=notify,
     )
     return OpenRun(config, splits, storage, tracker, study)
 
 
 @contextlib.contextmanager
-def parent_run(run: OpenRun, settings: dict[str, Any], parent_run_id: str | None = None) -> Iterator[dict[str, Any]]:
+def parent_run(
+    run: OpenRun, settings: dict[str, Any], parent_run_id: str | None = None
+) -> Iterator[dict[str, Any]]:
     """The MLflow parent run around a run's trials: a new one logging ``settings``, or, with
     ``parent_run_id``, the run of the ``tuner run --jobs`` that started this worker. A new one is
     finished with the study's summary (the keyword arguments of ``finish_parent`` the block puts
@@ -410,4 +497,3 @@ def parent_run(run: OpenRun, settings: dict[str, Any], parent_run_id: str | None
             run.tracker.finish_parent(run.study, status=status, **summary)
         else:
             run.tracker.flush()
-

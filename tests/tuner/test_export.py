@@ -361,7 +361,7 @@ def test_exported_models_are_named_and_tagged_as_what_they_are(env):
 def test_an_ensemble_of_trials_is_described_by_its_members(env):
     """A final model of several trials: named `<study>-final`, tagged with its members and no
     `tuner.trial`, its metadata without one member's figures at the top level."""
-    from tuner.result.export import BuiltModel, ExportResult, _logged_params, export_tags, provenance
+    from tuner.result.metadata import BuiltModel, ExportResult, export_tags, logged_params, provenance
 
     study, splits = env["study"], env["splits"]
     complete = [t.number for t in study.trials if t.state.name == "COMPLETE"]
@@ -386,7 +386,7 @@ def test_an_ensemble_of_trials_is_described_by_its_members(env):
         "tuner.study": "wine_export", "tuner.source": "final", "tuner.members": f"{first}, {second} x2",
         "tuner.seeds": "3", "tuner.refit": "true", "tuner.data_fingerprint": "fp",
     }
-    params = _logged_params(meta)
+    params = logged_params(meta)
     assert params and all(k.startswith((f"trial_{first}.", f"trial_{second}.")) for k in params)
 
 

@@ -2,59 +2,62 @@
 
 After the trials, the study's ``[result]`` table decides the final model:
 
-- ``ensemble = N`` (default 5): Caruana's greedy ensemble selection (Caruana et al., 2004). From
-  the best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric (among those that
-  meet the study's ``[objective] constraints``, tuner/search/constraints.py), start from the one of lowest
-  validation loss and repeatedly add (with replacement) the trial whose addition lowers the
-  validation loss of the averaged outputs most, up to N picks or until no addition helps. The
-  loss is the log loss of the averaged class probabilities (a smooth score that separates trials
-  tied on accuracy) or the squared error of the averaged predictions. A trial's weight is the
-  number of times it was picked. ``ensemble = 1`` keeps the study's best trial alone.
+- ``ensemble = N`` (default 5): Caruana's greedy ensemble selection (Caruana et al., 2004). From the
+  best ``N × CANDIDATES_PER_MEMBER`` completed trials by the study's metric (among those that meet
+  the study's ``[objective] constraints``, :mod:`tuner.search.constraints`), start from the one of
+  lowest validation loss and repeatedly add (with replacement) the trial whose addition lowers the
+  validation loss of the averaged outputs most, up to N picks or until no addition helps. The loss
+  is the log loss of the averaged class probabilities (a smooth score that separates trials tied on
+  accuracy) or the squared error of the averaged predictions. A trial's weight is the number of
+  times it was picked. ``ensemble = 1`` keeps the study's best trial alone.
 - ``refit = true`` (default): each chosen trial is trained again from its parameters and seed on
   training + validation rows, for the epochs its trial needed (no early stopping: nothing is left
   to stop on), with the preprocessing fitted on the same rows (``GridSearchCV(refit=True)``).
-- ``seeds = K`` (default 3, with ``refit``): each chosen trial is refit K times, from its own
-  seed and K - 1 seeds drawn from it (tuner/search/trial_model.py ``copy_seed``), and the copies are
+- ``seeds = K`` (default 3, with ``refit``): each chosen trial is refit K times, from its own seed
+  and K - 1 seeds drawn from it (:func:`tuner.search.trial_model.copy_seed`), and the copies are
   averaged with the trial's weight each. A refit has no validation rows left to pick a lucky seed
-  on, its test score moves from seed to seed about as much as the top trials differ, and the
-  greedy selection often settles on one or two trials: without copies the final model is then one
-  or two networks. Chosen on development data only (the README's "What tuning buys" has the
-  measurement and its command). Without refit the members are the trials' own models.
+  on, its test score moves from seed to seed about as much as the top trials differ, and the greedy
+  selection often settles on one or two trials: without copies the final model is then one or two
+  networks. Chosen on development data only (the README's "What tuning buys" has the measurement and
+  its command). Without refit the members are the trials' own models.
 
-The validation outputs of the trials come from the objective of this process when it ran them,
-else from the trial trained again (deterministic from its parameters and seed). With several
-validation splits (``[objective] validation_splits``, tuner/search/resampling.py) they are the outputs of
+The validation outputs of the trials come from the objective of this process when it ran them, else
+from the trial trained again (deterministic from its parameters and seed). With several validation
+splits (``[objective] validation_splits``, :mod:`tuner.search.resampling`) they are the outputs of
 every split, scored together, and a refit trains for the median of the splits' epochs. The test
 split is not used here: the caller scores the result once.
 
 A multi-objective study's final model is its primary trial alone (the front's best on the first
-metric, tuner/search/pareto.py), refit with one seed: an ensemble or seed copies would multiply the
-latency and size it was chosen for (``ensemble`` and ``seeds`` are 1 there and under
-constraints, tuner/study/config.py ``StudyConfig._one_network``).
+metric, :mod:`tuner.search.pareto`), refit with one seed: an ensemble or seed copies would
+multiply the latency and size it was chosen for (``ensemble`` and ``seeds`` are 1 there and under
+constraints: :meth:`tuner.study.config.StudyConfig._one_network`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import optuna
 from sklearn.pipeline import Pipeline
 
-from model import MLPEnsemble
-
-from tuner.study.config import StudyConfig
+from model import MLPClassifier, MLPEnsemble, MLPRegressor
 from tuner.data.loading import Splits, fingerprint
-from tuner.search.trial_model import trial_epochs, trial_estimator, validation_output
-from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from tuner.errors import TunerError
+from tuner.search.constraints import ranked_trials
+from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from tuner.search.pareto import best_trial
 from tuner.search.resampling import Resample, resamples, validation_targets
-from tuner.search.constraints import ranked_trials
+from tuner.search.trial_model import trial_epochs, trial_estimator, validation_output
 from tuner.storage.retries import RUN_ID_ATTR
+from tuner.study.config import StudyConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tuner.tracking import StudyTracker
 
 #: The study user attribute that records the final model's members (read back by the export).
 FINAL_ATTR = "final_model"
@@ -87,17 +90,20 @@ class FinalModel:
         }
 
 
-def ensemble_loss(task: str, y: np.ndarray, output: np.ndarray, classes) -> float:
+def ensemble_loss(
+    task: str, y: np.ndarray, output: np.ndarray, classes: Sequence[Any] | None
+) -> float:
     """Validation loss of (averaged) outputs: log loss, or mean squared error."""
     if task == "classification":
         from sklearn.metrics import log_loss
 
+        assert classes is not None, "a classification task has classes"
         return float(log_loss(y, np.clip(output, 1e-15, 1.0), labels=list(classes)))
     return float(np.mean((np.asarray(y, dtype=np.float64) - output) ** 2))
 
 
 def greedy_selection(
-    outputs: dict[int, np.ndarray], loss, size: int
+    outputs: dict[int, np.ndarray], loss: Callable[[np.ndarray], float], size: int
 ) -> tuple[dict[int, int], float]:
     """Caruana's forward selection with replacement: ``{trial: times picked}`` and the loss of
     the weighted average. ``outputs`` maps trial numbers to validation outputs, ``loss`` scores
@@ -133,8 +139,12 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
 
 
 def trial_model(
-    config: StudyConfig, splits: Splits, tracker, trial: optuna.trial.FrozenTrial, notes: list[str] | None = None,
-) -> tuple[Pipeline, str]:
+    config: StudyConfig,
+    splits: Splits,
+    tracker: StudyTracker,
+    trial: optuna.trial.FrozenTrial,
+    notes: list[str] | None = None,
+) -> tuple[Pipeline, Literal["trial", "retrained"]]:
     """``(pipeline, source)``: the model the trial trained, downloaded from its MLflow run
     (``"trial"``), or, if the run has none, the same model trained again from the trial's
     parameters and seed (``"retrained"``); ``notes`` gets the reason for a retraining."""
@@ -153,7 +163,7 @@ def trial_model(
     return retrain_trial(config, splits, trial), "retrained"
 
 
-def refit_rows(config: StudyConfig, splits: Splits):
+def refit_rows(config: StudyConfig, splits: Splits) -> tuple[Any, np.ndarray, np.ndarray, str]:
     """(preprocessor, Xt, y, fingerprint) of training + validation rows, the preprocessing
     fitted on them."""
     import pandas as pd
@@ -161,22 +171,29 @@ def refit_rows(config: StudyConfig, splits: Splits):
 
     X = pd.concat([splits.X_train, splits.X_val])
     y = np.concatenate([splits.y_train, splits.y_val])
-    pre = clone(splits.preprocessor)  # the study's preprocessing settings (missing values, dates), unfitted
+    # The study's preprocessing settings (missing values, dates), unfitted.
+    pre = clone(splits.preprocessor)
     return pre, pre.fit_transform(X), y, fingerprint(X, y)
 
 
 def refit_estimator(
-    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int, Xt, y, copy: int = 0
-):
+    config: StudyConfig,
+    splits: Splits,
+    trial: optuna.trial.FrozenTrial,
+    epochs: int,
+    Xt: np.ndarray,
+    y: np.ndarray,
+    copy: int = 0,
+) -> MLPClassifier | MLPRegressor:
     """The trial's parameters and seed trained on (Xt, y) for the first ``epochs`` epochs of the
     trial's own training (``copy`` > 0: with another seed, see the module).
 
     Every parameter stays the trial's, ``max_epochs`` included: the decaying learning-rate
-    schedules are laid out over ``max_epochs`` (model/schedules.py), so the refit follows the
-    trial's rates epoch by epoch and stops where the trial's restored weights were made. (Setting
-    ``max_epochs = epochs`` instead compressed the whole decay into those epochs: an exponential
-    schedule of a trial that stopped at epoch 6 of 200 reached 1/100 of its rate by epoch 6 of
-    the refit, which left the final model undertrained.) Early stopping is off (nothing is left
+    schedules are laid out over ``max_epochs`` (:mod:`model.schedules`), so the refit follows the
+    trial's rates epoch by epoch and stops where the trial's restored weights were made. (With
+    ``max_epochs = epochs`` the whole decay would fall into those epochs: an exponential schedule
+    of a trial that stops at epoch 6 of 200 would reach 1/100 of its rate by epoch 6 of the
+    refit, and leave the final model undertrained.) Early stopping is off (nothing is left
     to stop on); the training-loss convergence rule still applies, as in any fit.
     """
     est = trial_estimator(config, splits, trial, copy)
@@ -188,18 +205,25 @@ def refit_estimator(
     return est
 
 
-def refit_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int):
+def refit_trial(
+    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, epochs: int
+) -> tuple[Pipeline, str]:
     """(pipeline, fingerprint): one trial refit on training + validation rows (see the module)."""
     pre, Xt, y, fp = refit_rows(config, splits)
-    return Pipeline([("preprocess", pre), ("mlp", refit_estimator(config, splits, trial, epochs, Xt, y))]), fp
+    return Pipeline(
+        [("preprocess", pre), ("mlp", refit_estimator(config, splits, trial, epochs, Xt, y))]
+    ), fp
 
 
 def _known(
-    config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial, completed: dict[int, CompletedTrial],
+    config: StudyConfig,
+    splits: Splits,
+    trial: optuna.trial.FrozenTrial,
+    completed: dict[int, CompletedTrial],
     extra: list[Resample],
 ) -> CompletedTrial:
-    """The trial's validation outputs (every split's, see tuner/search/resampling.py) and epochs: from
-    this process's objective, else trained again."""
+    """The trial's validation outputs (every split's, see :mod:`tuner.search.resampling`) and
+    epochs: from this process's objective, else trained again."""
     if trial.number in completed:
         return completed[trial.number]
     estimator = retrain_trial(config, splits, trial).steps[-1][1]
@@ -210,24 +234,33 @@ def _known(
             config.metric, splits.task, lambda: trial_estimator(config, splits, trial), extra
         )
         output, epochs = np.concatenate([output, *outputs]), int(np.median([epochs, *more]))
-    return CompletedTrial(value=float(trial.values[0]), output=output, epochs=epochs, estimator=estimator)
+    return CompletedTrial(
+        value=float(trial.values[0]), output=output, epochs=epochs, estimator=estimator
+    )
 
 
 def select_members(
-    config: StudyConfig, splits: Splits, study: optuna.Study, completed: dict[int, CompletedTrial] | None = None
+    config: StudyConfig,
+    splits: Splits,
+    study: optuna.Study,
+    completed: dict[int, CompletedTrial] | None = None,
 ) -> tuple[dict[int, int], dict[int, CompletedTrial], float | None]:
     """The members of the final model (``{trial: weight}``), what is known of each, and the
     validation loss of their average (None for the single best trial). Only trials that meet
-    the study's constraints are candidates (tuner/search/constraints.py)."""
+    the study's constraints are candidates (:mod:`tuner.search.constraints`)."""
     completed = completed or {}
     ranked = ranked_trials(study)
     if not ranked:
-        raise ValueError(f"study {study.study_name!r} has no completed trial that meets its constraints")
+        raise ValueError(
+            f"study {study.study_name!r} has no completed trial that meets its constraints"
+        )
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
     extra = resamples(config, splits)
-    if size == 1 or len(ranked) == 1 or multilabel:  # size is 1 in a multi-objective study (config.py)
-        best = best_trial(study)  # a multi-objective study's primary trial alone (tuner/search/pareto.py)
+    # size is 1 in a multi-objective study (tuner.study.config).
+    if size == 1 or len(ranked) == 1 or multilabel:
+        # A multi-objective study's primary trial alone (tuner.search.pareto).
+        best = best_trial(study)
         return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
     pool = ranked[: size * CANDIDATES_PER_MEMBER]
     known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
@@ -278,6 +311,7 @@ def build_final_model(
             if n in known and known[n].estimator is not None:
                 return known[n].estimator
             return retrain_trial(config, splits, trials[n]).steps[-1][1]
+
     estimators, weights = [], []
     for n, weight in members.items():
         for copy in range(seeds):
@@ -286,16 +320,20 @@ def build_final_model(
     final_est = estimators[0] if len(estimators) == 1 else MLPEnsemble(estimators, weights)
     return FinalModel(
         pipeline=Pipeline([("preprocess", pre), ("mlp", final_est)]),
-        members=dict(members), refit=config.result.refit, validation_loss=value,
-        fingerprint=fp, epochs=epochs, seeds=seeds,
+        members=dict(members),
+        refit=config.result.refit,
+        validation_loss=value,
+        fingerprint=fp,
+        epochs=epochs,
+        seeds=seeds,
     )
 
 
 def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int], int] | None:
     """``(members, epochs, seeds)`` of the final model the study's last run chose
     (:data:`FINAL_ATTR`), or None when no run recorded one (e.g. a study run by ``tuner worker``
-    only). A record from before ``seeds`` existed had one copy of each member."""
-    recorded = study.user_attrs.get(FINAL_ATTR)
+    only). A record without ``seeds`` stands for one copy of each member."""
+    recorded: Any = study.user_attrs.get(FINAL_ATTR)  # JSON data as stored, checked below
     try:
         members = {int(k): int(v) for k, v in recorded["members"].items()}
         epochs = {int(k): int(v) for k, v in recorded["epochs"].items()}

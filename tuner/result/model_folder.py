@@ -3,11 +3,13 @@
 What :func:`write_model_folder` writes to ``DIR`` (default ``exports/<study>``)::
 
     DIR/
-      MLmodel                  flavour python_function (models from code), signature with a params
-                               schema, ``metadata`` = provenance (:func:`tuner.result.export.provenance`)
+      MLmodel                  flavour python_function (models from code), signature with a
+                               params schema, ``metadata`` = provenance
+                               (:func:`tuner.result.metadata.provenance`)
       model.npz                the weights + JSON architecture/preprocessing (``model.save``),
                                read with ``allow_pickle=False``; also what ``model.load(DIR)`` reads
-      pyfunc_model.py          the pyfunc wrapper (tuner/result/pyfunc_model.py, ``set_model`` inside)
+      pyfunc_model.py          the pyfunc wrapper (:mod:`tuner.result.pyfunc_model`,
+                               ``set_model`` inside)
       code/model/              the project's ``model`` package (NumPy MLP + preprocessing)
       input_example.json, serving_input_example.json
       requirements.txt, python_env.yaml, conda.yaml
@@ -118,7 +120,11 @@ def strict_json_examples(path: Path) -> None:
 
 def _requirements() -> list[str]:
     versions = package_versions()
-    return [f"{name}=={versions[name]}" for name in ("mlflow", "numpy", "pandas", "scikit-learn") if name in versions]
+    return [
+        f"{name}=={versions[name]}"
+        for name in ("mlflow", "numpy", "pandas", "scikit-learn")
+        if name in versions
+    ]
 
 
 def write_model_folder(path: Path, pipeline, splits, metadata: dict[str, Any]) -> Path:
@@ -148,7 +154,10 @@ def write_model_folder(path: Path, pipeline, splits, metadata: dict[str, Any]) -
     conf = mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME]
     (path / conf["path"]).replace(path / WEIGHTS_FILE)
     shutil.rmtree(path / "artifacts", ignore_errors=True)
-    mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME] = {"path": WEIGHTS_FILE, "uri": WEIGHTS_FILE}
+    mlmodel.flavors["python_function"]["artifacts"][ARTIFACT_NAME] = {
+        "path": WEIGHTS_FILE,
+        "uri": WEIGHTS_FILE,
+    }
     mlmodel.save(str(path / "MLmodel"))
     strict_json_examples(path)
     for pycache in path.rglob("__pycache__"):
@@ -185,7 +194,11 @@ def check_no_pickle(path: Path) -> list[str]:
                         fmt = np.lib.format
                         with io.BytesIO(member) as fh:
                             version = fmt.read_magic(fh)
-                            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                            read = (
+                                fmt.read_array_header_1_0
+                                if version == (1, 0)
+                                else fmt.read_array_header_2_0
+                            )
                             dtype = read(fh, max_header_size=1 << 20)[2]
                         if dtype.hasobject:
                             problems.append(f"{rel}:{name}: object array (needs pickle)")
@@ -223,10 +236,12 @@ def prepare_out(out: Path, what: str, force: bool) -> None:
 
         old = Model.load(str(out)).metadata or {}
         held = describe_export(old["study"], old["source"], old.get("trial"))
-    except Exception:  # noqa: BLE001 - an unreadable previous export: treated as another model
+    except Exception:  # an unreadable previous export: treated as another model
         held = "a model this version cannot read"
     if held != what and not force:
-        raise TunerError(f"{out} holds {held}, not {what}; pass --force to replace it, or choose another --out")
+        raise TunerError(
+            f"{out} holds {held}, not {what}; pass --force to replace it, or choose another --out"
+        )
 
 
 def swap_in(new: Path, out: Path) -> None:

@@ -15,16 +15,17 @@ values as strings, missing values allowed) and returns labels (classification) o
 instead, one column per class; a regression model's signature declares no parameters, so MLflow
 drops that one (logging a warning) before ``predict`` and values come back.
 
-The signature declares each column ``Any`` (tuner/result/model_folder.py ``_signature``): MLflow passes the
-columns on as they are, and the preprocessing here checks them. A missing column or a value of
-the wrong type raises an ``MlflowException`` (HTTP 400 when served) that names the column; an
-input without rows raises one that says so.
+The signature declares each column ``Any`` (:func:`tuner.result.model_folder._signature`): MLflow
+passes the columns on as they are, and the preprocessing here checks them. A missing column or a
+value of the wrong type raises an ``MlflowException`` (HTTP 400 when served) that names the column;
+an input without rows raises one that says so.
 """
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
 
 #: The name of the weights artifact in the pyfunc configuration (``context.artifacts``).
 ARTIFACT_NAME = "model"
@@ -32,14 +33,16 @@ ARTIFACT_NAME = "model"
 PROBA_PARAM = "predict_proba"
 
 
-class TunedMLPModel(mlflow.pyfunc.PythonModel):
+class TunedMLPModel(PythonModel):
     """A tuned MLP with its fitted preprocessing: raw rows in, labels / values out."""
 
     def load_context(self, context):
         from model import load
 
         self.pipeline = load(context.artifacts[ARTIFACT_NAME])
-        self.estimator = self.pipeline.steps[-1][1] if hasattr(self.pipeline, "steps") else self.pipeline
+        self.estimator = (
+            self.pipeline.steps[-1][1] if hasattr(self.pipeline, "steps") else self.pipeline
+        )
         self.is_classifier = hasattr(self.estimator, "classes_")
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
@@ -56,7 +59,9 @@ class TunedMLPModel(mlflow.pyfunc.PythonModel):
                     error_code=INVALID_PARAMETER_VALUE,
                 ) from None
         if len(model_input) == 0:
-            raise MlflowException("no rows to predict: the input holds no rows", error_code=INVALID_PARAMETER_VALUE)
+            raise MlflowException(
+                "no rows to predict: the input holds no rows", error_code=INVALID_PARAMETER_VALUE
+            )
         want_proba = bool((params or {}).get(PROBA_PARAM, False))
         if want_proba and not self.is_classifier:
             raise MlflowException(
@@ -71,7 +76,9 @@ class TunedMLPModel(mlflow.pyfunc.PythonModel):
             return np.asarray(self.pipeline.predict(model_input))
         except ValueError as exc:
             # The preprocessor's errors name the column: pass them on as a client error.
-            raise MlflowException(f"invalid input: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
+            raise MlflowException(
+                f"invalid input: {exc}", error_code=INVALID_PARAMETER_VALUE
+            ) from None
 
 
 mlflow.models.set_model(TunedMLPModel())

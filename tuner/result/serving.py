@@ -1,4 +1,5 @@
-"""The HTTP app of ``tuner serve``: MLflow's scoring server for an exported model, with short errors.
+"""The HTTP app of ``tuner serve``: MLflow's scoring server for an exported model, with short
+errors.
 
 MLflow's scoring server answers a bad request (a missing column, a value of the wrong type) with
 the request's whole DataFrame, and often the model's schema, inside the message: ``Failed to
@@ -7,12 +8,12 @@ many rows that is pages of text around the one line that matters. This app is th
 (same routes, same request and answer formats, built by ``mlflow.pyfunc.scoring_server.init``)
 whose error answers from ``/invocations`` keep only that line (:func:`short_message`).
 
-Two kinds of request are answered before MLflow sees them (:class:`CheckedRequests`): a body
-that is not a scoring request (empty, not JSON, not an object, none of the protocol's keys) gets
-one line saying what is expected, where MLflow answers with its long note on the protocol of
-MLflow 2.0; a request without rows is told so. A CSV body (``Content-Type: text/csv``) is read
-as ``pd.read_csv`` reads a file and passed on as JSON: MLflow reads CSV with the column types
-of the signature, which declares its columns ``Any`` (tuner/result/model_folder.py) and gives it none.
+Two kinds of request are answered before MLflow sees them (:class:`CheckedRequests`): a body that is
+not a scoring request (empty, not JSON, not an object, none of the protocol's keys) gets one line
+saying what is expected, where MLflow answers with its long note on the protocol of MLflow 2.0; a
+request without rows is told so. A CSV body (``Content-Type: text/csv``) is read as ``pd.read_csv``
+reads a file and passed on as JSON: MLflow reads CSV with the column types of the signature, which
+declares its columns ``Any`` (:mod:`tuner.result.model_folder`) and gives it none.
 
 Serving a folder runs no code from it: the app's model is built from this installation's code
 (:func:`load_installed`: ``model.load`` reads ``model.npz``, plain arrays checked before they
@@ -21,8 +22,8 @@ are read, and :class:`tuner.result.pyfunc_model.TunedMLPModel` wraps it), not fr
 bodies are limited in size (:data:`MAX_BODY_BYTES`, HTTP 413), and no answer repeats more than a
 short piece of what was sent (:data:`MAX_MESSAGE`).
 
-``tuner serve`` starts it as ``uvicorn --factory tuner.result.serving:create_app`` with the model folder
-in the child's environment variable :data:`MODEL_ENV`.
+``tuner serve`` starts it as ``uvicorn --factory tuner.result.serving:create_app`` with the model
+folder in the child's environment variable :data:`MODEL_ENV`.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def clipped(message: str) -> str:
 
 #: The keys of MLflow's scoring protocol that hold the rows (a request has exactly one of them).
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-EXPECTED = ('expected a JSON object with "dataframe_split" or "dataframe_records" '
-            '(or "instances", "inputs"), as in serving_input_example.json')
+EXPECTED = (
+    'expected a JSON object with "dataframe_split" or "dataframe_records" '
+    '(or "instances", "inputs"), as in serving_input_example.json'
+)
 NO_ROWS = "no rows to predict: the request holds no rows"
 
 
@@ -110,7 +113,9 @@ def csv_as_json(body: bytes) -> bytes:
         raise Refused(f"the request is not CSV: {' '.join(str(exc).split())}") from None
     cells = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
     split = {"columns": [str(c) for c in frame.columns], "data": cells}
-    return json.dumps({"dataframe_split": split}, default=lambda v: v.item() if hasattr(v, "item") else str(v)).encode()
+    return json.dumps(
+        {"dataframe_split": split}, default=lambda v: v.item() if hasattr(v, "item") else str(v)
+    ).encode()
 
 
 class TooLarge(Exception):
@@ -134,9 +139,13 @@ class CheckedRequests:
             body = await _read_body(receive, self.max_body)
         except TooLarge:
             limit = f"{self.max_body / 2**20:.3g} MB"
-            return await _refuse(send, f"request too large: over {limit}; send fewer rows per request", 413)
+            return await _refuse(
+                send, f"request too large: over {limit}; send fewer rows per request", 413
+            )
         headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        content_type = (
+            headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        )
         try:
             if content_type == "text/csv":
                 body = csv_as_json(body)
@@ -182,7 +191,10 @@ def _replay(body: bytes, receive):
 async def _refuse(send, message: str, status: int = 400) -> None:
     code = "BAD_REQUEST" if status == 400 else "REQUEST_TOO_LARGE"
     content = json.dumps({"error_code": code, "message": clipped(message)}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
@@ -241,7 +253,9 @@ def load_installed(model_dir: str):
 
     folder = os.path.abspath(model_dir)
     meta = Model.load(os.path.join(folder, "MLmodel"))
-    artifact = os.path.realpath(os.path.join(folder, meta.flavors["python_function"]["artifacts"][ARTIFACT_NAME]["path"]))
+    artifact = os.path.realpath(
+        os.path.join(folder, meta.flavors["python_function"]["artifacts"][ARTIFACT_NAME]["path"])
+    )
     if os.path.commonpath([artifact, os.path.realpath(folder)]) != os.path.realpath(folder):
         raise ValueError(f"{model_dir}: the MLmodel file names weights outside the folder")
     python_model = TunedMLPModel()

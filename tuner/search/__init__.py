@@ -1,1 +1,2 @@
-"""The search: the objective a trial runs, samplers, pruners, warm starts, costs and constraints, Pareto fronts."""
+"""The search: the objective a trial runs, samplers, pruners, warm starts, costs and
+constraints, Pareto fronts."""

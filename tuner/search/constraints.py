@@ -1,14 +1,14 @@
-"""Deployment requirements on a trial's measured costs (tuner/search/costs.py): the study file's
-``[objective] constraints`` and ``tuner export --where``.
+"""Deployment requirements on a trial's measured costs (:mod:`tuner.search.costs`): the study
+file's ``[objective] constraints`` and ``tuner export --where``.
 
-Constraints: each completed or pruned trial (pruned before training too, when its untrained
-network already breaks a bound: tuner/search/objective.py) tells Optuna ``cost - bound`` for every bound of the
-study file (``trial.set_constraint(name, value)``; a trial is feasible when every value is
-<= 0). The sampler (TPE, NSGA-II, GP) learns the feasible region from them, and ``study.best_trial`` is the
-best feasible trial. The study keeps its one metric and its pruner. Every place that picks "the
-best trial" goes through Optuna's ``best_trial`` or :func:`ranked_trials` (feasible trials
-only), so an infeasible trial is never the best trial, never a member of the final
-model and never exported as the best.
+Constraints: each completed or pruned trial (pruned before training too, when its untrained network
+already breaks a bound: :mod:`tuner.search.objective`) tells Optuna ``cost - bound`` for every bound
+of the study file (``trial.set_constraint(name, value)``; a trial is feasible when every value is
+``<= 0``). The sampler (TPE, NSGA-II, GP) learns the feasible region from them, and
+``study.best_trial`` is the best feasible trial. The study keeps its one metric and its pruner.
+Every place that picks "the best trial" goes through Optuna's ``best_trial`` or
+:func:`ranked_trials` (feasible trials only), so an infeasible trial is never the best trial, never
+a member of the final model and never exported as the best.
 
 ``--where``: clauses such as ``"latency_ms_row <= 0.2"`` filter the completed trials on their
 stored costs after the fact, with any bounds (the study's constraints need not be set).
@@ -21,8 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tuner.search.costs import COSTS, trial_costs
 from tuner.errors import TunerError
+from tuner.search.costs import COSTS, trial_costs
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def parse_where(clauses: Iterable[str]) -> list[Requirement]:
         match = _CLAUSE.match(clause)
         if match is None:
             raise TunerError(
-                f"--where {clause!r}: expected '<cost> <= <number>' or '<cost> < <number>' (costs: {allowed})"
+                f"--where {clause!r}: expected '<cost> <= <number>' or '<cost> < <number>' "
+                f"(costs: {allowed})"
             )
         cost, op, text = match.groups()
         if cost not in COSTS:
@@ -101,10 +102,11 @@ def n_feasible(trials: Sequence) -> int | None:
     return sum(feasible(t) for t in complete)
 
 
-#: How the reason stored with a trial pruned before training begins (tuner/search/objective.py).
+#: How the reason stored with a trial pruned before training begins (:mod:`tuner.search.objective`).
 UNTRAINED_PRUNE_REASON = "pruned before training"
 #: The trial user attribute (True) that marks a trial pruned before training; the budget reads it
-#: (tuner/storage/budget.py, and in SQL tuner/storage/_internals.py), not the reason's wording.
+#: (:mod:`tuner.storage.budget`, and in SQL :mod:`tuner.storage._internals`), not the reason's
+#: wording.
 UNTRAINED_ATTR = "pruned_before_training"
 
 
@@ -124,7 +126,10 @@ def feasible_line(trials: Sequence) -> str | None:
     if feasible_count is None and not untrained:
         return None
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    line = f"{feasible_count or 0} of {complete} completed trials meet the constraints (objective.constraints)"
+    line = (
+        f"{feasible_count or 0} of {complete} completed trials meet the constraints "
+        "(objective.constraints)"
+    )
     if untrained:
         line += f"; {untrained} more pruned before training, their untrained network over a bound"
     return line
@@ -142,10 +147,13 @@ def no_feasible_message(study_name: str, n_complete: int) -> str:
 def ranked_trials(study, feasible_only: bool = True) -> list:
     """Completed trials, best first by the study's direction (ties: the earlier trial); with
     ``feasible_only``, only those meeting the study's constraints (:func:`feasible`). A
-    multi-objective study's trials are ranked on its first objective, its metric (tuner/search/pareto.py)."""
+    multi-objective study's trials are ranked on its first objective, its metric
+    (:mod:`tuner.search.pareto`)."""
     import optuna
 
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = [
+        t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE
+    ]
     if feasible_only:
         complete = [t for t in complete if feasible(t)]
     sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0

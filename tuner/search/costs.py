@@ -1,7 +1,7 @@
 """What a trained model costs to deploy, measured: its parameters, its saved size, its latency.
 
-Every completed trial (and, in a constrained study, every pruned one: tuner/search/objective.py) is
-measured once, in the process that trained it, right after training (:func:`measure_costs`), the
+Every completed trial (and, in a constrained study, every pruned one: :mod:`tuner.search.objective`)
+is measured once, in the process that trained it, right after training (:func:`measure_costs`), the
 same way for every trial:
 
 - ``n_params``: the network's weights and biases.
@@ -16,32 +16,32 @@ same way for every trial:
 
 The fastest call, not the median, as ``timeit`` advises: a trial is timed while the tuner's own
 logging threads run, and a call they interrupt is slower for reasons that are not the model's
-(bench/bench_latency_spread.py measures the spread; the README's "Tuning for deployment" has the
+(``bench/bench_latency_spread.py`` measures the spread; the README's "Tuning for deployment" has the
 figures).
 
 The rows are the study's validation rows (repeated to 1,000 when there are fewer), already
-preprocessed: the study's preprocessing is **excluded** from size and latency. It is fitted once
-per study, is the same for every trial, and would add the same (pandas-bound) time to each; what
-a trial's parameters change is the network, so the costs measure the network alone. BLAS is held
-to :data:`MEASURE_THREADS` thread while measuring, whatever the process trains with: the costs
-do not depend on ``--threads``, and a measurement at export time (tuner/result/export.py) is made like
-the trial's (OpenBLAS's threads spin while another process holds a core, which made the latency
-of a small network many times its one-thread figure on a busy machine). One warm-up call on one
-row precedes the timings. The 1,000-row calls are most of the measuring time.
+preprocessed: the study's preprocessing is **excluded** from size and latency. It is fitted once per
+study, is the same for every trial, and would add the same (pandas-bound) time to each; what a
+trial's parameters change is the network, so the costs measure the network alone. BLAS is held to
+:data:`MEASURE_THREADS` thread while measuring, whatever the process trains with: the costs do not
+depend on ``--threads``, and a measurement at export time (:mod:`tuner.result.export`) is made like
+the trial's (OpenBLAS's threads spin while another process holds a core, which makes the latency of
+a small network many times its one-thread figure on a busy machine). One warm-up call on one row
+precedes the timings. The 1,000-row calls are most of the measuring time.
 
 In a constrained study, a trial's network is also measured **before** it trains
 (:func:`measure_untrained`): a copy of it is initialised on a few training rows, without training,
-and measured the same way. Its parameter count is the trained network's; its latency is that of
-the same layers (a network's weights do not change how long ``predict`` takes, up to the timing's
-noise); its saved size is the trained network's (the same arrays and header: the curves are
-not counted). A trial whose untrained network already breaks a bound (a timed cost by a margin,
-:func:`over_bound_untrained`) is pruned before it trains (tuner/search/objective.py) and does not use the
-budget (tuner/storage/budget.py), so an infeasible architecture costs a constrained study a measurement,
-not a training.
+and measured the same way. Its parameter count is the trained network's; its latency is that of the
+same layers (a network's weights do not change how long ``predict`` takes, up to the timing's
+noise); its saved size is the trained network's (the same arrays and header: the curves are not
+counted). A trial whose untrained network already breaks a bound (a timed cost by a margin,
+:func:`over_bound_untrained`) is pruned before it trains (:mod:`tuner.search.objective`) and does
+not use the budget (:mod:`tuner.storage.budget`), so an infeasible architecture costs a constrained
+study a measurement, not a training.
 
-The costs are stored on the Optuna trial as user attributes ``cost_<name>`` and logged as metrics
-of the trial's MLflow run (the trial's summary, tuner/search/objective.py). The names are the fixed set
-:data:`COSTS`: a study file's ``[objective] constraints`` and ``tuner export --where`` use them.
+The costs are stored on the Optuna trial as user attributes ``cost_<name>`` and logged as metrics of
+the trial's MLflow run (the trial's summary, :mod:`tuner.search.objective`). The names are the fixed
+set :data:`COSTS`: a study file's ``[objective] constraints`` and ``tuner export --where`` use them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ ATTR_PREFIX = "cost_"
 ROW_REPEATS = 11
 BATCH_REPEATS = 5
 BATCH_ROWS = 1000
-#: BLAS threads while measuring (tuner/threads.py's policy for a worker).
+#: BLAS threads while measuring (:mod:`tuner.threads`'s policy for a worker).
 MEASURE_THREADS = 1
 
 
@@ -109,13 +109,19 @@ def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
     if len(rows) == 0:
         raise ValueError("measuring latency needs at least one row")
     one = rows[:1]
-    batch = np.resize(rows, (BATCH_ROWS, *rows.shape[1:])) if len(rows) < BATCH_ROWS else rows[:BATCH_ROWS]
+    batch = (
+        np.resize(rows, (BATCH_ROWS, *rows.shape[1:]))
+        if len(rows) < BATCH_ROWS
+        else rows[:BATCH_ROWS]
+    )
     with limit_blas_threads(MEASURE_THREADS):
         return {
             "latency_ms_row": _fastest_ms(lambda: estimator.predict(one), ROW_REPEATS),
             # No warm-up of its own: the one-row calls warmed the model, and a 1,000-row call is
             # most of the measuring time.
-            "latency_ms_batch1000": _fastest_ms(lambda: estimator.predict(batch), BATCH_REPEATS, warm_up=False),
+            "latency_ms_batch1000": _fastest_ms(
+                lambda: estimator.predict(batch), BATCH_REPEATS, warm_up=False
+            ),
             "size_kb": saved_size_kb(estimator),
             "n_params": float(estimator.n_params_),
         }
@@ -125,7 +131,7 @@ def measure_costs(estimator, rows: np.ndarray) -> dict[str, float]:
 PROBE_ROWS = 32
 #: A timed cost (the latencies) of an untrained network prunes its trial only above this many
 #: times the bound: one network's timed latency varies from measurement to measurement
-#: (bench/bench_latency_spread.py), and a network near the bound should train and be judged by
+#: (``bench/bench_latency_spread.py``), and a network near the bound should train and be judged by
 #: its own measurement rather than be dropped by a slow one. Exact costs use the bound itself.
 UNTRAINED_TIMING_MARGIN = 1.25
 #: The costs that are timed (the others are exact).
@@ -136,12 +142,15 @@ def over_bound_untrained(costs: dict[str, float], bounds: dict[str, float]) -> d
     """The bounds that an untrained network's ``costs`` break for certain, by cost name: an exact
     cost above its bound, a timed one above :data:`UNTRAINED_TIMING_MARGIN` times it."""
     return {
-        name: bound for name, bound in bounds.items()
+        name: bound
+        for name, bound in bounds.items()
         if costs[name] > bound * (UNTRAINED_TIMING_MARGIN if name in TIMED_COSTS else 1.0)
     }
 
 
-def measure_untrained(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+def measure_untrained(
+    estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray
+) -> dict[str, float]:
     """The costs of ``estimator``'s network before it trains: an unfitted copy (scikit-learn's
     ``clone``, same layers) initialised by one ``partial_fit`` epoch over the first
     :data:`PROBE_ROWS` training rows ``X``, ``y`` (a classifier is told every class of ``y``), then
@@ -163,8 +172,8 @@ def measure_untrained(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray)
 
 def trial_costs(trial) -> dict[str, float]:
     """The costs stored on a trial (an Optuna trial or FrozenTrial), by name; a cost not measured
-    (a failed trial, a pruned trial of an unconstrained study, a trial from before costs were
-    measured) is absent."""
+    (a failed trial, a pruned trial of an unconstrained study, a trial stored without costs) is
+    absent."""
     attrs = trial.user_attrs
     out = {}
     for name in COSTS:

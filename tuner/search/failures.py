@@ -23,7 +23,9 @@ from model import DivergenceError
 
 #: Optuna's two warnings about a failed trial (``optuna.study.Study.optimize``): the first
 #: carries the error (and its traceback), the second the value the objective returned.
-FAILED_WITH_ERROR = re.compile(r"Trial (\d+) failed with parameters: .* because of the following error: (.*)\.\Z", re.S)
+FAILED_WITH_ERROR = re.compile(
+    r"Trial (\d+) failed with parameters: .* because of the following error: (.*)\.\Z", re.S
+)
 FAILED_WITH_VALUE = re.compile(r"Trial \d+ failed with value ")
 
 
@@ -76,19 +78,23 @@ def one_line_failures() -> Iterator[None]:
             handler.removeFilter(line)
 
 
-def none_completed(trials: Sequence[optuna.trial.FrozenTrial], what: str = "no trial completed") -> str | None:
+def none_completed(
+    trials: Sequence[optuna.trial.FrozenTrial], what: str = "no trial completed"
+) -> str | None:
     """One line when ``trials`` ran and none completed: how many failed (and were pruned or
     are unfinished), and the first failure's reason (with no failure, the first stored reason a
     trial was pruned); None when a trial completed or none ran."""
     State = optuna.trial.TrialState
     if not trials or any(t.state == State.COMPLETE for t in trials):
         return None
-    counts: dict[str, int] = {}
+    counts: dict[optuna.trial.TrialState, int] = {}
     for t in trials:
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-    order = ["fail", "pruned", "running", "waiting"]
-    names = {"fail": "failed"}
-    line = f"{what}: " + ", ".join(f"{counts[s]} {names.get(s, s)}" for s in order if s in counts)
+        counts[t.state] = counts.get(t.state, 0) + 1
+    order = [State.FAIL, State.PRUNED, State.RUNNING, State.WAITING]
+    names = {State.FAIL: "failed"}
+    line = f"{what}: " + ", ".join(
+        f"{counts[s]} {names.get(s, s.name.lower())}" for s in order if s in counts
+    )
     failed = sorted((t for t in trials if t.state == State.FAIL), key=lambda t: t.number)
     if failed:
         first = next((t for t in failed if t.user_attrs.get("fail_reason")), failed[0])

@@ -4,8 +4,8 @@ Data flows in one way: the config and the data splits are fixed for the study, t
 suggests the parameters, the model trains with a per-epoch callback that reports to Optuna,
 and what happened is handed to the tracker as one :class:`~tuner.tracking.TrialRecord`.
 
-In a multi-objective study (``[objective] metrics``, tuner/search/pareto.py) a trial reports nothing to
-Optuna, is never pruned, and returns one value per objective, its metric first.
+In a multi-objective study (``[objective] metrics``, :mod:`tuner.search.pareto`) a trial reports
+nothing to Optuna, is never pruned, and returns one value per objective, its metric first.
 """
 
 from __future__ import annotations
@@ -14,31 +14,35 @@ import math
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
-from model import DivergenceError
-
+from model import DivergenceError, MLPClassifier, MLPRegressor
 from tuner import interrupts
+from tuner.data.loading import Splits
+from tuner.search.constraints import UNTRAINED_ATTR, UNTRAINED_PRUNE_REASON, set_constraints
+from tuner.search.costs import as_attrs, measure_costs, measure_untrained, over_bound_untrained
+from tuner.search.failures import failure_reason
+from tuner.search.pruners import unwrap_pruner
+from tuner.search.resampling import Resample, resamples
+from tuner.search.trial_model import build_estimator, trial_epochs, validation_output
+from tuner.storage.recovery import INTERRUPTED
+from tuner.storage.retries import RETRY_OF, RUN_ID_ATTR
 from tuner.study import metrics
 from tuner.study.config import StudyConfig
-from tuner.search.costs import as_attrs, measure_costs, measure_untrained, over_bound_untrained
-from tuner.data.loading import Splits
-from tuner.search.trial_model import build_estimator, trial_epochs, validation_output
-from tuner.search.resampling import Resample, resamples
-from tuner.storage.retries import RETRY_OF, RUN_ID_ATTR
-from tuner.storage.recovery import INTERRUPTED
-from tuner.search.constraints import UNTRAINED_ATTR, UNTRAINED_PRUNE_REASON, set_constraints
-from tuner.search.pruners import unwrap_pruner
 from tuner.study.space import suggest_params
 from tuner.threads import current_blas_threads
 from tuner.tracking import PendingRun, StudyTracker, TrialRecord
-from tuner.search.failures import failure_reason
+
+#: A trial's estimator (:func:`tuner.search.trial_model.build_estimator`).
+Estimator = MLPClassifier | MLPRegressor
 
 #: The metrics the training loop already computes on the validation split, by metric name.
 LOGGED_METRICS = {
@@ -51,21 +55,30 @@ LOGGED_METRICS = {
 
 
 #: How many of the best completed trials the final model's ensemble selection considers, per
-#: member it may pick (see tuner/result/final.py).
+#: member it may pick (see :mod:`tuner.result.final`).
 CANDIDATES_PER_MEMBER = 3
 
 
-def score_resamples(metric: str, task: str, make_estimator, extra: list[Resample]):
+def score_resamples(
+    metric: str, task: str, make_estimator: Callable[[], Estimator], extra: list[Resample]
+) -> tuple[list[float], list[np.ndarray], list[int]]:
     """``(scores, outputs, epochs)`` of a trial's parameters trained afresh (``make_estimator()``)
-    on each extra split (tuner/search/resampling.py), with early stopping on that split's validation
-    rows; the interrupt check runs every epoch."""
-    scores, outputs, epochs = [], [], []
+    on each extra split (:mod:`tuner.search.resampling`), with early stopping on that split's
+    validation rows; the interrupt check runs every epoch."""
+    scores: list[float] = []
+    outputs: list[np.ndarray] = []
+    epochs: list[int] = []
     for split in extra:
         estimator = make_estimator()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(split.Xt_train, split.y_train, X_val=split.Xt_val, y_val=split.y_val,
-                          callbacks=[_check_interrupts])
+            estimator.fit(
+                split.Xt_train,
+                split.y_train,
+                X_val=split.Xt_val,
+                y_val=split.y_val,
+                callbacks=[_check_interrupts],
+            )
         scores.append(metrics.score_model(metric, estimator, split.Xt_val, split.y_val))
         outputs.append(validation_output(task, estimator, split.Xt_val))
         epochs.append(trial_epochs(estimator))
@@ -94,7 +107,7 @@ class TrialRun:
 
     started: float = field(default_factory=time.time)
     history: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    state: str = "FAIL"
+    state: TrialState = TrialState.FAIL
     reason: str | None = None
     value: float | None = None
     pruned_epoch: int | None = None
@@ -114,9 +127,10 @@ class TrialRun:
     fit_epochs: int | None = None
     #: Pruned before training (its untrained network broke a bound): free of the budget.
     untrained: bool = False
-    #: A completed trial's measured costs by name (tuner/search/costs.py), stored and logged with it.
+    #: A completed trial's measured costs by name (:mod:`tuner.search.costs`), stored and logged
+    #: with it.
     costs: dict[str, float] | None = None
-    #: A multi-objective study's other objectives by name (tuner/search/pareto.py).
+    #: A multi-objective study's other objectives by name (:mod:`tuner.search.pareto`).
     others: dict[str, float] | None = None
 
     def summary(self, estimator) -> dict[str, float]:
@@ -146,7 +160,7 @@ class Objective:
         self.config = config
         self.splits = splits
         self.tracker = tracker
-        self.metric = config.objective.metric
+        self.metric = config.metric
         #: The best completed trial's model and curves from this process, by trial number.
         self.best_pipelines: dict[int, Pipeline] = {}
         self.histories: dict[int, dict[str, list[float]]] = {}
@@ -154,9 +168,10 @@ class Objective:
         #: The best completed trials of this process (as many as the final model may draw on).
         self.completed: dict[int, CompletedTrial] = {}
         self.keep_completed = config.result.ensemble * CANDIDATES_PER_MEMBER
-        #: The splits beyond the study's own that score a trial (tuner/search/resampling.py).
+        #: The splits beyond the study's own that score a trial (:mod:`tuner.search.resampling`).
         self.resamples = resamples(config, splits)
-        #: Trials of this process stopped by Ctrl-C / SIGTERM (see tuner.storage.recovery.requeue_interrupted).
+        #: Trials of this process stopped by Ctrl-C / SIGTERM
+        #: (:func:`tuner.storage.recovery.requeue_interrupted` queues them again).
         self.interrupted: list[int] = []
         #: Every trial this objective ran, by number (a worker whose trials all failed says so).
         self.ran: list[int] = []
@@ -175,13 +190,15 @@ class Objective:
             if not run.attached and (run.pending_run is None or run.pending_run.done()):
                 self._attach_run(trial, run)
             for name, v in logs.items():
-                run.history[name if name.startswith("val_") or name == "lr" else f"train_{name}"].append(v)
+                run.history[
+                    name if name.startswith("val_") or name == "lr" else f"train_{name}"
+                ].append(v)
             value = self._epoch_value(estimator, logs)
             if self.metric not in LOGGED_METRICS:
                 run.history[f"val_{self.metric}"].append(value)
             if not math.isfinite(value):
                 raise DivergenceError(f"validation {self.metric} is {value} at epoch {epoch}")
-            if self.config.multi_objective:  # no pruning (Optuna's raise): see tuner/search/pareto.py
+            if self.config.multi_objective:  # no pruning (Optuna's raise): see tuner.search.pareto
                 return False
             trial.report(value, epoch)
             if trial.should_prune():
@@ -196,52 +213,15 @@ class Objective:
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
         run.retry_of, run.previous_run_id = _retry_origin(trial)
         run.pending_run = self.tracker.start_trial_later(trial.number) if self.tracker else None
-        estimator = build_estimator(self.splits.task, params, self.config.seed + trial.number, self.metric)
+        estimator = build_estimator(
+            self.splits.task, params, self.config.seed + trial.number, self.metric
+        )
         try:
             if self.config.objective.constraints:
                 self._prune_if_infeasible_untrained(trial, estimator, run)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                estimator.fit(
-                    self.splits.Xt_train, self.splits.y_train,
-                    X_val=self.splits.Xt_val, y_val=self.splits.y_val,
-                    callbacks=[self._reporter(trial, estimator, run)],
-                )
-            if run.pruned_epoch is not None:
-                run.state = "PRUNED"
-                run.reason = f"pruned by {type(unwrap_pruner(trial.study.pruner)).__name__} at epoch {run.pruned_epoch}"
-                if self.config.objective.constraints:
-                    # Optuna's TPE counts a pruned trial without constraint values as feasible and
-                    # ranks it by its partial score, so with every completed trial infeasible it
-                    # learns "good" from large pruned networks. A pruned trial's network exists:
-                    # measure it and tell its constraints too (its costs are stored as well).
-                    self._measure(trial, estimator, run)
-                raise optuna.TrialPruned(run.reason)
-            run.value = metrics.score_model(self.metric, estimator, self.splits.Xt_val, self.splits.y_val)
-            output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
-            epochs = trial_epochs(estimator)
-            if self.resamples and math.isfinite(run.value):
-                scores, outputs, more_epochs = score_resamples(
-                    self.metric, self.splits.task, lambda: build_estimator(
-                        self.splits.task, params, self.config.seed + trial.number, self.metric),
-                    self.resamples,
-                )
-                run.split_values = [run.value, *scores]
-                run.value = float(np.mean(run.split_values))
-                output = np.concatenate([output, *outputs])
-                epochs = int(np.median([epochs, *more_epochs]))
-            if not math.isfinite(run.value):
-                raise DivergenceError(f"final validation {self.metric} is {run.value}")
-            run.state = "COMPLETE"
-            run.fit_epochs = epochs
-            if self._measure(trial, estimator, run):
-                # Only trials meeting the constraints compete for the best and the final model.
-                run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
-                self._keep_completed(trial.number, run.value, estimator, output, epochs)
-            if self.config.multi_objective:
-                run.others = self._other_objectives(estimator, run.costs)
-                return (run.value, *run.others.values())
-            return run.value
+            self._train(trial, estimator, run)
+            output, epochs = self._score(trial, params, estimator, run)
+            return self._complete(trial, estimator, run, output, epochs)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt as exc:
@@ -254,41 +234,124 @@ class Objective:
         finally:
             self._record(trial, params, estimator, run)
 
-    def _prune_if_infeasible_untrained(self, trial: optuna.Trial, estimator, run: TrialRun) -> None:
+    def _train(self, trial: optuna.Trial, estimator: Estimator, run: TrialRun) -> None:
+        """Train on the study's training split, reporting every epoch (:meth:`_reporter`); raise
+        TrialPruned when the pruner stopped the training."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(
+                self.splits.Xt_train,
+                self.splits.y_train,
+                X_val=self.splits.Xt_val,
+                y_val=self.splits.y_val,
+                callbacks=[self._reporter(trial, estimator, run)],
+            )
+        if run.pruned_epoch is None:
+            return
+        run.state = TrialState.PRUNED
+        pruner = type(unwrap_pruner(trial.study.pruner)).__name__
+        run.reason = f"pruned by {pruner} at epoch {run.pruned_epoch}"
+        if self.config.objective.constraints:
+            # Optuna's TPE counts a pruned trial without constraint values as feasible and ranks
+            # it by its partial score, so with every completed trial infeasible it learns "good"
+            # from large pruned networks. A pruned trial's network exists: measure it and tell
+            # its constraints too (its costs are stored as well).
+            self._measure(trial, estimator, run)
+        raise optuna.TrialPruned(run.reason)
+
+    def _score(
+        self, trial: optuna.Trial, params: dict[str, Any], estimator: Estimator, run: TrialRun
+    ) -> tuple[np.ndarray, int]:
+        """Score the trained trial on the validation split, and on the extra splits when the
+        study has them (the value is then the mean); ``(validation outputs of every split, the
+        epochs a refit trains for)``. DivergenceError when the value is not finite."""
+        run.value = metrics.score_model(
+            self.metric, estimator, self.splits.Xt_val, self.splits.y_val
+        )
+        output = validation_output(self.splits.task, estimator, self.splits.Xt_val)
+        epochs = trial_epochs(estimator)
+        if self.resamples and math.isfinite(run.value):
+            scores, outputs, more_epochs = score_resamples(
+                self.metric,
+                self.splits.task,
+                lambda: build_estimator(
+                    self.splits.task, params, self.config.seed + trial.number, self.metric
+                ),
+                self.resamples,
+            )
+            run.split_values = [run.value, *scores]
+            run.value = float(np.mean(run.split_values))
+            output = np.concatenate([output, *outputs])
+            epochs = int(np.median([epochs, *more_epochs]))
+        if not math.isfinite(run.value):
+            raise DivergenceError(f"final validation {self.metric} is {run.value}")
+        return output, epochs
+
+    def _complete(
+        self,
+        trial: optuna.Trial,
+        estimator: Estimator,
+        run: TrialRun,
+        output: np.ndarray,
+        epochs: int,
+    ) -> float | tuple[float, ...]:
+        """Complete a scored trial: measure its costs, keep it for the best model and the final
+        model when it meets the constraints, and return its value (its values, multi-objective)."""
+        assert run.value is not None, "scored first (_score)"
+        run.state = TrialState.COMPLETE
+        run.fit_epochs = epochs
+        if self._measure(trial, estimator, run):
+            # Only trials meeting the constraints compete for the best and the final model.
+            run.improved = self._keep_if_best(trial.number, run.value, estimator, run.history)
+            self._keep_completed(trial.number, run.value, estimator, output, epochs)
+        if self.config.multi_objective:
+            assert run.costs is not None, "measured first (_measure)"
+            run.others = self._other_objectives(estimator, run.costs)
+            return (run.value, *run.others.values())
+        return run.value
+
+    def _prune_if_infeasible_untrained(
+        self, trial: optuna.Trial, estimator: Estimator, run: TrialRun
+    ) -> None:
         """In a constrained study, measure the trial's network before it trains
-        (:func:`tuner.search.costs.measure_untrained`: the same parameter count, layers and saved size as
-        after training); when it already breaks a bound (a timed one by a margin:
-        :func:`tuner.search.costs.over_bound_untrained`), store those costs, tell Optuna the constraint
-        values and prune the trial before any training. Such a trial does not use the budget
-        (:func:`tuner.storage.budget.counted_trials`)."""
+        (:func:`tuner.search.costs.measure_untrained`: the same parameter count, layers and saved
+        size as after training); when it already breaks a bound (a timed one by a margin:
+        :func:`tuner.search.costs.over_bound_untrained`), store those costs, tell Optuna the
+        constraint values and prune the trial before any training. Such a trial does not use the
+        budget (:func:`tuner.storage.budget.counted_trials`)."""
         bounds = self.config.objective.constraints
-        costs = measure_untrained(estimator, self.splits.Xt_train, self.splits.y_train, self.splits.Xt_val)
+        costs = measure_untrained(
+            estimator, self.splits.Xt_train, self.splits.y_train, self.splits.Xt_val
+        )
         over = over_bound_untrained(costs, bounds)
         if not over:
             return
         run.costs = costs
         set_constraints(trial, costs, bounds)
         broken = ", ".join(f"{name} {costs[name]:.4g} > {bound:g}" for name, bound in over.items())
-        run.state, run.untrained = "PRUNED", True
+        run.state, run.untrained = TrialState.PRUNED, True
         run.reason = f"{UNTRAINED_PRUNE_REASON}: its untrained network has {broken}"
         raise optuna.TrialPruned(run.reason)
 
-    def _measure(self, trial: optuna.Trial, estimator, run: TrialRun) -> bool:
-        """Measure the trial's network (tuner/search/costs.py; stored and logged with the trial) and tell
-        Optuna its constraint values; whether it meets the study's constraints (True without)."""
+    def _measure(self, trial: optuna.Trial, estimator: Estimator, run: TrialRun) -> bool:
+        """Measure the trial's network (:mod:`tuner.search.costs`; stored and logged with the trial)
+        and tell Optuna its constraint values; whether it meets the study's constraints (True
+        without)."""
         run.costs = measure_costs(estimator, self.splits.Xt_val)
         return set_constraints(trial, run.costs, self.config.objective.constraints)
 
-    def _other_objectives(self, estimator, costs: dict[str, float]) -> dict[str, float]:
+    def _other_objectives(self, estimator: Estimator, costs: dict[str, float]) -> dict[str, float]:
         """A multi-objective study's objectives after the first, by name: a cost as measured, a
         validation metric scored on the study's validation split (the first objective alone is
-        averaged over extra splits, tuner/search/resampling.py)."""
+        averaged over extra splits, :mod:`tuner.search.resampling`)."""
         out = {}
         for name in self.config.objectives[1:]:
             if name in costs:
                 out[name] = float(costs[name])
             else:
-                out[name] = metrics.score_model(name, estimator, self.splits.Xt_val, self.splits.y_val)
+                out[name] = metrics.score_model(
+                    name, estimator, self.splits.Xt_val, self.splits.y_val
+                )
                 if not math.isfinite(out[name]):
                     raise DivergenceError(f"final validation {name} is {out[name]}")
         return out
@@ -296,13 +359,16 @@ class Objective:
     def _attach_run(self, trial: optuna.Trial, run: TrialRun) -> None:
         """Link the trial and its MLflow run both ways (waiting for the run if it is not created
         yet), and a retry to the trial it replaces."""
-        run.run_id = self.tracker.wait_for_run(run.pending_run) if run.pending_run else None
+        tracker, pending = self.tracker, run.pending_run
+        run.run_id = tracker.wait_for_run(pending) if tracker and pending else None
         run.attached = True
         if run.retry_of is not None:
             trial.set_user_attr(RETRY_OF, run.retry_of)
             if self.tracker is not None:
                 self.tracker.link_retry(run.run_id, run.previous_run_id, run.retry_of, trial.number)
-        if run.run_id or run.retry_of is not None:  # a retry must not keep the failed trial's run id
+        if (
+            run.run_id or run.retry_of is not None
+        ):  # a retry must not keep the failed trial's run id
             trial.set_user_attr(RUN_ID_ATTR, run.run_id)
 
     def _record(self, trial: optuna.Trial, params, estimator, run: TrialRun) -> None:
@@ -319,15 +385,15 @@ class Objective:
             attrs: dict[str, Any] = {**summary, "history": dict(run.history)}
             if run.split_values is not None:
                 attrs["split_values"] = run.split_values
-            if run.state == "FAIL" and run.reason:
+            if run.state == TrialState.FAIL and run.reason:
                 attrs["fail_reason"] = run.reason
-            elif run.state == "PRUNED" and run.reason:
+            elif run.state == TrialState.PRUNED and run.reason:
                 attrs["reason"] = run.reason  # read back by `tuner sync` (TrialRecord.from_trial)
-            if run.untrained:
-                attrs[UNTRAINED_ATTR] = True  # the budget does not count it (tuner/storage/budget.py)
+            if run.untrained:  # the budget does not count it (tuner.storage.budget)
+                attrs[UNTRAINED_ATTR] = True
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
-        if not run_id:
+        if not run_id or self.tracker is None:
             return
         if run.value is not None:
             summary[f"val_{self.metric}"] = run.value
@@ -341,7 +407,7 @@ class Objective:
                 params=dict(trial.params) | _flatten(params),
                 history=dict(run.history),
                 metrics=summary,
-                state=run.state,
+                state=run.state.name,
                 reason=run.reason,
                 start_time=run.started,
                 end_time=time.time(),
@@ -360,10 +426,13 @@ class Objective:
         Only such trials log their model to MLflow: the study's best trial is always one (it
         was the best of its own worker when it completed), and any other trial's model is
         trained again from its parameters and seed on export (``tuner export --trial N``).
-        Logging every completed trial's model cost a short study a noticeable part of its time.
+        Logging every completed trial's model would cost a short study a noticeable part of its
+        time.
         """
         better = self._best_value is None or (
-            value > self._best_value if self.config.direction == "maximize" else value < self._best_value
+            value > self._best_value
+            if self.config.direction == "maximize"
+            else value < self._best_value
         )
         if better:
             self._best_value = value
@@ -371,11 +440,14 @@ class Objective:
             self.histories = {number: dict(history)}
         return better
 
-
-    def _keep_completed(self, number: int, value: float, estimator, output: np.ndarray, epochs: int) -> None:
+    def _keep_completed(
+        self, number: int, value: float, estimator, output: np.ndarray, epochs: int
+    ) -> None:
         """Remember the trial for the final model, keeping only the best ``keep_completed``:
         its validation outputs over every split and the epochs a refit trains for."""
-        self.completed[number] = CompletedTrial(value=value, output=output, epochs=epochs, estimator=estimator)
+        self.completed[number] = CompletedTrial(
+            value=value, output=output, epochs=epochs, estimator=estimator
+        )
         if len(self.completed) > self.keep_completed:
             sign = -1.0 if self.config.direction == "maximize" else 1.0
             worst = max(self.completed, key=lambda n: (sign * self.completed[n].value, n))
@@ -383,8 +455,8 @@ class Objective:
 
 
 def _retry_origin(trial: optuna.Trial) -> tuple[int | None, str | None]:
-    """For a retry (see :mod:`tuner.storage.retries`): the failed trial's number and its MLflow run id,
-    from the user attributes the retry was queued with; ``(None, None)`` for any other trial."""
+    """For a retry (see :mod:`tuner.storage.retries`): the failed trial's number and its MLflow run
+    id, from the user attributes the retry was queued with; ``(None, None)`` for any other trial."""
     attrs = trial.user_attrs
     if attrs.get(RETRY_OF) is None:
         return None, None

@@ -2,9 +2,9 @@
 
 Such a study is an Optuna multi-objective study (``directions=[...]``): a trial's values are its
 validation metric (the first name, the study's metric), then each other name's value: another
-validation metric, or a measured cost (tuner/search/costs.py, always minimised). There is no single
-best trial but a Pareto front (``study.best_trials``: the completed trials, feasible ones when
-the study has constraints, that no other trial beats on every objective).
+validation metric, or a measured cost (:mod:`tuner.search.costs`, always minimised). There is no
+single best trial but a Pareto front (``study.best_trials``: the completed trials, feasible ones
+when the study has constraints, that no other trial beats on every objective).
 
 What the rest of the tuner does with such a study, decided here:
 
@@ -12,13 +12,13 @@ What the rest of the tuner does with such a study, decided here:
   no rule on the first metric alone replaces them soundly: a trial that is poor on accuracy after
   a few epochs may be the cheapest network, on the front for its latency or size, and a median
   rule on accuracy would cut exactly that end of the front. The study file's ``[pruner]`` must be
-  "none" (tuner/study/config.py).
+  "none" (:mod:`tuner.study.config`).
 - **The primary trial** (:func:`primary_trial`): the front's trial best on the first metric (ties:
   the earlier). It plays the best trial's part: the run summary, ``tuner status``, the final
   model and ``tuner export STUDY``.
 - **The final model** is that trial alone, refit as ``[result] refit`` says, with one seed: an
   ensemble or averaged seed copies would multiply the latency and size the study traded against
-  (tuner/result/final.py).
+  (:mod:`tuner.result.final`).
 - **MLflow**: the parent run holds ``pareto_front.png`` and ``pareto_front.csv`` (trial, each
   objective, the child run id), and every child run on the front has the tag
   ``pareto_front = "true"`` (:func:`tag_front`, after the study ends, and again on ``tuner sync``).
@@ -37,6 +37,8 @@ from tuner.storage.retries import RUN_ID_ATTR
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
     from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def first_value(trial: optuna.trial.FrozenTrial) -> float:
 
 def objective_names(study: optuna.Study) -> list[str]:
     """The study's objective names, as its study file gave them (stored with its definition,
-    tuner/study/definition.py); ``value_<i>`` for a study that stored none."""
+    :mod:`tuner.study.definition`); ``value_<i>`` for a study that stored none."""
     stored = (study.user_attrs.get("definition") or {}).get("objective.metrics")
     if isinstance(stored, list) and len(stored) == len(study.directions):
         return [str(name) for name in stored]
@@ -99,7 +101,9 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return trial
 
 
-def front_rows(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> list[dict]:
+def front_rows(
+    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None
+) -> list[dict]:
     """One row per front trial: ``trial``, each objective by name, ``run_id``."""
     names = objective_names(study)
     rows = []
@@ -128,7 +132,7 @@ def write_front(study: optuna.Study, out: Path) -> list[str]:
     try:
         front_plot(study, trials).savefig(out / FRONT_PNG, dpi=100)
         written.append(FRONT_PNG)
-    except Exception as exc:  # noqa: BLE001 - a plot is never worth failing the study
+    except Exception as exc:  # a plot is never worth failing the study
         logger.debug("cannot draw %s", FRONT_PNG, exc_info=exc)
     return written
 
@@ -136,7 +140,7 @@ def write_front(study: optuna.Study, out: Path) -> list[str]:
 def front_plot(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]) -> Figure:
     """One panel per other objective: the first objective against it, every completed trial in
     grey, the front's trials in colour joined by a line and labelled with their numbers
-    (matplotlib's object API, as tuner/tracking/plots.py)."""
+    (matplotlib's object API, as :mod:`tuner.tracking.plots`)."""
     import optuna
     from matplotlib.figure import Figure
 
@@ -147,15 +151,24 @@ def front_plot(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]) 
     fig = Figure(figsize=(6.5 * (len(names) - 1), 5))
     axes = fig.subplots(1, len(names) - 1, squeeze=False)[0]
     for i, ax in enumerate(axes, start=1):
-        ax.scatter([t.values[i] for t in others], [t.values[0] for t in others], s=14, color="0.7",
-                   label="other completed trials")
+        ax.scatter(
+            [t.values[i] for t in others],
+            [t.values[0] for t in others],
+            s=14,
+            color="0.7",
+            label="other completed trials",
+        )
         ordered = sorted(trials, key=lambda t: t.values[i])
         xs, ys = [t.values[i] for t in ordered], [t.values[0] for t in ordered]
         ax.plot(xs, ys, color="C3", lw=1, alpha=0.6)
         ax.scatter(xs, ys, s=30, color="C3", label="Pareto front", zorder=3)
         for t, x, y in zip(ordered, xs, ys, strict=True):
-            ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set(xlabel=names[i], ylabel=f"validation {names[0]}", title=f"{names[0]} against {names[i]}")
+            ax.annotate(
+                str(t.number), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
+        ax.set(
+            xlabel=names[i], ylabel=f"validation {names[0]}", title=f"{names[0]} against {names[i]}"
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"Pareto front: {len(trials)} of {len(complete)} completed trials")
@@ -163,7 +176,7 @@ def front_plot(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]) 
     return fig
 
 
-def tag_front(client, runs: Mapping[int, object], study: optuna.Study) -> list[int]:
+def tag_front(client: MlflowClient, runs: Mapping[int, Run], study: optuna.Study) -> list[int]:
     """Tag the child runs (``runs``: MLflow runs by trial number) of the front's trials with
     ``pareto_front = "true"`` and remove the tag from runs no longer on it (a resumed study's
     front changes); the numbers of the trials tagged."""

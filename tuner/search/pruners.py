@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Container
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
-from tuner.study.config import StudyConfig
 from tuner.errors import ConfigError
+from tuner.study.config import StudyConfig
 
 
 def _pruner_defaults(name: str, max_epochs: int) -> dict[str, Any]:
@@ -72,7 +72,10 @@ class SnapshotPruner(optuna.pruners.BasePruner):
         if self._key is None or self._key[0] != trial.number or now - self._key[1] > self.max_age:
             self._trials = study.get_trials(deepcopy=False)
             self._key = (trial.number, now)
-        return self.pruner.prune(_TrialsSnapshot(study, self._trials), trial)
+        # The snapshot stands in for the study: the wrapped pruners read its trials, direction
+        # and attributes, which it answers as the study does.
+        snapshot = cast(optuna.Study, _TrialsSnapshot(study, self._trials))
+        return self.pruner.prune(snapshot, trial)
 
 
 def unwrap_pruner(pruner: optuna.pruners.BasePruner) -> optuna.pruners.BasePruner:
@@ -94,7 +97,8 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
         if name == "hyperband":
             if options["min_resource"] >= max_epochs:
                 raise ValueError(
-                    f"min_resource ({options['min_resource']}) must be below budget.max_epochs ({max_epochs})"
+                    f"min_resource ({options['min_resource']}) must be below "
+                    f"budget.max_epochs ({max_epochs})"
                 )
             return optuna.pruners.HyperbandPruner(max_resource=max_epochs, **options)
         return optuna.pruners.NopPruner()

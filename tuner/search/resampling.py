@@ -1,9 +1,9 @@
 """Scoring a trial on several train/validation splits (repeated holdout), for small data.
 
-With a few dozen validation rows, one split's score moves by a row at a time, and picking the
-best of 30 or more trials on it picks the trial that fits that split's noise best: on wine
-(36 validation rows) the tuned model ended worse on test than the untuned defaults. Scoring
-each trial on ``[objective] validation_splits = N`` splits averages that noise away:
+With a few dozen validation rows, one split's score moves by a row at a time, and picking the best
+of 30 or more trials on it picks the trial that fits that split's noise best: on wine (36 validation
+rows) a model tuned on one split ends worse on test than the untuned defaults. Scoring each trial on
+``[objective] validation_splits = N`` splits averages that noise away:
 
 - split 0 is the study's own train / validation split: the trial trains on it epoch by epoch,
   reports to the pruner and may be pruned, exactly as with one split;
@@ -30,8 +30,9 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from tuner.study.config import StudyConfig
 from tuner.data.loading import Splits
+from tuner.study.config import StudyConfig
+
 
 @dataclass(frozen=True, eq=False)
 class Resample:
@@ -58,11 +59,19 @@ def resamples(config: StudyConfig, splits: Splits) -> list[Resample]:
     out = []
     for i in range(1, n_splits):
         X_tr, X_va, y_tr, y_va = train_test_split(
-            X, y, test_size=len(splits.y_val), random_state=config.seed + i,
+            X,
+            y,
+            test_size=len(splits.y_val),
+            random_state=config.seed + i,
             stratify=y if splits.task == "classification" else None,
         )
-        pre = clone(splits.preprocessor)  # the study's preprocessing settings (missing values, dates), unfitted
-        out.append(Resample(pre.fit_transform(X_tr), y_tr, pre.transform(X_va), y_va, X_tr.index, X_va.index))
+        # The study's preprocessing settings (missing values, dates), unfitted.
+        pre = clone(splits.preprocessor)
+        out.append(
+            Resample(
+                pre.fit_transform(X_tr), y_tr, pre.transform(X_va), y_va, X_tr.index, X_va.index
+            )
+        )
     return out
 
 

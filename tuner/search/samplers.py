@@ -8,8 +8,8 @@ import zlib
 
 import optuna
 
-from tuner.study.config import StudyConfig
 from tuner.errors import ConfigError
+from tuner.study.config import StudyConfig
 from tuner.study.space import grid_search_space
 
 
@@ -18,11 +18,11 @@ def worker_seed(seed: int, worker: str | None, started: int = 0) -> int:
 
     A fresh study (``started`` 0) sampled by one process keeps the study seed, so that it is
     reproducible; workers get a seed of their own per worker name, since workers seeded alike
-    draw the same parameters (with ``--jobs 2`` the second worker's first trials repeated the
-    first worker's). A resumed study (``started`` trials already ran) gets a seed derived from
-    the study seed, the worker and ``started``: reseeding with the study seed replayed the first
-    run's random start-up draws, so a resumed study repeated its first trials. ``started`` grows
-    whenever a run samples a trial, so every run of a study draws trials of its own.
+    would draw the same parameters (with ``--jobs 2`` the second worker's first trials would
+    repeat the first worker's). A resumed study (``started`` trials already ran) gets a seed
+    derived from the study seed, the worker and ``started``: reseeded with the study seed, it
+    would replay the first run's random start-up draws and repeat its first trials. ``started``
+    grows whenever a run samples a trial, so every run of a study draws trials of its own.
     """
     if started == 0:
         return seed if worker is None else zlib.crc32(f"{seed}:{worker}".encode())
@@ -43,13 +43,19 @@ _STARTED = (
 )
 
 
-def make_sampler(config: StudyConfig, worker: str | None = None, started: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    config: StudyConfig, worker: str | None = None, started: int = 0
+) -> optuna.samplers.BaseSampler:
     """The configured sampler (TPE by default), seeded with :func:`worker_seed`."""
-    name, options, seed = config.sampler.name, config.sampler.options(), worker_seed(config.seed, worker, started)
+    name, options, seed = (
+        config.sampler.name,
+        config.sampler.options(),
+        worker_seed(config.seed, worker, started),
+    )
     if name == "cmaes" and importlib.util.find_spec("cmaes") is None:
         raise ConfigError(
-            f"{config.path}: sampler.name: 'cmaes' needs the 'cmaes' package, which is not installed "
-            "(pip install cmaes), or choose tpe, random, qmc or grid"
+            f"{config.path}: sampler.name: 'cmaes' needs the 'cmaes' package, "
+            "which is not installed (pip install cmaes), or choose tpe, random, qmc or grid"
         )
     try:
         if name == "tpe":
@@ -66,7 +72,9 @@ def make_sampler(config: StudyConfig, worker: str | None = None, started: int = 
         if name == "qmc":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False, **options)
+                return optuna.samplers.QMCSampler(
+                    seed=seed, warn_independent_sampling=False, **options
+                )
         n_points = options.get("n_points", 3)
         return optuna.samplers.GridSampler(grid_search_space(config.space, n_points), seed=seed)
     except (TypeError, ValueError) as exc:

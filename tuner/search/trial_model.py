@@ -8,25 +8,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model import MLPClassifier, MLPRegressor
-
 from tuner.study.space import params_from_trial
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-    from tuner.study.config import StudyConfig
     from tuner.data.loading import Splits
+    from tuner.study.config import StudyConfig
 
 
 #: Study metrics whose early stopping watches the estimator's score (accuracy, R²); every other
 #: metric watches the validation loss, which orders epochs as that metric does (log loss, RMSE)
 #: or, for roc_auc, f1_macro and mae, more closely than accuracy does. Stopping a log-loss study
-#: on accuracy restored early, under-confident weights (wine: test log loss 0.09 against 0.007
+#: on accuracy restores early, under-confident weights (wine: test log loss 0.09 against 0.007
 #: for the untuned defaults).
 SCORE_STOPPED_METRICS = ("accuracy", "r2")
 
 
-def build_estimator(task: str, params: dict[str, Any], seed: int, metric: str | None = None) -> MLPClassifier | MLPRegressor:
+def build_estimator(
+    task: str, params: dict[str, Any], seed: int, metric: str | None = None
+) -> MLPClassifier | MLPRegressor:
     """The estimator for ``task`` with the trial's parameters and a per-trial seed; with
     ``patience``, early stopping on the validation metric that fits the study's ``metric``."""
     params = dict(params)
@@ -54,7 +55,9 @@ def trial_estimator(
     """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric.
     ``copy`` > 0 gives the same parameters with another seed (:func:`copy_seed`)."""
     params = params_from_trial(trial, config.space, config.budget.max_epochs)
-    return build_estimator(splits.task, params, copy_seed(config.seed + trial.number, copy), config.metric)
+    return build_estimator(
+        splits.task, params, copy_seed(config.seed + trial.number, copy), config.metric
+    )
 
 
 def validation_output(task: str, estimator, X) -> np.ndarray:

@@ -1,19 +1,19 @@
 """Warm start: a new study's first trials are the best trials of earlier studies.
 
-A study file's ``[warm_start]`` table (``from = ["digits"]``, ``count = 5``, optional
-``storage``) makes a new study begin where earlier ones ended: the ``count`` best completed
-trials of each source study (by the source's own direction and constraints,
-:func:`tuner.search.constraints.ranked_trials`; a multi-objective source gives its Pareto front, earliest
-first) are enqueued, so that they run first and the sampler learns from them at once, instead
-of spending its start-up trials finding that region again.
+A study file's ``[warm_start]`` table (``from = ["digits"]``, ``count = 5``, optional ``storage``)
+makes a new study begin where earlier ones ended: the ``count`` best completed trials of each source
+study (by the source's own direction and constraints,
+:func:`tuner.search.constraints.ranked_trials`; a multi-objective source gives its Pareto front,
+earliest first) are enqueued, so that they run first and the sampler learns from them at once,
+instead of spending its start-up trials finding that region again.
 
-Filtered to the current space (:func:`candidates`): a parameter the current space does not
-draw (fixed, dropped, or a layer beyond its ``n_layers``) is dropped from the trial; a trial with
-a value the current space cannot draw (outside a range, not among the choices, off a step grid:
-:func:`tuner.study.space.check_in_spec`, since Optuna would run it with a warning only) is skipped, not
-replaced by the next best: the user asked for the sources' best, not for weaker trials that
-happen to fit. A value the source fixed (a trial user attribute, tuner/study/space.py) is taken as the
-source's configuration too; a parameter the source did not have is left to the sampler.
+Filtered to the current space (:func:`candidates`): a parameter the current space does not draw
+(fixed, dropped, or a layer beyond its ``n_layers``) is dropped from the trial; a trial with a value
+the current space cannot draw (outside a range, not among the choices, off a step grid:
+:func:`tuner.study.space.check_in_spec`, since Optuna would run it with a warning only) is skipped,
+not replaced by the next best: the user asked for the sources' best, not for weaker trials that
+happen to fit. A value the source fixed (a trial user attribute, :mod:`tuner.study.space`) is taken
+as the source's configuration too; a parameter the source did not have is left to the sampler.
 
 Once per study: only when this run creates the study. The sources are read before the study
 exists (:func:`read_sources`), so a missing source is one error line and leaves no study behind.
@@ -26,9 +26,9 @@ that setting's promise (the study never ends worse on validation than no tuning)
 budget or timeout; a warm trial equal to it is not queued twice. The enqueued trials are capped
 at the study's budget.
 
-Not part of the study's definition (tuner/study/definition.py): like the sampler, it only decides
-which trials run first; every trial is still trained and scored by the study's own settings, so
-their values stay comparable.
+Not part of the study's definition (:mod:`tuner.study.definition`): like the sampler, it only
+decides which trials run first; every trial is still trained and scored by the study's own settings,
+so their values stay comparable.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
-from tuner.study.config import StudyConfig
 from tuner.errors import TunerError
 from tuner.search.constraints import ranked_trials
-from tuner.study.space import SpaceConfig, check_in_spec, suggest_params
 from tuner.storage.storages import load_existing_study, open_storage
+from tuner.study.config import StudyConfig
+from tuner.study.space import SpaceConfig, check_in_spec, suggest_params
 from tuner.urls import redact_url
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,8 @@ class _Outside(ValueError):
 
 
 class _Probe:
-    """Stands in for an Optuna trial in :func:`tuner.study.space.suggest_params`, so that exactly the
-    parameters the current space draws are asked for: each draw is answered with the source's
+    """Stands in for an Optuna trial in :func:`tuner.study.space.suggest_params`, so that exactly
+    the parameters the current space draws are asked for: each draw is answered with the source's
     value, checked against the space, or (the source has none) with a stand-in that is not
     enqueued (a range's high, the largest choice: so that a missing ``n_layers`` still asks for
     every layer's units)."""
@@ -106,10 +106,14 @@ class _Probe:
         self.params[name] = value
         return value
 
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> Any:
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> Any:
         return self._take(name, high)
 
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> Any:
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> Any:
         return self._take(name, high)
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
@@ -127,7 +131,9 @@ def best_trials(source: optuna.Study, count: int) -> list[optuna.trial.FrozenTri
     return ranked_trials(source)[:count]
 
 
-def candidates(source: optuna.Study, count: int, space: SpaceConfig, max_epochs: int, shown: str) -> Source:
+def candidates(
+    source: optuna.Study, count: int, space: SpaceConfig, max_epochs: int, shown: str
+) -> Source:
     """``source``'s best trials as trials of ``space`` (see the module's docstring);
     ``shown`` is where the source is, for messages."""
     taken = best_trials(source, count)
@@ -136,7 +142,8 @@ def candidates(source: optuna.Study, count: int, space: SpaceConfig, max_epochs:
         origin = f"{source.study_name}#{trial.number}"
         probe = _Probe({**trial.user_attrs, **trial.params}, space)
         try:
-            suggest_params(probe, space, max_epochs)
+            # The probe answers the suggest_* calls suggest_params makes of a trial.
+            suggest_params(cast("optuna.Trial", probe), space, max_epochs)
         except _Outside as exc:
             out.skipped.append(f"trial {trial.number}: {exc}")
             continue
@@ -177,7 +184,9 @@ def read_sources(
             study = load_existing_study(name, source_storage, shown)
         except TunerError as exc:
             raise TunerError(f"{config.path}: warm_start.from: {exc}") from None
-        sources.append(candidates(study, settings.count, config.space, config.budget.max_epochs, shown))
+        sources.append(
+            candidates(study, settings.count, config.space, config.budget.max_epochs, shown)
+        )
     return sources
 
 
@@ -198,13 +207,17 @@ def enqueue_once(
     if config.warm_start is None:
         return
     if sources is None:
-        if WARM_START_ATTR not in study.user_attrs and any(t.state.is_finished() for t in study.get_trials(deepcopy=False)):
+        if WARM_START_ATTR not in study.user_attrs and any(
+            t.state.is_finished() for t in study.get_trials(deepcopy=False)
+        ):
             notify(
-                f"warm start: study {study.study_name!r} already has trials, and [warm_start] applies only when a "
-                "study is created: give the study a new name to start it from the sources' best trials"
+                f"warm start: study {study.study_name!r} already has trials, "
+                "and [warm_start] applies only when a study is created: "
+                "give the study a new name to start it from the sources' best trials"
             )
         return
     queued = list(queued)
+    n_trials = config.budget.n_trials
     record = []
     with _held(storage, study):
         if WARM_START_ATTR in study.user_attrs:  # another worker created the study at the same time
@@ -212,22 +225,34 @@ def enqueue_once(
         for source in sources:
             enqueued, skipped = 0, list(source.skipped)
             for params, origin in source.trials:
+                number = origin.rpartition("#")[2]
                 if params in queued:
-                    skipped.append(f"trial {origin.rpartition('#')[2]}: the same as a trial queued before it")
-                elif len(queued) >= config.budget.n_trials:
-                    skipped.append(f"trial {origin.rpartition('#')[2]}: over the study's {config.budget.n_trials} trials")
+                    skipped.append(f"trial {number}: the same as a trial queued before it")
+                elif len(queued) >= n_trials:
+                    skipped.append(f"trial {number}: over the study's {n_trials} trials")
                 else:
-                    study.enqueue_trial(params, user_attrs={TRIAL_ATTR: origin}, skip_if_exists=True)
+                    study.enqueue_trial(
+                        params, user_attrs={TRIAL_ATTR: origin}, skip_if_exists=True
+                    )
                     queued.append(params)
                     enqueued += 1
-            record.append({"study": source.name, "storage": source.storage, "enqueued": enqueued, "skipped": len(skipped)})
+            record.append(
+                {
+                    "study": source.name,
+                    "storage": source.storage,
+                    "enqueued": enqueued,
+                    "skipped": len(skipped),
+                }
+            )
             notify(_line(source, enqueued, skipped, config.warm_start.count))
         study.set_user_attr(WARM_START_ATTR, record)
 
 
-def _held(storage: optuna.storages.BaseStorage, study: optuna.Study):
-    """The study's budget lock (:meth:`tuner.storage.budget.BudgetGuard.held`), shared by every worker;
-    nothing on a storage without the guard."""
+def _held(
+    storage: optuna.storages.BaseStorage, study: optuna.Study
+) -> contextlib.AbstractContextManager[object]:
+    """The study's budget lock (:meth:`tuner.storage.budget.BudgetGuard.held`), shared by every
+    worker; nothing on a storage without the guard."""
     guard = getattr(storage, "budget", None)
     if guard is None:
         return contextlib.nullcontext()
@@ -242,14 +267,19 @@ def _line(source: Source, enqueued: int, skipped: list[str], count: int) -> str:
         return line + "no completed trial (meeting its constraints) to start from; nothing enqueued"
     line += f"{enqueued} of its {source.taken} best trials enqueued"
     if source.taken < count:
-        line += f" (only {source.taken} of the {count} asked for: it has no more completed trials that count)"
+        line += (
+            f" (only {source.taken} of the {count} asked for: "
+            "it has no more completed trials that count)"
+        )
     if skipped:
         reasons = "; ".join(skipped[:SHOWN_REASONS])
         if len(skipped) > SHOWN_REASONS:
             reasons += f"; and {len(skipped) - SHOWN_REASONS} more"
         line += f", {len(skipped)} skipped ({reasons})"
     if source.dropped:
-        line += f"; parameters this space does not draw, dropped: {', '.join(sorted(source.dropped))}"
+        line += (
+            f"; parameters this space does not draw, dropped: {', '.join(sorted(source.dropped))}"
+        )
     return line
 
 
@@ -261,6 +291,7 @@ def parent_tags(study: optuna.Study) -> dict[str, str]:
     if not record:
         return {}
     sources = "; ".join(
-        f"{s['study']} ({s['storage']}): {s['enqueued']} enqueued, {s['skipped']} skipped" for s in record
+        f"{s['study']} ({s['storage']}): {s['enqueued']} enqueued, {s['skipped']} skipped"
+        for s in record
     )
     return {TAG_FROM: sources[:8000], TAG_ENQUEUED: str(sum(s["enqueued"] for s in record))}
