@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUDY ?= studies/digits.toml
 
-.PHONY: tune test bench clean
+.PHONY: tune test lint bench clean
 
 # With uv when pip can install it (several times faster), else, or if uv fails, with pip alone.
 # The venv starts without pip (creating it with pip takes seconds): the interpreter's own pip
@@ -24,6 +24,12 @@ tune: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+# ruff (lint, import order, formatting) and mypy, as configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_mlp.py
