@@ -243,3 +243,40 @@ def test_status_tables_fold_at_80_columns_instead_of_cutting(tmp_path):
         assert "…" not in proc.stdout, proc.stdout
         assert max(len(line) for line in proc.stdout.splitlines()) <= 80, proc.stdout
     assert "1024-512-256" in proc.stdout and "leaky_relu" in proc.stdout and "0.9000" in proc.stdout
+
+
+def test_a_full_disk_under_a_store_is_one_error_line(capsys):
+    """SQLite's "database or disk is full" reaches the command wrapped in Optuna's and
+    SQLAlchemy's errors: the command says what to do in one line and exits 1."""
+    import sqlite3
+
+    import optuna
+    import pytest
+    import typer
+
+    from tuner.cli.command import user_errors
+
+    def write_trial():
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as exc:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from exc
+
+    with pytest.raises(typer.Exit) as info:
+        user_errors(write_trial)()
+    assert info.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the disk is full (database or disk is full)" in err
+    assert "free some space and run the same command to resume" in err
+
+
+def test_other_errors_still_reach_the_traceback():
+    import pytest
+
+    from tuner.cli.command import user_errors
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        user_errors(broken)()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar, overload
 import typer
 
 from tuner.cli.output import err_console
+from tuner.urls import redact_url
 
 app = typer.Typer(
     help="Tune NumPy MLPs with Optuna; track every trial in MLflow.",
@@ -109,7 +110,7 @@ def user_errors(
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from tuner import interrupts
-        from tuner.errors import TunerError
+        from tuner.errors import TunerError, full_disk
 
         interrupts.install()
         try:
@@ -120,5 +121,15 @@ def user_errors(
         except KeyboardInterrupt:
             err_console.print(interrupted, highlight=False)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if (reason := full_disk(exc)) is None:
+                raise
+            err_console.print(
+                f"[bold red]error:[/] the disk is full ({redact_url(reason)}): a store could not "
+                "be written; free some space and run the same command to resume",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
