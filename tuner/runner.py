@@ -16,7 +16,7 @@ import optuna
 from tuner import interrupts
 from tuner.data.loading import Splits, load_splits
 from tuner.process import frozen_heap, own_process
-from tuner.result.final import FINAL_ATTR, FinalModel, build_final_model, trial_model
+from tuner.result.final import FinalModel, build_final_model, record_result, trial_model
 from tuner.search import warm_start
 from tuner.search.constraints import ranked_trials
 from tuner.search.failures import one_line_failures
@@ -417,9 +417,7 @@ def _run_study(
         best_scores = metrics.test_scores(splits, pipeline)
         final = build_final_model(config, splits, study, objective.completed)
         scores = metrics.test_scores(splits, final.pipeline)
-        study.set_user_attr(FINAL_ATTR, final.describe())
-        study.set_user_attr("test_scores", scores)
-        study.set_user_attr("best_trial_test_scores", best_scores)
+        record_result(study, final, scores, best_scores, tracker.parent_run_id)
         summary.update(
             test_scores=scores or None,
             best_history=objective.histories.get(best.number),

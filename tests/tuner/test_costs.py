@@ -25,7 +25,7 @@ from tuner.search.costs import BATCH_REPEATS, COSTS, ROW_REPEATS, attr_name, mea
 from tuner.data.loading import load_splits
 from tuner.study.definition import check_definition, study_definition
 from tuner.errors import ConfigError, TunerError
-from tuner.result.final import FINAL_ATTR
+from tuner.study.definition import FINAL_ATTR
 from tuner.search.objective import Objective
 from tuner.search.constraints import best_meeting, feasible, parse_where
 

@@ -21,7 +21,8 @@ from tuner import runner
 from tuner.study.config import StudyConfig
 from tuner.data.loading import fingerprint, load_splits
 from tuner.errors import ConfigError
-from tuner.result.final import FINAL_ATTR, ensemble_loss, greedy_selection, recorded_final
+from tuner.result.final import ensemble_loss, greedy_selection, recorded_final
+from tuner.study.definition import FINAL_ATTR
 from tuner.search.trial_model import copy_seed, trial_epochs
 from tuner.study.space import DEFAULTS_TRIAL, SpaceConfig, defaults_trial
 

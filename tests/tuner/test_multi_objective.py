@@ -18,7 +18,7 @@ from tuner.study.config import StudyConfig, config_from_settings, load_config
 from tuner.search.costs import trial_costs
 from tuner.data.loading import load_splits
 from tuner.errors import ConfigError
-from tuner.result.final import FINAL_ATTR
+from tuner.study.definition import FINAL_ATTR
 from tuner.search.objective import Objective
 from tuner.tracking import TAG_TRIAL
 from tuner.search.pareto import FRONT_CSV, FRONT_PNG, FRONT_TAG, primary_trial

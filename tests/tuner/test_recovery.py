@@ -138,3 +138,37 @@ def test_a_retry_that_is_itself_killed_is_not_retried_again(tmp_path, monkeypatc
     assert retry_links(trials) == {0: 1}
     assert [t.number for t in counted_trials(trials)] == [1]  # the retry's failure uses a slot
     assert storage.taken_slots(study._study_id) == 1
+
+
+def test_a_run_that_ended_while_mlflow_was_down_is_finished_with_its_scores(tmp_path, monkeypatch):
+    """The tracking store is unreachable when a run ends: it prints its final model's scores but
+    cannot log them, and its parent run stays RUNNING. Once its process is gone, `tuner sync`
+    finishes that run with the scores and the final model's tags the study stored, instead of
+    closing it KILLED with no result."""
+    from tuner.runner import run_study
+    from tuner.tracking import summary
+    from tuner.tracking.sync import sync_study
+
+    study_file = write_study(tmp_path, "down", n_trials=3)
+    url, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    with monkeypatch.context() as patched:  # the store is gone at the end of the run
+        patched.setattr(summary, "parent_to_finish", lambda tracker: None)
+        result = run_study(study_file, storage=url, tracking_uri=tracking)
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name("down").experiment_id
+    (parent,) = client.search_runs([experiment], filter_string="tags.`tuner.role` = 'parent'")
+    assert parent.info.status == "RUNNING" and "final/test_accuracy" not in parent.data.metrics
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    client.set_tag(parent.info.run_id, "tuner.pid", gone.stdout.strip())  # its process has ended
+
+    report = sync_study("down", storage=url, tracking_uri=tracking)
+
+    run = client.get_run(parent.info.run_id)
+    assert parent.info.run_id in report.dead_runs
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["final/test_accuracy"] == pytest.approx(result.test_scores["accuracy"])
+    members = result.final.members
+    assert run.data.tags["final_members"] == ", ".join(
+        f"{k}" + (f" x{v}" if v > 1 else "") for k, v in members.items()
+    )
+    assert "MLflow was unreachable" in run.data.tags[TAG_CLOSED]

@@ -55,12 +55,15 @@ from tuner.search.resampling import Resample, resamples, validation_targets
 from tuner.search.trial_model import trial_epochs, trial_estimator, validation_output
 from tuner.storage.retries import RUN_ID_ATTR
 from tuner.study.config import StudyConfig
+from tuner.study.definition import (
+    BEST_TEST_SCORES_ATTR,
+    FINAL_ATTR,
+    SCORED_BY_ATTR,
+    TEST_SCORES_ATTR,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.tracking import StudyTracker
-
-#: The study user attribute that records the final model's members (read back by the export).
-FINAL_ATTR = "final_model"
 
 
 @dataclass
@@ -341,3 +344,18 @@ def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int],
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
     return (members, epochs, max(seeds, 1)) if members else None
+
+
+def record_result(
+    study: optuna.Study,
+    final: FinalModel,
+    scores: dict[str, float],
+    best_scores: dict[str, float],
+    run_id: str | None,
+) -> None:
+    """Store on the study what a run hands back: the final model, its and the best trial's test
+    scores, and the MLflow parent run that scored them (:data:`SCORED_BY_ATTR`)."""
+    study.set_user_attr(FINAL_ATTR, final.describe())
+    study.set_user_attr(TEST_SCORES_ATTR, scores)
+    study.set_user_attr(BEST_TEST_SCORES_ATTR, best_scores)
+    study.set_user_attr(SCORED_BY_ATTR, run_id)

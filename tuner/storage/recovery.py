@@ -154,6 +154,9 @@ def _close_dead_parent_runs(
         if tags.get(TAG_HOST) == host:
             if pid == os.getpid() or _pid_alive(pid):
                 continue
+            if _finished_from_study(study, tracker, run.info.run_id, closer):
+                closed.append(run.info.run_id)
+                continue
             why = (
                 f"its process {pid} on {host} ended without closing it (killed?); "
                 f"closed by {closer}"
@@ -170,6 +173,39 @@ def _close_dead_parent_runs(
         client.set_terminated(run.info.run_id, status="KILLED")
         closed.append(run.info.run_id)
     return closed
+
+
+def _finished_from_study(
+    study: optuna.Study, tracker: StudyTracker, run_id: str, closer: str
+) -> bool:
+    """Whether ``run_id`` is the run that scored the study's final model (its process ended while
+    the tracking store was unreachable, after printing the scores); if so it is finished with its
+    summary from what the study stored when that run scored it, not closed KILLED."""
+    from tuner.study.definition import (
+        BEST_TEST_SCORES_ATTR,
+        FINAL_ATTR,
+        SCORED_BY_ATTR,
+        TEST_SCORES_ATTR,
+    )
+    from tuner.tracking.summary import finish_parent
+
+    attrs = study.user_attrs
+    if attrs.get(SCORED_BY_ATTR) != run_id:
+        return False
+    why = f"its process ended while MLflow was unreachable; its summary logged by {closer}"
+    tracker.client.set_tag(run_id, TAG_CLOSED, why)
+    own, tracker.parent_run_id = tracker.parent_run_id, run_id
+    try:
+        finish_parent(
+            tracker,
+            study,
+            test_scores=attrs.get(TEST_SCORES_ATTR) or None,
+            best_trial_test_scores=attrs.get(BEST_TEST_SCORES_ATTR) or None,
+            final=attrs.get(FINAL_ATTR),
+        )
+    finally:
+        tracker.parent_run_id = own
+    return True
 
 
 def recover(study: optuna.Study, tracker: StudyTracker | None, closer: str) -> list[str]:

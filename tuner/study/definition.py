@@ -34,6 +34,15 @@ ADDED_LATER: dict[str, Any] = {"objective.constraints": {}, "objective.metrics":
 #: The study user attribute holding the study file's settings (StudyConfig.file_settings), so that
 #: commands given only the study's name (``tuner export NAME``) can rebuild its config.
 STUDY_FILE_ATTR = "study_file"
+#: The study user attribute that records the final model's members (read back by the export).
+FINAL_ATTR = "final_model"
+#: The study user attributes of the final model's and the best trial's test scores, and the id of
+#: the MLflow parent run that scored them: a run whose process could not log its summary (the
+#: tracking store was down at its end) is finished from them later
+#: (:mod:`tuner.storage.recovery`).
+TEST_SCORES_ATTR = "test_scores"
+BEST_TEST_SCORES_ATTR = "best_trial_test_scores"
+SCORED_BY_ATTR = "scored_by_run"
 
 
 def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
