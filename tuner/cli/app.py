@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tuner.cli.command import StorageOpt, ThreadsOpt, TrackingOpt, app, user_errors
+from tuner.cli.command import (
+    StorageOpt,
+    ThreadsOpt,
+    TimeoutOpt,
+    TrackingOpt,
+    TrialsOpt,
+    app,
+    user_errors,
+)
 from tuner.cli.output import (
     console,
     err_console,
@@ -39,13 +47,8 @@ def run(
     study_file: Annotated[
         Path, typer.Argument(help="Study file (TOML), e.g. studies/digits.toml.")
     ],
-    trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Total number of trials of the study.")
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", min=1, help="Stop starting trials after S seconds."),
-    ] = None,
+    trials: TrialsOpt = None,
+    timeout: TimeoutOpt = None,
     jobs: Annotated[
         int, typer.Option("--jobs", min=1, help="Worker processes sharing the storage.")
     ] = 1,
@@ -113,13 +116,8 @@ def worker(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML) of the shared study.")],
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
-    trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Total number of trials of the study.")
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", min=1, help="Stop starting trials after S seconds."),
-    ] = None,
+    trials: TrialsOpt = None,
+    timeout: TimeoutOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Join (or create) a shared study and run trials until its total budget is reached."""

@@ -39,6 +39,12 @@ TrackingOpt = Annotated[
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or MLflow's own).",
     ),
 ]
+TrialsOpt = Annotated[
+    int | None, typer.Option("--trials", min=1, help="Total number of trials of the study.")
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", min=1, help="Stop starting trials after S seconds.")
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
