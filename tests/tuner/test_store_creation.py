@@ -120,6 +120,18 @@ print("opened", flush=True)
 """
 
 
+def _being_created(folder: Path) -> bool:
+    """Whether the store's file, or the file beside it, has content (a journal file may come and
+    go between listing and reading it)."""
+    for path in folder.glob("store.db*"):
+        try:
+            if not path.name.endswith("lock") and path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def _kill_while_creating(kind: str, folder: Path, delay: float) -> None:
     """Start creating a store, wait until its file (or the file beside it) has content, then
     ``delay`` seconds more, and kill the process with SIGKILL."""
@@ -132,9 +144,7 @@ def _kill_while_creating(kind: str, folder: Path, delay: float) -> None:
         proc.stdin.write("go\n")
         proc.stdin.flush()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-            p.stat().st_size > 0 for p in folder.glob("store.db*") if not p.name.endswith("lock")
-        ):
+        while time.monotonic() < deadline and not _being_created(folder):
             time.sleep(0.005)
         time.sleep(delay)
     finally:
