@@ -198,3 +198,27 @@ def test_the_links_of_a_trial_are_written_at_once(tmp_path):
 
     study.optimize(objective, n_trials=1)
     assert seen == [{RUN_ID_ATTR: "run-0", RETRY_OF: 7}]
+
+
+def test_a_journal_whose_last_write_was_cut_short_is_trimmed_and_the_study_goes_on(tmp_path):
+    """A process killed while appending to the journal leaves a partial last record; Optuna
+    appends after it and then cannot replay the journal. Opening it drops the partial record,
+    with a warning, and the study continues."""
+    import warnings
+
+    import optuna
+
+    path = str(tmp_path / "study.journal")
+    study = optuna.create_study(study_name="cut", storage=open_storage(path))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    whole = (tmp_path / "study.journal").read_bytes()
+    (tmp_path / "study.journal").write_bytes(whole[:-7])  # the last record cut short
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = optuna.load_study(study_name="cut", storage=open_storage(path))
+    assert any("last write was cut short" in str(w.message) for w in caught)
+    assert (tmp_path / "study.journal").read_bytes().endswith(b"\n")
+    again.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    reread = optuna.load_study(study_name="cut", storage=open_storage(path))
+    assert len(reread.trials) == 3
+    assert [t.state for t in reread.trials[:1]] == [optuna.trial.TrialState.COMPLETE]

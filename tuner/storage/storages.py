@@ -11,6 +11,7 @@ import os
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -71,15 +72,57 @@ def _engine_kwargs(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+def drop_cut_write(path: str, lock: Any) -> None:
+    """Truncate a journal whose last write was cut short (its process killed in the middle) back
+    to its last complete line, with a warning. Optuna appends its next record after the partial
+    one and then cannot replay the journal, so the study would be unusable. Done under the
+    journal's own write lock, so no process is appending meanwhile."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    lock.acquire()
+    try:
+        with open(file, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            keep = _last_line_end(fh, size)
+            if keep == size:
+                return
+            fh.truncate(keep)
+    finally:
+        lock.release()
+    warnings.warn(
+        f"{path}: the journal's last write was cut short (a process killed while writing): "
+        f"dropped its last {size - keep} bytes",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _last_line_end(fh: Any, size: int, chunk: int = 65536) -> int:
+    """The offset just after the last newline of the open file ``fh`` of ``size`` bytes (0 if
+    it has none), read backwards a chunk at a time."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        fh.seek(start)
+        at = fh.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
 class TunerJournalStorage(optuna.storages.JournalStorage):
     """Optuna's journal file storage with the same budget guard (a lock file beside it)."""
 
     budget: BudgetGuard | None = None
 
     def __init__(self, path: str) -> None:
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-        super().__init__(JournalFileBackend(path))
+        lock = JournalFileSymlinkLock(path)  # the backend's own default lock, shared with it
+        drop_cut_write(path, lock)
+        super().__init__(JournalFileBackend(path, lock_obj=lock))
         self._path = path
 
     def create_new_trial(self, study_id, template_trial=None):
