@@ -312,22 +312,13 @@ def test_the_header_checksum_follows_the_documented_rule(tmp_path):
 
 # --- hostile files: refused quickly and in bounded memory --------------------------------------
 
-def _saved_header_and_arrays(tmp_path):
-    clf, _ = _fitted_classifier([0, 1])
-    path = tmp_path / "clf.npz"
-    clf.save(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
-    return json.loads(str(arrays.pop("__meta__"))), arrays
-
-
 def _write_with_fresh_checksums(path, header, arrays):
     """What a deliberate editor can do: recompute every checksum after changing the file."""
     from model.serialization import HEADER_DIGEST, _digest, _header_digest
 
     header["sha256"] = {name: _digest(a) for name, a in arrays.items()}
     header["sha256"][HEADER_DIGEST] = _header_digest(header)
-    np.savez(path, __meta__=np.array(json.dumps(header)), **arrays)
+    _write(path, header, arrays)
 
 
 def _refusal_and_peak_memory(path) -> tuple[str, int]:
@@ -359,7 +350,8 @@ def test_an_array_header_claiming_a_huge_shape_is_refused_before_allocating(tmp_
 
 
 def test_layer_sizes_the_weights_do_not_have_are_refused_before_allocating(tmp_path):
-    header, arrays = _saved_header_and_arrays(tmp_path)
+    clf, _ = _fitted_classifier([0, 1])
+    arrays, header = _arrays_and_header(model.save(clf, tmp_path / "clf.npz"))
     header["estimator"]["layer_sizes"] = [10**6, 10**6, 10**6, 2]
     path = tmp_path / "sizes.npz"
     _write_with_fresh_checksums(path, header, arrays)
