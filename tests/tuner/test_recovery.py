@@ -152,7 +152,7 @@ def test_a_run_that_ended_while_mlflow_was_down_is_finished_with_its_scores(tmp_
     study_file = write_study(tmp_path, "down", n_trials=3)
     url, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     with monkeypatch.context() as patched:  # the store is gone at the end of the run
-        patched.setattr(summary, "parent_to_finish", lambda tracker: None)
+        patched.setattr(summary, "parent_to_finish", lambda tracker, run_id=None: None)
         result = run_study(study_file, storage=url, tracking_uri=tracking)
     client = MlflowClient(tracking_uri=tracking)
     experiment = client.get_experiment_by_name("down").experiment_id

@@ -194,17 +194,14 @@ def _finished_from_study(
         return False
     why = f"its process ended while MLflow was unreachable; its summary logged by {closer}"
     tracker.client.set_tag(run_id, TAG_CLOSED, why)
-    own, tracker.parent_run_id = tracker.parent_run_id, run_id
-    try:
-        finish_parent(
-            tracker,
-            study,
-            test_scores=attrs.get(TEST_SCORES_ATTR) or None,
-            best_trial_test_scores=attrs.get(BEST_TEST_SCORES_ATTR) or None,
-            final=attrs.get(FINAL_ATTR),
-        )
-    finally:
-        tracker.parent_run_id = own
+    finish_parent(
+        tracker,
+        study,
+        test_scores=attrs.get(TEST_SCORES_ATTR) or None,
+        best_trial_test_scores=attrs.get(BEST_TEST_SCORES_ATTR) or None,
+        final=attrs.get(FINAL_ATTR),
+        run_id=run_id,
+    )
     return True
 
 

@@ -55,8 +55,10 @@ def finish_parent(
     best_trial_test_scores: Mapping[str, float] | None = None,
     final: Mapping[str, Any] | None = None,
     role: str = "run",
+    run_id: str | None = None,
 ) -> None:
-    """Log the study summary to the parent run and terminate it with ``status``.
+    """Log the study summary to the parent run (this tracker's, or ``run_id``: a run whose
+    process ended before it could) and terminate it with ``status``.
 
     Metrics and params are grouped by prefix, apart from the trials' own (the UI's chart view
     makes a section per prefix): :func:`count_metrics` (``study/n_*``), :func:`best_trial_entries`
@@ -72,7 +74,7 @@ def finish_parent(
     tracker.flush()
     if status not in ("FINISHED", "FAILED", "KILLED"):
         raise ValueError(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
-    run_id = parent_to_finish(tracker)
+    run_id = parent_to_finish(tracker, run_id)
     if run_id is None:
         return
     best = primary_trial(study)
@@ -98,10 +100,11 @@ def finish_parent(
         tracker.report_failure("end of the parent run", None, exc)
 
 
-def parent_to_finish(tracker) -> str | None:
-    """The parent run to finish, or None (with a warning) when there is none or the store is
-    unreachable."""
-    if tracker.parent_run_id is None:
+def parent_to_finish(tracker, run_id: str | None = None) -> str | None:
+    """The parent run to finish (``run_id``, else the tracker's own), or None (with a warning)
+    when there is none or the store is unreachable."""
+    run_id = run_id or tracker.parent_run_id
+    if run_id is None:
         warnings.warn(
             "finish_parent() without start_parent(): nothing logged", TrackingWarning, stacklevel=3
         )
@@ -116,7 +119,7 @@ def parent_to_finish(tracker) -> str | None:
             stacklevel=3,
         )
         return None
-    return tracker.parent_run_id
+    return run_id
 
 
 def primary_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
