@@ -62,10 +62,15 @@ def creation_lock(url: str) -> Iterator[bool]:
     with contextlib.ExitStack() as stack:
         creating = False
         if path is not None and path.parent.is_dir() and os.access(path.parent, os.W_OK):
-            made = path.is_file() and path.stat().st_size > 0
-            stack.enter_context(file_lock(path.with_name(path.name + ".create-lock"), shared=made))
-            creating = not (path.is_file() and path.stat().st_size > 0)
+            lock = path.with_name(path.name + ".create-lock")
+            stack.enter_context(file_lock(lock, shared=_made(path)))
+            creating = not _made(path)  # again: a creator may have finished while this one waited
         yield creating
+
+
+def _made(path: Path) -> bool:
+    """Whether the SQLite file exists with content (SQLite makes the file before its tables)."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 def create_aside(create: Callable[[str], None], url: str) -> None:
