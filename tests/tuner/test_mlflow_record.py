@@ -14,7 +14,7 @@ from tests.helpers import assert_no_failed_trials, child_runs
 from tuner import runner
 from tuner.study.config import StudyConfig
 from tuner.tracking import ExperimentWarning, StudyTracker, TrialRecord, experiment_url
-from tuner.tracking.summary import members_text
+from tuner.tracking.keys import members_text
 
 # The module-scoped fixture runs once: keep this file on one test worker.
 pytestmark = pytest.mark.xdist_group("mlflow_record")

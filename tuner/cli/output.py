@@ -129,6 +129,7 @@ def _print_final(result: StudyResult) -> None:
     """The final model: its members, the rows it trained on, its test scores and, when it is not
     the best trial's own model, the best trial's scores beside them."""
     from tuner.search.pareto import is_multi
+    from tuner.tracking.keys import members_text
 
     final = result.final
     alone = (
@@ -139,10 +140,7 @@ def _print_final(result: StudyResult) -> None:
     what = (
         alone
         if final is None or len(final.members) == 1
-        else (
-            "ensemble of trials "
-            + ", ".join(f"{n}" + (f" x{w}" if w > 1 else "") for n, w in final.members.items())
-        )
+        else f"ensemble of trials {members_text(final.members)}"
     )
     if final is not None and final.seeds > 1:
         what += f", each trained with {final.seeds} seeds"
@@ -264,7 +262,7 @@ def print_export(result: ExportResult) -> None:
     """What ``tuner export`` made: its notes, the model and where it went, its validation and
     test scores, its measured costs, its MLflow run and registered version, and how to serve it."""
     from tuner.cli.hints import tuner_command
-    from tuner.result.metadata import members_text
+    from tuner.tracking.keys import members_text
 
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)

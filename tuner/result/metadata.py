@@ -31,6 +31,7 @@ from tuner.tracking.keys import (
     TAG_EXPORT_SOURCE,
     TAG_EXPORT_STUDY,
     TAG_EXPORT_TRIAL,
+    members_text,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,11 +186,6 @@ def provenance(
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return _plain(meta)
-
-
-def members_text(members: dict[str, int]) -> str:
-    """``{"8": 1, "10": 2}`` as ``8, 10 x2``."""
-    return ", ".join(f"{k}" + (f" x{v}" if int(v) > 1 else "") for k, v in members.items())
 
 
 def export_tags(result: ExportResult) -> dict[str, str]:

@@ -155,3 +155,9 @@ def dedupe(entities: list[Any]) -> list[Any]:
 TAG_EXPORT_MEMBERS = "tuner.members"
 TAG_EXPORT_SEEDS = "tuner.seeds"
 TAG_EXPORT_REFIT = "tuner.refit"
+
+
+def members_text(members: Mapping[Any, int]) -> str:
+    """A final model's members, trial number -> weight (``{"8": 1, "10": 2}``), as ``8, 10 x2``:
+    the value of the ``final_members`` and ``tuner.members`` tags and of the printed summary."""
+    return ", ".join(f"{n}" + (f" x{w}" if int(w) > 1 else "") for n, w in members.items())

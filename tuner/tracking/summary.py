@@ -29,6 +29,7 @@ from tuner.tracking.keys import (
     TAG_STUDY,
     TAG_TEST_SCORES,
     dedupe,
+    members_text,
     metric_value,
     mlflow_key,
     ms,
@@ -234,11 +235,6 @@ def final_model_tags(final: Mapping[str, Any] | None) -> list[RunTag]:
         RunTag(TAG_FINAL_SEEDS, str(int(final.get("seeds", 1)))),
         RunTag(TAG_FINAL_MODEL, final_sentence(final)),
     ]
-
-
-def members_text(members: Mapping[str, int]) -> str:
-    """``{"8": 1, "10": 2}`` -> ``"8, 10 x2"``: trial numbers, each with its weight when above 1."""
-    return ", ".join(f"{n}" + (f" x{w}" if w > 1 else "") for n, w in members.items())
 
 
 def final_sentence(final: Mapping[str, Any]) -> str:
