@@ -18,7 +18,13 @@ from model.preprocessing import TabularPreprocessor
 
 # DataWarning is re-exported: this module's warnings are DataWarnings, and callers filter them.
 from tuner.data.reading import DataWarning as DataWarning
-from tuner.data.reading import check_target, mark_missing, read_file, text_values
+from tuner.data.reading import (
+    check_target,
+    check_target_has_values,
+    mark_missing,
+    read_file,
+    text_values,
+)
 from tuner.data.reading import warn as _warn
 from tuner.errors import ConfigError, DataError
 from tuner.study.config import StudyConfig, check_against_data
@@ -110,11 +116,8 @@ def _rows_with_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataF
     missing = frame[target].isna()
     if not missing.any():
         return frame
+    check_target_has_values(source, frame[target])
     n, lost = len(frame), int(missing.sum())
-    if lost == n:
-        raise DataError(
-            f"{source}: target column {target!r} has no values (all {n} rows are missing)"
-        )
     _warn(f"{source}: dropped {lost} of {n} rows whose target {target!r} is missing")
     frame = frame[~missing]
     values = (

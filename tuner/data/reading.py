@@ -120,6 +120,14 @@ def _refuse_duplicates(path: Path, names: list[str]) -> None:
         )
 
 
+def check_target_has_values(source: str, y: pd.Series) -> None:
+    """DataError when the target column ``y`` has no value at all (every row missing)."""
+    if y.notna().sum() == 0:
+        raise DataError(
+            f"{source}: target column {y.name!r} has no values (all {len(y)} rows are missing)"
+        )
+
+
 def infer_task(source: str, target: str | None, na_values: list[str]) -> Task:
     """The task of a file source whose study file gives none, from its target column as
     scikit-learn's ``type_of_target`` reads it: text, true/false or categories are classes;
@@ -131,10 +139,7 @@ def infer_task(source: str, target: str | None, na_values: list[str]) -> Task:
         raise DataError(f"{source}: data.target is required for file sources")
     check_target(source, column_names(path), target)  # before reading that one column
     y = mark_missing(read_file(path, columns=[target]), na_values)[target]
-    if y.notna().sum() == 0:
-        raise DataError(
-            f"{source}: target column {target!r} has no values (all {len(y)} rows are missing)"
-        )
+    check_target_has_values(source, y)
     y = y.dropna()
     task, why = _task_of(y)
     other = "regression" if task == "classification" else "classification"
