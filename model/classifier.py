@@ -61,6 +61,16 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return (index == 1).astype(np.float64)[:, None]
         return np.eye(len(self.classes_))[index]
 
+    def _training_targets(self, Y: np.ndarray) -> np.ndarray:
+        """Label smoothing: each target row moves a share ``label_smoothing`` of its mass to the
+        uniform distribution over the classes, (1 - eps) y + eps / K, where a sigmoid output is a
+        choice of K = 2 (its target y becomes (1 - eps) y + eps / 2)."""
+        eps = float(self.label_smoothing)
+        if not eps:
+            return Y
+        k = 2 if self._multilabel or Y.shape[1] == 1 else Y.shape[1]
+        return (1.0 - eps) * Y + eps / k
+
     def _output_loss(self) -> OutputLoss:
         if self._multilabel or len(self.classes_) == 2:
             return BinaryCrossEntropy()

@@ -48,6 +48,7 @@ class BaseMLP(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         dtype: str = "float32",
         early_stopping_metric: str = "score",
+        label_smoothing: float = 0.0,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -66,6 +67,7 @@ class BaseMLP(BaseEstimator):
         self.random_state = random_state
         self.dtype = dtype
         self.early_stopping_metric = early_stopping_metric
+        self.label_smoothing = label_smoothing
 
     # --- subclass hooks -------------------------------------------------------------------
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
@@ -73,6 +75,10 @@ class BaseMLP(BaseEstimator):
 
     def _output_loss(self) -> OutputLoss:
         raise NotImplementedError
+
+    def _training_targets(self, Y: np.ndarray) -> np.ndarray:
+        """The encoded targets the network trains on (a classifier smooths its labels here)."""
+        return Y
 
     def _validation_evaluator(
         self, X_val: np.ndarray, y_val: np.ndarray
@@ -207,7 +213,7 @@ class BaseMLP(BaseEstimator):
             X, X_val, Y, y_val = self._split_validation(X, y, Y)
         return (
             np.ascontiguousarray(X, dtype=dtype),
-            np.ascontiguousarray(Y, dtype=dtype),
+            np.ascontiguousarray(self._training_targets(Y), dtype=dtype),
             X_val,
             y_val,
         )

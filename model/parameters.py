@@ -57,6 +57,7 @@ NUMERIC_PARAMETERS: dict[str, Interval] = {
     "l2": Interval(numbers.Real, 0.0),
     "dropout": Interval(numbers.Real, 0.0, 1.0, closed="left"),
     "validation_fraction": Interval(numbers.Real, 0.0, 1.0, closed="neither"),
+    "label_smoothing": Interval(numbers.Real, 0.0, 1.0, closed="left"),
 }
 
 
@@ -81,9 +82,11 @@ PARAMETERS_DOC = """
         Update rule. ``"adamw"`` applies ``l2`` as decoupled weight decay instead of a loss term.
     learning_rate : float > 0, default=1e-3
         Initial step size; ``lr_schedule`` changes it from epoch to epoch.
-    lr_schedule : {"constant", "step", "exponential", "inverse_time", "cosine", "plateau"}, \
-default="constant"
-        How the learning rate decays over ``max_epochs`` (``"plateau"`` follows the training loss).
+    lr_schedule : {"constant", "step", "exponential", "inverse_time", "cosine", "coslog4", \
+"plateau"}, default="constant"
+        How the learning rate decays over ``max_epochs`` (``"plateau"`` follows the training loss;
+        ``"coslog4"`` is RealMLP's four cosine cycles on a logarithmic time axis, each cycle
+        longer than the one before and ending near 0).
     batch_size : int >= 1, default=32
         Rows per gradient step; the last batch of an epoch may be smaller.
     max_epochs : int >= 1, default=200
@@ -114,6 +117,9 @@ default="constant"
         What early stopping watches: ``"score"`` is what :meth:`score` computes (accuracy, R²),
         ``"loss"`` the validation loss (cross-entropy; RMSE for regressors), smoother and what a
         probability metric rewards.
+    label_smoothing : float in [0, 1), default=0.0
+        Classifiers only: train on targets (1 - ε) y + ε / K (K classes; 2 for a sigmoid output),
+        which caps the confidence of the predicted probabilities and so can raise the log loss.
 """
 
 

@@ -31,6 +31,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._fit(X, y, None, None, (), incremental=True)
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        if self.label_smoothing:
+            raise ValueError(
+                f"label_smoothing applies to classifiers only; got {self.label_smoothing!r}"
+            )
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")

@@ -1,7 +1,8 @@
 """Learning-rate schedules: the rate for each epoch, decreasing over training.
 
 Decaying schedules are laid out over ``max_epochs`` so that one name means the same shape of
-decay whatever the budget: the rate ends near 1/100 of its start (step: halved four times).
+decay whatever the budget: the rate ends near 1/100 of its start (step: halved four times;
+coslog4 runs four cycles that each end near 0).
 """
 
 from __future__ import annotations
@@ -71,6 +72,24 @@ class Cosine(Schedule):
         return floor + (self.initial_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class CosLog(Schedule):
+    """RealMLP's "coslog4": four cosine cycles on a logarithmic time axis, each longer than the
+    last, lr_0 * (1 - cos(2 pi log2(1 + 15 t))) / 2 with t the training progress in [0, 1].
+
+    The rate is 0 at t = 0 and at the end of every cycle (t = 1/15, 3/15, 7/15, 1) and lr_0 in the
+    middle of each. An epoch takes the rate of its midpoint, t = (epoch + 1/2) / max_epochs, so no
+    epoch trains at rate 0.
+    """
+
+    name = "coslog4"
+    cycles = 4
+
+    def rate(self, epoch: int) -> float:
+        progress = min((epoch + 0.5) / self.max_epochs, 1.0)
+        phase = math.log2(1.0 + (2**self.cycles - 1) * progress)
+        return self.initial_rate * 0.5 * (1.0 - math.cos(2.0 * math.pi * phase))
+
+
 class ReduceOnPlateau(Schedule):
     """Halve the rate when the training loss has not improved by ``tol`` for ``patience`` epochs."""
 
@@ -97,7 +116,8 @@ class ReduceOnPlateau(Schedule):
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls for cls in (Constant, Step, Exponential, InverseTime, Cosine, ReduceOnPlateau)
+    cls.name: cls
+    for cls in (Constant, Step, Exponential, InverseTime, Cosine, CosLog, ReduceOnPlateau)
 }
 
 

@@ -25,6 +25,8 @@ EXPECTED = {
     "inverse_time": {0: LR, 20: LR / 50.5, 39: LR / (1 + 99 * 39 / 40)},
     # FLOOR + (LR - FLOOR) (1 + cos(pi epoch / T)) / 2
     "cosine": {0: LR, 20: (LR + FLOOR) / 2, 39: FLOOR + (LR - FLOOR) * (1 + math.cos(math.pi * 39 / 40)) / 2},
+    # LR (1 - cos(2 pi log2(1 + 15 t))) / 2 at each epoch's midpoint t = (epoch + 1/2) / T
+    "coslog4": {e: LR * (1 - math.cos(2 * math.pi * math.log2(1 + 15 * (e + 0.5) / T))) / 2 for e in (0, 20, 39)},
     # without losses to observe, plateau keeps its rate
     "plateau": {0: LR, 20: LR, 39: LR},
 }
@@ -57,7 +59,7 @@ def test_a_budget_of_one_epoch_or_none():
 
 def test_an_unknown_schedule_is_refused_with_the_known_ones_listed():
     with pytest.raises(ValueError, match="unknown lr_schedule 'linear'; expected one of: constant, step, "
-                                         "exponential, inverse_time, cosine, plateau$"):
+                                         "exponential, inverse_time, cosine, coslog4, plateau$"):
         make_schedule("linear", LR, T)
 
 
@@ -65,6 +67,24 @@ def test_cosine_stays_at_its_floor_past_the_budget():
     s = make_schedule("cosine", LR, T)
     assert s.rate(T) == pytest.approx(FLOOR, rel=1e-12)
     assert s.rate(3 * T) == pytest.approx(FLOOR, rel=1e-12)
+
+
+def test_coslog4_runs_four_cycles_that_end_near_zero_and_peak_at_the_initial_rate():
+    """Four cycles over the budget: the rate rises to LR and falls back near 0 four times, the
+    cycles end at t = 1/15, 3/15, 7/15 and 1 (each cycle twice as long as the one before), and no
+    epoch trains at rate 0 (an epoch takes the rate of its midpoint)."""
+    budget = 1500  # epochs of 1/1500: each cycle's end and peak fall within an epoch's half-width
+    s = make_schedule("coslog4", LR, budget)
+    rates = [s.rate(e) for e in range(budget)]
+    assert min(rates) > 0
+    for end in (1 / 15, 3 / 15, 7 / 15, 1.0):
+        epoch = min(int(end * budget), budget - 1)
+        assert rates[epoch] < 1e-3 * LR, (end, rates[epoch])
+    for peak in (2**0.5 - 1, 2**1.5 - 1, 2**2.5 - 1, 2**3.5 - 1):  # log2(1 + 15 t) = k + 1/2
+        epoch = int(peak / 15 * budget)
+        assert rates[epoch] > 0.999 * LR, (peak, rates[epoch])
+    rising = [b > a for a, b in zip(rates, rates[1:])]
+    assert sum(1 for a, b in zip(rising, rising[1:]) if a and not b) == 4  # four maxima
 
 
 def test_plateau_halves_after_patience_epochs_without_improvement_by_tol():
@@ -108,7 +128,7 @@ def test_plateau_needs_an_improvement_by_more_than_tol():
     assert rates == [1.0, 0.5, 0.5, 0.5, 0.25]
 
 
-@pytest.mark.parametrize("name", ["step", "exponential", "inverse_time", "cosine"])
+@pytest.mark.parametrize("name", ["step", "exponential", "inverse_time", "cosine", "coslog4"])
 def test_training_uses_the_scheduled_rate_each_epoch(name):
     """The rate in each epoch's logs is the schedule's for that epoch, laid out over max_epochs."""
     X, y = make_classification(n_samples=40, n_features=4, random_state=0)
@@ -117,4 +137,4 @@ def test_training_uses_the_scheduled_rate_each_epoch(name):
                   n_iter_no_change=100, random_state=0).fit(X, y, callbacks=[lambda e, logs: seen.append(logs)])
     expected = make_schedule(name, LR, 8)
     assert [logs["lr"] for logs in seen] == pytest.approx([expected.rate(e) for e in range(8)], rel=1e-12)
-    assert seen[-1]["lr"] < seen[0]["lr"]
+    assert seen[-1]["lr"] < max(logs["lr"] for logs in seen)
