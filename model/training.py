@@ -7,7 +7,7 @@ returns the validation metrics, and the name of the one that early stopping watc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,12 +76,7 @@ def train(
     """
     n = X.shape[0]
     batch_size = min(max(1, batch_size), n)
-    Xs, Ys = np.empty_like(X), np.empty_like(Y)
-    # Each epoch shuffles into Xs, Ys in place, so the batch views are cut once.
-    batches = [
-        (Xs[start : start + batch_size], Ys[start : start + batch_size])
-        for start in range(0, n, batch_size)
-    ]
+    batches = _BatchBuffers(X, Y, batch_size)
     best_params = network.params.copy() if rules.early_stopping else None
     # Python floats throughout: a NumPy float64 scalar (say a learning rate from a parameter
     # grid) would make every float32 update compute in float64.
@@ -91,10 +86,8 @@ def train(
         for _ in range(rules.max_epochs):
             lr = float(schedule.rate(state.epoch))
             perm = rng.permutation(n)
-            np.take(X, perm, axis=0, out=Xs)
-            np.take(Y, perm, axis=0, out=Ys)
             total = 0.0
-            for Xb, Yb in batches:
+            for Xb, Yb in batches.shuffled(perm):
                 loss = network.loss_and_gradients(Xb, Yb, penalty, rng)
                 if not math.isfinite(loss):
                     state.stop_reason = "diverged"
@@ -120,6 +113,42 @@ def train(
     if best_params is not None and state.validation_scores:
         np.copyto(network.params, best_params)
     return state
+
+
+class _BatchBuffers:
+    """The mini-batches of one epoch, gathered row by row into two buffers reused every batch.
+
+    Gathering each batch (``np.take`` into the buffer) instead of a shuffled copy of the whole
+    data set keeps training's memory at one batch above the inputs. A batch's arrays are
+    overwritten by the next batch, after the step that used them: the network's caches only live
+    from a batch's forward pass to its backward pass.
+    """
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
+        self.X, self.Y = X, Y
+        Xb = np.empty((batch_size, *X.shape[1:]), X.dtype)
+        Yb = np.empty((batch_size, *Y.shape[1:]), Y.dtype)
+        n = X.shape[0]
+        # (start, stop, X rows, Y rows): views cut once; only the last batch may be shorter.
+        self.slots = [
+            (
+                start,
+                min(start + batch_size, n),
+                Xb[: min(batch_size, n - start)],
+                Yb[: min(batch_size, n - start)],
+            )
+            for start in range(0, n, batch_size)
+        ]
+
+    def shuffled(self, perm: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each batch of the rows in the order ``perm``: (X rows, Y rows)."""
+        for start, stop, Xb, Yb in self.slots:
+            rows = perm[start:stop]
+            # mode="clip" (the indices are in range): with the default mode, take with out=
+            # gathers into a temporary first.
+            np.take(self.X, rows, axis=0, out=Xb, mode="clip")
+            np.take(self.Y, rows, axis=0, out=Yb, mode="clip")
+            yield Xb, Yb
 
 
 def _should_stop(

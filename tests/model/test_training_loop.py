@@ -1,6 +1,7 @@
 """The training loop's bookkeeping: the epoch loss is the objective over every sample, the stopping
 rules fire on the exact epoch they promise, and early stopping restores the best epoch's weights."""
 
+import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,8 +12,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from model import MLPClassifier
+from model.losses import CategoricalCrossEntropy
 from model.network import Network
-from model.training import StoppingRules, TrainingState, _should_stop
+from model.optimizers import Adam
+from model.schedules import make_schedule
+from model.training import StoppingRules, TrainingState, _BatchBuffers, _should_stop, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -108,3 +112,32 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     at_best, at_last = seen[clf.best_epoch_ - 1]["val_loss"], seen[-1]["val_loss"]
     assert abs(at_best - at_last) > 1e-3  # restoring is not a no-op
     assert log_loss(y_val, clf.predict_proba(X_val), labels=clf.classes_) == pytest.approx(at_best, rel=1e-6)
+
+
+def test_batches_are_the_permuted_rows_in_order_the_last_one_shorter():
+    X = np.arange(30.0).reshape(10, 3)
+    Y = np.arange(10.0)[:, None] * 100
+    perm = np.random.default_rng(0).permutation(10)
+    got = [(Xb.copy(), Yb.copy()) for Xb, Yb in _BatchBuffers(X, Y, 4).shuffled(perm)]
+    assert [len(Xb) for Xb, _ in got] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([Xb for Xb, _ in got]), X[perm])
+    np.testing.assert_array_equal(np.concatenate([Yb for _, Yb in got]), Y[perm])
+
+
+def test_training_holds_no_copy_of_the_data_set():
+    """An epoch gathers each batch into one reused buffer: memory above the inputs stays far below
+    the size of X (a shuffled copy of X, or a temporary of take's, would be all of it)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40_000, 50)).astype(np.float32)
+    Y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 40_000)]
+    net = Network([50, 8, 2], "relu", CategoricalCrossEntropy())
+    net.initialize(rng)
+    rules = StoppingRules(max_epochs=2, tol=0.0, n_iter_no_change=10)
+    tracemalloc.start()
+    try:
+        train(net, Adam(net.params), make_schedule("constant", 1e-3, 2), X, Y, batch_size=64, l2=1e-4,
+              rules=rules, rng=rng, state=TrainingState())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.2 * X.nbytes
