@@ -12,6 +12,7 @@ divided by the test targets' standard deviation for regression; and the fit's se
 
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/dev_defaults.py --json dev.json
     .venv/bin/python bench/dev_defaults.py --json dev.json --recipes default,wide --table-only
+    .venv/bin/python bench/dev_defaults.py --json a.json --merge b.json --table-only
 
 Results are appended to the JSON file per fit, so a run that is cut off keeps what it measured
 and a later run adds recipes to the same table.
@@ -54,15 +55,22 @@ RECIPES: dict[str, dict] = {
                        "learning_rate": 3e-3, **FULL},
     "2x256_b256_coslog": {**TD_BASE, "hidden_layer_sizes": (256, 256)},
     "3x256_b256_coslog": TD_BASE,
-    "3x256_b256_coslog_ls": {**TD_BASE, "label_smoothing": 0.1},
-    "3x256_b256_cosine": {**TD_BASE, "lr_schedule": "cosine"},
-    "3x256_b256_const": {**TD_BASE, "lr_schedule": "constant"},
-    "3x256_b256_coslog_lr3e-3": {**TD_BASE, "learning_rate": 3e-3},
-    "3x256_b256_coslog_drop": {**TD_BASE, "dropout": 0.15, "optimizer": "adamw", "l2": 2e-2},
-    "3x256_b128_coslog_128ep": {**TD_BASE, "batch_size": 128, "max_epochs": 128},
-    "2x256_b128_coslog_128ep": {**TD_BASE, "hidden_layer_sizes": (256, 256), "batch_size": 128,
-                                "max_epochs": 128},
-    "3x256_b256_coslog_128ep": {**TD_BASE, "max_epochs": 128},
+    # with regularisation: AdamW's decay is lr * l2 per step (1e-4 at lr 1e-3 and l2 0.1)
+    "2x256_coslog_wd": {**TD_BASE, "hidden_layer_sizes": (256, 256), "optimizer": "adamw",
+                        "l2": 0.1},
+    "2x256_coslog_wd_drop": {**TD_BASE, "hidden_layer_sizes": (256, 256), "optimizer": "adamw",
+                             "l2": 0.1, "dropout": 0.15},
+    "2x256_coslog_wd_drop_ls": {**TD_BASE, "hidden_layer_sizes": (256, 256), "optimizer": "adamw",
+                                "l2": 0.1, "dropout": 0.15, "label_smoothing": 0.1},
+    "2x256_cosine_es_loss": {**TD_BASE, "hidden_layer_sizes": (256, 256), "lr_schedule": "cosine",
+                             "early_stopping": True, "early_stopping_metric": "loss",
+                             "patience": 16},
+    "2x256_cosine_wd_drop": {**TD_BASE, "hidden_layer_sizes": (256, 256), "lr_schedule": "cosine",
+                             "optimizer": "adamw", "l2": 0.1, "dropout": 0.15},
+    "3x256_coslog_wd_drop": {**TD_BASE, "optimizer": "adamw", "l2": 0.1, "dropout": 0.15},
+    "2x256_b128_coslog128_wd_drop": {**TD_BASE, "hidden_layer_sizes": (256, 256),
+                                     "batch_size": 128, "max_epochs": 128, "optimizer": "adamw",
+                                     "l2": 0.1, "dropout": 0.15},
 }
 CLASSIFIER_ONLY = {"label_smoothing"}
 
@@ -160,6 +168,8 @@ def main() -> None:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--json", type=Path, required=True, help="results, appended per fit")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="other runs' --json files, added to the table")
     args = parser.parse_args()
     sets = dev_sets()
     names = args.datasets.split(",") if args.datasets else list(sets)
@@ -180,6 +190,8 @@ def main() -> None:
                     args.json.write_text(json.dumps(rows, indent=0))
                     print(recipe, name, seed, {k: round(v, 4) for k, v in result.items()},
                           file=sys.stderr, flush=True)
+    for path in args.merge:
+        rows += json.loads(path.read_text())
     print(table(rows, recipes, names))
 
 

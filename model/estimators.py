@@ -19,6 +19,7 @@ from .losses import OutputLoss
 from .network import Network
 from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
 from .parameters import check_numeric_parameters
+from .scaling import fit_robust_scale, robust_scale
 from .schedules import make_schedule
 from .serialization import save as save_model
 from .training import EpochCallback, StoppingRules, TrainingState, train
@@ -49,6 +50,7 @@ class BaseMLP(BaseEstimator):
         dtype: str = "float32",
         early_stopping_metric: str = "score",
         label_smoothing: float = 0.0,
+        robust_scaling: bool = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -68,6 +70,7 @@ class BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.early_stopping_metric = early_stopping_metric
         self.label_smoothing = label_smoothing
+        self.robust_scaling = robust_scaling
 
     # --- subclass hooks -------------------------------------------------------------------
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
@@ -128,6 +131,8 @@ class BaseMLP(BaseEstimator):
                 f"early_stopping_metric must be one of {sorted(self._monitors)}, "
                 f"got {self.early_stopping_metric!r}"
             )
+        if not isinstance(self.robust_scaling, (bool, np.bool_)):
+            raise ValueError(f"robust_scaling must be True or False, got {self.robust_scaling!r}")
         if str(self.dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         self._layer_sizes = sizes
@@ -200,6 +205,9 @@ class BaseMLP(BaseEstimator):
             raise ValueError("cannot fit on empty data: X has 0 samples")
         y = self._prepare_y(y)
         if first:
+            self._input_scaling = fit_robust_scale(X) if self.robust_scaling else None
+        X = self._scale_inputs(X)
+        if first:
             self._rng = self._seed_rng()
         if first and classes is not None:
             self._set_classes(classes)
@@ -207,7 +215,9 @@ class BaseMLP(BaseEstimator):
         if X_val is not None:
             if y_val is None:
                 raise ValueError("X_val was given without y_val")
-            X_val = validate_data(self, X_val, reset=False, dtype=(np.float64, np.float32))
+            X_val = self._scale_inputs(
+                validate_data(self, X_val, reset=False, dtype=(np.float64, np.float32))
+            )
             y_val = self._prepare_y(np.asarray(y_val))
         elif self.early_stopping and not incremental:
             X, X_val, Y, y_val = self._split_validation(X, y, Y)
@@ -309,11 +319,18 @@ class BaseMLP(BaseEstimator):
     def _stratify_labels(self, y):
         return None
 
+    def _scale_inputs(self, X: np.ndarray) -> np.ndarray:
+        """X as the network sees it: robustly scaled and smoothly clipped with ``robust_scaling``
+        (:mod:`model.scaling`, fitted on the first fit's rows), else unchanged."""
+        if self._input_scaling is None:
+            return X
+        return robust_scale(X, *self._input_scaling)
+
     # --- prediction ------------------------------------------------------------------------
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "_network")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return self._network.predict_output(X)
+        return self._network.predict_output(self._scale_inputs(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -337,6 +354,8 @@ class BaseMLP(BaseEstimator):
         for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
             arrays[f"coef_{k}"] = W
             arrays[f"intercept_{k}"] = b
+        if self._input_scaling is not None:
+            arrays["input_center"], arrays["input_factor"] = self._input_scaling
         meta: dict = {
             "params": params,
             "layer_sizes": self._network.layer_sizes,
@@ -372,6 +391,9 @@ class BaseMLP(BaseEstimator):
             [arrays[f"intercept_{k}"] for k in range(n_layers)],
         )
         est._network = network
+        est._input_scaling = None
+        if params.get("robust_scaling"):
+            est._input_scaling = (arrays["input_center"], arrays["input_factor"])
         est.n_features_in_ = meta["n_features_in"]
         if "feature_names_in" in meta:
             est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)

@@ -120,6 +120,10 @@ PARAMETERS_DOC = """
     label_smoothing : float in [0, 1), default=0.0
         Classifiers only: train on targets (1 - ε) y + ε / K (K classes; 2 for a sigmoid output),
         which caps the confidence of the predicted probabilities and so can raise the log loss.
+    robust_scaling : bool, default=False
+        Scale each feature as RealMLP does before the network sees it: subtract its median,
+        divide by its interquartile range (fitted on the first fit's rows), then clip smoothly
+        to (-3, 3) with x / sqrt(1 + (x / 3)²), so that outliers and skewed tails stay in range.
 """
 
 

@@ -50,7 +50,7 @@ def test_default_hyperparameters():
         "lr_schedule": "constant", "batch_size": 32, "max_epochs": 200, "tol": 1e-4,
         "n_iter_no_change": 10, "l2": 1e-4, "dropout": 0.0, "early_stopping": False,
         "validation_fraction": 0.1, "patience": 10, "random_state": None, "dtype": "float32",
-        "early_stopping_metric": "score", "label_smoothing": 0.0,
+        "early_stopping_metric": "score", "label_smoothing": 0.0, "robust_scaling": False,
     }
     assert MLPClassifier().get_params() == expected
     assert MLPRegressor().get_params() == expected
