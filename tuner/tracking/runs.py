@@ -9,7 +9,7 @@ from tuner.tracking.keys import TAG_MISSING, TAG_ROLE, TAG_STUDY, TAG_TRIAL, quo
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
-    from mlflow.entities import Run
+    from mlflow.entities import Metric, Run
 
 
 def search_trial_runs(
@@ -90,3 +90,19 @@ def runs_missing_artifacts(client: MlflowClient, experiment_id: str, study_name:
         [experiment_id], filter_string=" AND ".join(filters), max_results=1000
     )
     return [run for run in found if run.data.tags.get(TAG_STUDY) == study_name]
+
+
+def new_points(client: MlflowClient, run: Run, metrics: list[Metric]) -> list[Metric]:
+    """The points of ``metrics`` that ``run`` holds none at yet: a point is a metric's key and
+    step.
+
+    For a run logged again (``tuner sync``, a run finished for a process that ended): its first
+    logging may have landed before the store stopped answering, and the second one has other
+    timestamps (a trial's come from Optuna's record), so the store would keep both. Reads the
+    history of the keys ``run`` already has (``run`` as found: its latest metrics name them).
+    """
+    steps = {
+        key: {point.step for point in client.get_metric_history(run.info.run_id, key)}
+        for key in {m.key for m in metrics} & set(run.data.metrics)
+    }
+    return [m for m in metrics if m.step not in steps.get(m.key, ())]

@@ -36,7 +36,7 @@ from tuner.tracking.keys import (
     param_value,
     quote,
 )
-from tuner.tracking.runs import find_trial_run, trial_runs
+from tuner.tracking.runs import find_trial_run, new_points, trial_runs
 from tuner.tracking.view import store_view
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -359,7 +359,8 @@ def link_workers(tracker, run_id: str, scores: list[Metric], final_tags: list[Ru
                 ),
                 note_tag(f"{note}\n\n{line}".strip()),
             ]
-            tracker.client.log_batch(run.info.run_id, metrics=scores, tags=tags)
+            points = new_points(tracker.client, run, scores)
+            tracker.client.log_batch(run.info.run_id, metrics=points, tags=tags)
     except Exception as exc:
         tracker.report_failure("test scores on the workers' runs", None, exc)
 
@@ -369,10 +370,13 @@ def _scores_of(metrics: list[Metric]) -> str:
 
 
 def log_entities(tracker, run_id: str, metrics: list, params: list, tags: list, what: str) -> None:
+    """Log to ``run_id`` in one batch the points it lacks (:func:`.runs.new_points`: a summary
+    may be logged a second time, by ``tuner sync`` for a run whose process ended while the
+    store was unreachable), its params and tags."""
     try:
-        tracker.client.log_batch(
-            run_id, metrics=dedupe(metrics), params=dedupe(params), tags=dedupe(tags)
-        )
+        client = tracker.client
+        metrics = new_points(client, client.get_run(run_id), dedupe(metrics))
+        client.log_batch(run_id, metrics=metrics, params=dedupe(params), tags=dedupe(tags))
     except Exception as exc:
         tracker.report_failure(what, None, exc)
 

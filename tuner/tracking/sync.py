@@ -76,7 +76,8 @@ def sync_study(
                 logged.append(trial.number)
         tracker.finish_parent(optuna_study)
     for trial in left_running:
-        tracker.end_trial(runs[trial.number].info.run_id, _record(trial, metric))
+        run = runs[trial.number]
+        tracker.end_trial(run.info.run_id, _record(trial, metric), found=run)
         if trial.number not in tracker.unlogged_trials:
             closed.append(trial.number)
     report = SyncReport(len(finished), logged, closed, sorted(tracker.unlogged_trials), dead_runs)

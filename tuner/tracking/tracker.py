@@ -56,11 +56,12 @@ from tuner.tracking.keys import (
     storage_identity,
 )
 from tuner.tracking.records import TrialRecord, trial_entities
+from tuner.tracking.runs import new_points
 from tuner.urls import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
-    from mlflow.entities import Experiment
+    from mlflow.entities import Experiment, Run
 
 logger = logging.getLogger(__name__)
 
@@ -314,14 +315,16 @@ class StudyTracker:
             return None
         return run.info.run_id
 
-    def end_trial(self, run_id: str | None, record: TrialRecord) -> None:
+    def end_trial(self, run_id: str | None, record: TrialRecord, found: Run | None = None) -> None:
         """Log the trial in one batch (params, per-epoch metrics, final metrics, state tags, the
         run name with its state and score, see :func:`.records.run_name`), then terminate its
         run: FINISHED (COMPLETE, PRUNED: told apart by the tag ``optuna.state``), FAILED (FAIL),
         KILLED (interrupted by Ctrl-C / SIGTERM).
 
-        ``run_id`` None (``start_trial`` failed) only records the trial as unlogged. Never raises
-        on tracking errors.
+        ``found``: the run as found in the store, when it may hold some of the trial's points
+        already (a run left RUNNING, closed by ``tuner sync``): only the points it lacks are
+        logged (:func:`.runs.new_points`). ``run_id`` None (``start_trial`` failed) only records
+        the trial as unlogged. Never raises on tracking errors.
         """
         if run_id is None or not self.available():
             with self._lock:
@@ -329,6 +332,8 @@ class StudyTracker:
             return
         try:
             metrics, params, tags = trial_entities(record)
+            if found is not None:
+                metrics = new_points(self.client, found, metrics)
             self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
             self.client.set_terminated(
                 run_id,
