@@ -36,6 +36,14 @@ def _scratch(like: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
     return np.empty_like(like) if scratch is None else scratch
 
 
+def _zeros(like: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
+    """An array of zeros shaped like ``like``, for max(z, 0) and min(z, 0): NumPy's SIMD loop for
+    two arrays is several times faster than its loop for an array and a scalar (same result)."""
+    zeros = _scratch(like, scratch)
+    zeros.fill(0.0)
+    return zeros
+
+
 class Identity(Activation):
     name = "identity"
 
@@ -82,7 +90,7 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, z, scratch=None):
-        return np.maximum(z, 0.0, out=z)
+        return np.maximum(z, _zeros(z, scratch), out=z)
 
     def backward(self, a, grad, scratch=None):
         # The 0/1 mask goes into the scratch array in a's dtype: no boolean temporary, and a
@@ -117,7 +125,8 @@ class ELU(Activation):
     name = "elu"
 
     def forward(self, z, scratch=None):
-        negative = np.minimum(z, 0.0, out=_scratch(z, scratch))
+        negative = _zeros(z, scratch)
+        np.minimum(z, negative, out=negative)
         np.expm1(negative, out=negative)
         np.maximum(z, 0.0, out=z)
         z += negative
@@ -125,7 +134,8 @@ class ELU(Activation):
 
     def backward(self, a, grad, scratch=None):
         # g' = 1 for a > 0 and a + 1 otherwise, i.e. min(a, 0) + 1
-        slope = np.minimum(a, 0.0, out=_scratch(a, scratch))
+        slope = _zeros(a, scratch)
+        np.minimum(a, slope, out=slope)
         slope += 1.0
         grad *= slope
         return grad

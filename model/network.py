@@ -148,10 +148,11 @@ class Network:
             w_at += n_in * n_out
             b_at += n_out
         self._penalty_grad = np.empty(self.n_weights, self.dtype)  # scratch for (l2 / m) W
+        self._weight_grads = self.grads[: self.n_weights]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["layers"], state["_penalty_grad"]
+        del state["layers"], state["_penalty_grad"], state["_weight_grads"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -216,7 +217,7 @@ class Network:
             w = self.weights
             loss += 0.5 * l2 / m * float(np.dot(w, w))
             penalty_grad = np.multiply(w, l2 / m, out=self._penalty_grad)
-            self.grads[: self.n_weights] += penalty_grad
+            self._weight_grads += penalty_grad
         return loss
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:

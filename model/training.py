@@ -115,40 +115,49 @@ def train(
     return state
 
 
-class _BatchBuffers:
-    """The mini-batches of one epoch, gathered row by row into two buffers reused every batch.
+#: Rows are gathered for several batches at a time, about this many bytes of X and Y together:
+#: few NumPy calls per batch when batches are small, little memory above the inputs when the
+#: data set is large.
+GATHER_BYTES = 1 << 20
 
-    Gathering each batch (``np.take`` into the buffer) instead of a shuffled copy of the whole
-    data set keeps training's memory at one batch above the inputs. A batch's arrays are
-    overwritten by the next batch, after the step that used them: the network's caches only live
-    from a batch's forward pass to its backward pass.
+
+class _BatchBuffers:
+    """The mini-batches of one epoch, gathered into buffers reused all along the epoch.
+
+    Each chunk of whole batches (about ``GATHER_BYTES``, at least one batch) is gathered at once
+    (``np.take`` into the buffer), instead of a shuffled copy of the whole data set: training's
+    memory stays one chunk above the inputs. A batch's arrays are overwritten when the next
+    chunk is gathered, after the step that used them: the network's caches only live from a
+    batch's forward pass to its backward pass.
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
         self.X, self.Y = X, Y
-        Xb = np.empty((batch_size, *X.shape[1:]), X.dtype)
-        Yb = np.empty((batch_size, *Y.shape[1:]), Y.dtype)
         n = X.shape[0]
-        # (start, stop, X rows, Y rows): views cut once; only the last batch may be shorter.
-        self.slots = [
-            (
-                start,
-                min(start + batch_size, n),
-                Xb[: min(batch_size, n - start)],
-                Yb[: min(batch_size, n - start)],
-            )
-            for start in range(0, n, batch_size)
-        ]
+        row_bytes = X[:1].nbytes + Y[:1].nbytes
+        chunk = min(n, batch_size * max(1, GATHER_BYTES // (row_bytes * batch_size or 1)))
+        Xc = np.empty((chunk, *X.shape[1:]), X.dtype)
+        Yc = np.empty((chunk, *Y.shape[1:]), Y.dtype)
+        # Per chunk: (start, stop, X rows, Y rows, its batches as (X rows, Y rows)); views cut
+        # once, only the last chunk and batch may be shorter.
+        self.chunks = []
+        for start in range(0, n, chunk):
+            rows = min(chunk, n - start)
+            batches = [
+                (Xc[lo : min(lo + batch_size, rows)], Yc[lo : min(lo + batch_size, rows)])
+                for lo in range(0, rows, batch_size)
+            ]
+            self.chunks.append((start, start + rows, Xc[:rows], Yc[:rows], batches))
 
     def shuffled(self, perm: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Each batch of the rows in the order ``perm``: (X rows, Y rows)."""
-        for start, stop, Xb, Yb in self.slots:
+        for start, stop, Xc, Yc, batches in self.chunks:
             rows = perm[start:stop]
             # mode="clip" (the indices are in range): with the default mode, take with out=
             # gathers into a temporary first.
-            np.take(self.X, rows, axis=0, out=Xb, mode="clip")
-            np.take(self.Y, rows, axis=0, out=Yb, mode="clip")
-            yield Xb, Yb
+            np.take(self.X, rows, axis=0, out=Xc, mode="clip")
+            np.take(self.Y, rows, axis=0, out=Yc, mode="clip")
+            yield from batches
 
 
 def _should_stop(

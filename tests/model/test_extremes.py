@@ -60,6 +60,19 @@ def test_activation_values_and_slopes_at_the_extremes(name, dtype):
     assert (a[0], a[-1], grad[0], grad[-1]) == pytest.approx(ends, rel=1e-6, abs=0)
 
 
+@pytest.mark.parametrize("name", sorted(HIDDEN_ACTIVATIONS))
+def test_a_reused_scratch_array_leaves_no_trace_in_the_result(name):
+    """A layer passes the same scratch array every batch, still holding the last batch's values."""
+    act = get_activation(name)
+    z = np.array(Z, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = act.forward(z.copy())
+        grad = act.backward(a.copy(), np.full_like(z, 3.0))
+        for dirty in (np.nan, 7.0, -7.0):
+            np.testing.assert_array_equal(act.forward(z.copy(), np.full_like(z, dirty)), a)
+            np.testing.assert_array_equal(act.backward(a.copy(), np.full_like(z, 3.0), np.full_like(z, dirty)), grad)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_binary_cross_entropy_at_the_extremes(dtype):
     z = [[1e4, -1e4, 101.0, -101.0, 0.0, 30.0], [-1e4, 1e4, -1e3, 1e3, -30.0, 5.0]]

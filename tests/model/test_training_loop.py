@@ -16,6 +16,7 @@ from model.losses import CategoricalCrossEntropy
 from model.network import Network
 from model.optimizers import Adam
 from model.schedules import make_schedule
+from model import training
 from model.training import StoppingRules, TrainingState, _BatchBuffers, _should_stop, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -114,7 +115,9 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     assert log_loss(y_val, clf.predict_proba(X_val), labels=clf.classes_) == pytest.approx(at_best, rel=1e-6)
 
 
-def test_batches_are_the_permuted_rows_in_order_the_last_one_shorter():
+@pytest.mark.parametrize("gather_bytes", [1, 9 * 32, 1 << 20])  # a chunk of 1 batch, 2 batches, all
+def test_batches_are_the_permuted_rows_in_order_the_last_one_shorter(monkeypatch, gather_bytes):
+    monkeypatch.setattr(training, "GATHER_BYTES", gather_bytes)
     X = np.arange(30.0).reshape(10, 3)
     Y = np.arange(10.0)[:, None] * 100
     perm = np.random.default_rng(0).permutation(10)
@@ -125,11 +128,12 @@ def test_batches_are_the_permuted_rows_in_order_the_last_one_shorter():
 
 
 def test_training_holds_no_copy_of_the_data_set():
-    """An epoch gathers each batch into one reused buffer: memory above the inputs stays far below
-    the size of X (a shuffled copy of X, or a temporary of take's, would be all of it)."""
+    """An epoch gathers its batches a chunk at a time into one reused buffer: memory above the
+    inputs stays far below the size of X (a shuffled copy of X, or a temporary of take's, would be
+    all of it)."""
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((40_000, 50)).astype(np.float32)
-    Y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 40_000)]
+    X = rng.standard_normal((100_000, 50)).astype(np.float32)
+    Y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 100_000)]
     net = Network([50, 8, 2], "relu", CategoricalCrossEntropy())
     net.initialize(rng)
     rules = StoppingRules(max_epochs=2, tol=0.0, n_iter_no_change=10)
