@@ -258,7 +258,8 @@ class BaseMLP(BaseEstimator):
 
     def _record_training(self, state: TrainingState, incremental: bool) -> None:
         """The fitted attributes of the training record; a ConvergenceWarning when a full fit
-        ran out of epochs before the loss converged."""
+        ran out of epochs before the loss converged, unless its learning-rate schedule is laid
+        out over ``max_epochs`` (cosine, coslog4, ...): that training ends there by design."""
         self.loss_curve_ = list(state.loss_curve)
         self.validation_scores_ = list(state.validation_scores)
         self.n_iter_ = state.epoch
@@ -266,7 +267,8 @@ class BaseMLP(BaseEstimator):
         self.best_loss_ = state.best_loss
         self.best_epoch_ = state.best_epoch
         self.stop_reason_ = state.stop_reason
-        if not incremental and state.stop_reason == "max_epochs":
+        budgeted = self._schedule.ends_at_max_epochs
+        if not incremental and state.stop_reason == "max_epochs" and not budgeted:
             warnings.warn(
                 f"{type(self).__name__}: reached max_epochs={self.max_epochs} "
                 "before the loss converged",

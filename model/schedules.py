@@ -14,6 +14,9 @@ class Schedule:
     """Learning rate as a function of the epoch (0-based); ``observe`` sees each epoch's loss."""
 
     name: str = ""
+    #: Whether the schedule is laid out over ``max_epochs`` and so ends training by design there
+    #: (a constant rate or reduce-on-plateau has no end; running out of epochs is then a warning).
+    ends_at_max_epochs: bool = True
 
     def __init__(self, initial_rate: float, max_epochs: int, patience: int = 5, tol: float = 1e-4):
         self.initial_rate = initial_rate
@@ -28,6 +31,7 @@ class Schedule:
 
 class Constant(Schedule):
     name = "constant"
+    ends_at_max_epochs = False
 
     def rate(self, epoch: int) -> float:
         return self.initial_rate
@@ -94,6 +98,7 @@ class ReduceOnPlateau(Schedule):
     """Halve the rate when the training loss has not improved by ``tol`` for ``patience`` epochs."""
 
     name = "plateau"
+    ends_at_max_epochs = False
 
     def __init__(self, initial_rate: float, max_epochs: int, patience: int = 5, tol: float = 1e-4):
         super().__init__(initial_rate, max_epochs)

@@ -138,3 +138,20 @@ def test_training_uses_the_scheduled_rate_each_epoch(name):
     expected = make_schedule(name, LR, 8)
     assert [logs["lr"] for logs in seen] == pytest.approx([expected.rate(e) for e in range(8)], rel=1e-12)
     assert seen[-1]["lr"] < max(logs["lr"] for logs in seen)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_running_out_of_epochs_warns_only_without_a_schedule_laid_out_over_them(name):
+    """A decaying schedule ends training at max_epochs by design; a constant rate or
+    reduce-on-plateau that reaches max_epochs stopped before the loss converged."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = MLPClassifier(hidden_layer_sizes=(4,), lr_schedule=name, max_epochs=3, random_state=0).fit(X, y)
+    assert clf.stop_reason_ == "max_epochs"
+    warned = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(warned) == (1 if name in ("constant", "plateau") else 0)
