@@ -17,6 +17,9 @@ study's, fixed by the seed); the test split is scored once per system, and nothi
 * **Optuna + sklearn**: the baseline of ``bench_tuning.py`` (plain Optuna tuning scikit-learn's
   MLP epoch by epoch on validation accuracy, same space, budget, sampler and pruner, tracked by
   optuna-integration's ``MLflowCallback``), its best trial's model; classification only.
+* **ours (dev recipe)**: ``MLPClassifier(**recipe)`` / ``MLPRegressor(**recipe)`` with the recipe
+  that ``bench/dev_defaults.py`` chose on development data (``DEV_RECIPE``), training + validation
+  rows; ``--untuned-only`` runs only untuned systems (no study), for this one run on the benchmark.
 * **SVM**: ``SVC(probability=True)`` / ``SVR()`` defaults on training + validation rows (skipped
   above 5,000 training rows); **HGB**: ``HistGradientBoostingClassifier/Regressor`` defaults.
 
@@ -31,6 +34,7 @@ classes, generated once with a fixed seed 12345, a default study of 20 trials).
     .venv/bin/python bench/bench_quality.py --markdown              # all, seeds 0-4
     .venv/bin/python bench/bench_quality.py --datasets digits --seeds 0,1
     .venv/bin/python bench/bench_quality.py --merge a.json b.json --markdown   # one table of several runs
+    .venv/bin/python bench/bench_quality.py --untuned-only "ours untuned,ours (dev recipe)" --markdown
 """
 
 from __future__ import annotations
@@ -55,12 +59,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_tuning  # noqa: E402
+import dev_defaults  # noqa: E402
 from tuner.study import metrics  # noqa: E402
 from tuner.study.config import StudyConfig, load_config  # noqa: E402
 from tuner.data.loading import load_splits  # noqa: E402
 from tuner.result.final import refit_rows  # noqa: E402
 
 SVM_MAX_ROWS = 5_000
+#: The candidate recipe of bench/dev_defaults.py chosen on development data.
+DEV_RECIPE = "2x256_cosine_wd3_drop3_rs"
 SYNTHETIC_SEED = 12345
 DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "wine_mixed", "iris", "synthetic20k")
 SYSTEMS = ("tuned (final)", "best trial", "ours untuned", "sklearn untuned", "Optuna + sklearn", "SVM", "HGB")
@@ -93,8 +100,9 @@ def score(config: StudyConfig, splits, predictor, X) -> float:
     return metrics.score(name, splits.y_test, y_pred=predictor.predict(X))
 
 
-def untuned(config: StudyConfig, splits, seed: int) -> dict[str, tuple[float, float]]:
-    """(test score, seconds) of the untuned systems, trained on training + validation rows."""
+def untuned(config: StudyConfig, splits, seed: int, only=None) -> dict[str, tuple[float, float]]:
+    """(test score, seconds) of the untuned systems (those named in ``only``, else all but the
+    dev recipe), trained on training + validation rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neural_network import MLPClassifier as SkC, MLPRegressor as SkR
     from sklearn.svm import SVC, SVR
@@ -111,6 +119,11 @@ def untuned(config: StudyConfig, splits, seed: int) -> dict[str, tuple[float, fl
     }
     if len(y) <= SVM_MAX_ROWS:
         models["SVM"] = SVC(probability=True, random_state=seed) if clf else SVR()
+    recipe = dict(dev_defaults.RECIPES[DEV_RECIPE])
+    if not clf:
+        recipe = {k: v for k, v in recipe.items() if k not in dev_defaults.CLASSIFIER_ONLY}
+    models["ours (dev recipe)"] = (MLPClassifier if clf else MLPRegressor)(random_state=seed, **recipe)
+    models = {k: v for k, v in models.items() if (k in only if only else k != "ours (dev recipe)")}
     out = {}
     for name, est in models.items():
         t0 = time.perf_counter()
@@ -187,6 +200,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path, help="also write every score to this file")
     parser.add_argument("--merge", type=Path, nargs="+", help="print one table from the --json files of earlier runs")
+    parser.add_argument("--untuned-only", help="comma-separated untuned systems to run alone, without a study")
     args = parser.parse_args()
     if args.merge:
         merged: dict = {}
@@ -203,7 +217,12 @@ def main() -> None:
         for name in args.datasets.split(","):
             rows[name] = {}
             for seed in seeds:
-                rows[name][seed] = run_one(name, seed, Path(tmp), baseline=not args.no_baseline)
+                if args.untuned_only:
+                    config = study_config(name, Path(tmp)).with_overrides(seed=seed)
+                    only = args.untuned_only.split(",")
+                    rows[name][seed] = untuned(config, load_splits(config), seed, only)
+                else:
+                    rows[name][seed] = run_one(name, seed, Path(tmp), baseline=not args.no_baseline)
                 shown = {k: (round(v[0], 4), round(v[1], 1)) for k, v in rows[name][seed].items()}
                 print(f"{name} seed {seed}: {shown}", file=sys.stderr, flush=True)
                 if args.json:  # after every seed: a run cut off keeps what it measured
@@ -219,7 +238,22 @@ def print_report(rows, seeds: str, markdown: bool) -> None:
         f"_Python {platform.python_version()}; NumPy {numpy.__version__}; scikit-learn {sklearn.__version__}; "
         f"{os.cpu_count()} CPUs; seeds {seeds}; mean over seeds (tuned: also its worst seed)_\n"
     )
-    print(report(rows, markdown))
+    first = next(iter(next(iter(rows.values())).values()))
+    print(report(rows, markdown) if "tuned (final)" in first else untuned_report(rows))
+
+
+def untuned_report(rows) -> str:
+    """Markdown: the mean test score and fit seconds over seeds of each untuned system run."""
+    systems = list(next(iter(next(iter(rows.values())).values())))
+    head = ["data set", "metric", *systems, *(f"fit s {s}" for s in systems)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, by_seed in rows.items():
+        config = study_config(name, Path(tempfile.mkdtemp()))
+        cells = [name, config.metric]
+        cells += [f"{_mean([r[s][0] for r in by_seed.values()]):.4f}" for s in systems]
+        cells += [f"{_mean([r[s][1] for r in by_seed.values()]):.1f}" for s in systems]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
