@@ -52,11 +52,15 @@ on the logging threads. Issue 3 asks for under 5% per trial. (2) What the waits 
 threads' work holds the GIL against the training thread. A third system, **untracked**, is ours
 with no MLflow run per trial (the parent run stays); ``(ours - untracked) / ours`` in wall time
 per seed is what tracking the trials costs in all. The baseline's ``MLflowCallback`` time per
-trial is shown for comparison.
+trial is shown for comparison. (3) Tracking's CPU per trial: the thread CPU time of the logging
+threads' work (``start_trial``, ``end_trial``, ``log_model``), the process CPU of ours minus
+untracked (same seed, same trials) divided by the trials, and the MLflow writes per trial (the
+``MlflowClient`` calls the logging threads make).
 
     .venv/bin/python bench/bench_tuning.py                     # seeds 0-4, 40 trials, table
     .venv/bin/python bench/bench_tuning.py --markdown          # the same, as README markdown
     .venv/bin/python bench/bench_tuning.py --quick             # smoke run: 1 seed, 6 trials, 8 epochs
+    .venv/bin/python bench/bench_tuning.py --systems ours untracked --markdown   # tracking's share alone
 
 Needs ``optuna-integration`` (``pip install -e '.[bench]'``).
 """
@@ -156,6 +160,11 @@ class RunResult:
     callback_seconds: list[float] = field(default_factory=list)
     #: ours: seconds per call of start_trial / end_trial / log_model.
     by_method: dict[str, list[float]] = field(default_factory=dict)
+    #: Process CPU seconds of the run (ours and untracked).
+    cpu: float = 0.0
+    #: ours: thread CPU seconds of the logging threads' work, and their MlflowClient writes by name.
+    logging_cpu: float = 0.0
+    writes: dict[str, int] = field(default_factory=dict)
     #: baseline: the best trial's fitted scikit-learn model (scored on other metrics by bench_quality.py).
     model: Any = None
 
@@ -183,11 +192,16 @@ class TrackingTimer:
 
     METHODS = ("start_trial_later", "wait_for_run", "end_trial_later", "start_trial", "end_trial", "log_model")
     BLOCKING = ("start_trial_later", "wait_for_run", "end_trial_later")
+    #: MlflowClient calls that write to the store, counted when a logging thread makes them.
+    WRITES = ("create_run", "log_batch", "set_terminated", "set_tag", "delete_tag", "log_artifact", "log_artifacts")
 
     def __init__(self) -> None:
         self.seconds: dict[int, float] = defaultdict(float)
         self.by_method: dict[str, list[float]] = defaultdict(list)
+        self.logging_cpu = 0.0
+        self.writes: dict[str, int] = defaultdict(int)
         self._saved: dict[str, Any] = {}
+        self._saved_client: dict[str, Any] = {}
 
     @staticmethod
     def _trial_number(name: str, args: tuple, kwargs: dict) -> int:
@@ -208,24 +222,48 @@ class TrackingTimer:
             self._saved[name] = original
 
             def timed(tracker, *args, _name=name, _original=original, **kwargs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     return _original(tracker, *args, **kwargs)
                 finally:
                     elapsed = time.perf_counter() - t0
                     if _name in self.BLOCKING:
                         self.seconds[self._trial_number(_name, args, kwargs)] += elapsed
+                    else:  # on a logging thread
+                        self.logging_cpu += time.thread_time() - c0
                     self.by_method[_name].append(elapsed)
 
             functools.update_wrapper(timed, original)
             setattr(StudyTracker, name, timed)
+        self._count_writes()
         return self
 
+    def _count_writes(self) -> None:
+        import threading
+
+        from mlflow import MlflowClient
+
+        for name in self.WRITES:
+            original = getattr(MlflowClient, name)
+            self._saved_client[name] = original
+
+            def counted(client, *args, _name=name, _original=original, **kwargs):
+                if threading.current_thread().name.startswith("mlflow-"):
+                    self.writes[_name] += 1
+                return _original(client, *args, **kwargs)
+
+            functools.update_wrapper(counted, original)
+            setattr(MlflowClient, name, counted)
+
     def __exit__(self, *exc: Any) -> None:
+        from mlflow import MlflowClient
+
         from tuner.tracking import StudyTracker
 
         for name, original in self._saved.items():
             setattr(StudyTracker, name, original)
+        for name, original in self._saved_client.items():
+            setattr(MlflowClient, name, original)
 
 
 @contextlib.contextmanager
@@ -247,7 +285,7 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
     load_start = os.getloadavg()[0]
     untracked = contextlib.nullcontext() if child_runs else no_child_runs()
     with TrackingTimer() as timer, contextlib.chdir(workdir), untracked:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = run_study(
             config,
             storage=f"sqlite:///{workdir / 'optuna.db'}",
@@ -256,7 +294,7 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
             threads=threads,
             freeze_heap=True,  # as `tuner run` asks (it owns its process, see tuner/process.py)
         )
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     study = result.study
     tracking = []
     for trial in study.get_trials(deepcopy=False):
@@ -269,7 +307,7 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
         best_val=study.best_value if complete else float("nan"),
         test_acc=result.test_scores.get("accuracy", float("nan")),
         load_start=load_start, load_end=os.getloadavg()[0], tracking=tracking,
-        by_method=dict(timer.by_method),
+        by_method=dict(timer.by_method), cpu=cpu, logging_cpu=timer.logging_cpu, writes=dict(timer.writes),
     )
 
 
@@ -434,8 +472,10 @@ def verdict(results: list[RunResult]) -> list[str]:
     ours = {r.seed: r for r in results if r.system == "ours"}
     base = {r.seed: r for r in results if r.system == "baseline"}
     seeds = sorted(set(ours) & set(base))
-    if not seeds:
-        return []
+    return (comparison_lines(ours, base, seeds) if seeds else []) + tracking_lines(results)
+
+
+def comparison_lines(ours: dict[int, RunResult], base: dict[int, RunResult], seeds: list[int]) -> list[str]:
     # Paired by seed (same splits, same sampler seed, same load window): the median of the per-seed
     # ratios, not the ratio of the medians, which can pair a fast seed of one with a slow one of the other.
     ratios = [ours[s].wall / base[s].wall for s in seeds]
@@ -443,10 +483,7 @@ def verdict(results: list[RunResult]) -> list[str]:
     ratio_of_medians = _med([ours[s].wall for s in seeds]) / _med([base[s].wall for s in seeds])
     acc_ours, acc_base = _med([ours[s].test_acc for s in seeds]), _med([base[s].test_acc for s in seeds])
     per_seed_acc = sum(ours[s].test_acc >= base[s].test_acc for s in seeds)
-    shares = [t / d for s in seeds for t, d in ours[s].tracking]
-    untracked = {r.seed: r for r in results if r.system == "untracked"}
-    costs = [(ours[s].wall - untracked[s].wall) / ours[s].wall for s in sorted(set(ours) & set(untracked))]
-    lines = [
+    return [
         f"wall time ours / baseline: median of per-seed ratios {ratio:.2f} (per seed: "
         f"{', '.join(f'{x:.2f}' for x in ratios)}; ratio of the medians {ratio_of_medians:.2f}); "
         f"target <= 0.50: {'met' if ratio <= 0.5 else 'NOT met'}",
@@ -454,12 +491,41 @@ def verdict(results: list[RunResult]) -> list[str]:
         f"(ours >= baseline in {per_seed_acc}/{len(seeds)} seeds); target ours >= baseline: "
         f"{'met' if acc_ours >= acc_base else 'NOT met'}",
     ]
+
+
+def tracking_lines(results: list[RunResult]) -> list[str]:
+    """What tracking the trials costs: wall time against untracked, CPU and writes per trial, and
+    the time a trial waits on MLflow."""
+    ours = {r.seed: r for r in results if r.system == "ours"}
+    untracked = {r.seed: r for r in results if r.system == "untracked"}
+    paired = sorted(set(ours) & set(untracked))
+    costs = [(ours[s].wall - untracked[s].wall) / ours[s].wall for s in paired]
+    lines = []
     if costs:
         lines.append(
             f"tracking cost in wall time, (ours - untracked) / ours: median {100 * _med(costs):.0f}% "
-            f"(per seed: {', '.join(f'{100 * c:.0f}%' for c in costs)}); what the child runs cost in all, "
+            f"(per seed: {', '.join(f'{100 * c:.0f}%' for c in costs)}); target <= 5%: "
+            f"{'met' if _med(costs) <= 0.05 else 'NOT met'}; what the child runs cost in all, "
             "including the logging threads' work while trials train"
         )
+    n_trials = {s: max(1, r.complete + r.pruned + r.failed) for s, r in ours.items()}
+    if ours:
+        logging_ms = [1000 * r.logging_cpu / n_trials[s] for s, r in ours.items()]
+        process_ms = [1000 * (ours[s].cpu - untracked[s].cpu) / n_trials[s] for s in paired]
+        writes: dict[str, int] = defaultdict(int)
+        for r in ours.values():
+            for name, n in r.writes.items():
+                writes[name] += n
+        total = sum(n_trials.values())
+        lines.append(
+            f"tracking CPU per trial: logging threads median {_med(logging_ms):.0f} ms "
+            f"(per seed: {', '.join(f'{x:.0f}' for x in logging_ms)})"
+            + (f", process CPU ours - untracked median {_med(process_ms):.0f} ms" if process_ms else "")
+            + f"; MLflow writes per trial {sum(writes.values()) / total:.2f} ("
+            + ", ".join(f"{name} {n / total:.2f}" for name, n in sorted(writes.items()))
+            + ")"
+        )
+    shares = [t / d for r in ours.values() for t, d in r.tracking]
     if shares:
         worst = max(shares)
         lines.append(
