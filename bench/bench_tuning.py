@@ -525,6 +525,18 @@ def tracking_lines(results: list[RunResult]) -> list[str]:
             + ", ".join(f"{name} {n / total:.2f}" for name, n in sorted(writes.items()))
             + ")"
         )
+        # CPU shares do not depend on what else runs on the machine, as wall times do.
+        logging_share = [r.logging_cpu / r.cpu for r in ours.values()]
+        cpu_costs = [(ours[s].cpu - untracked[s].cpu) / ours[s].cpu for s in paired]
+        lines.append(
+            f"tracking's share of our process CPU: logging threads median {100 * _med(logging_share):.0f}% "
+            f"(per seed: {', '.join(f'{100 * x:.0f}%' for x in logging_share)})"
+            + (
+                f", (ours - untracked) / ours median {100 * _med(cpu_costs):.0f}% "
+                f"(per seed: {', '.join(f'{100 * x:.0f}%' for x in cpu_costs)})"
+                if cpu_costs else ""
+            )
+        )
     shares = [t / d for r in ours.values() for t, d in r.tracking]
     if shares:
         worst = max(shares)
