@@ -329,10 +329,20 @@ class BaseMLP(BaseEstimator):
         return robust_scale(X, *self._input_scaling)
 
     # --- prediction ------------------------------------------------------------------------
+    #: Prediction computes in float64 on fresh arrays (:meth:`Network.predict_logits`), so a
+    #: large input is predicted this many rows at a time: its float64 copy and activations stay
+    #: bounded instead of growing with the input (see :func:`prediction_chunks`).
+    prediction_chunk_rows = 65_536
+
     def _forward(self, X) -> np.ndarray:
+        """The network's output for ``X`` (float32 or float64, not copied), in float64."""
         check_is_fitted(self, "_network")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return self._network.predict_output(self._scale_inputs(X))
+        outputs = [
+            self._network.predict_output(self._scale_inputs(X[rows]))
+            for rows in prediction_chunks(X.shape[0], self.prediction_chunk_rows)
+        ]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -420,6 +430,25 @@ class BaseMLP(BaseEstimator):
 
     def _restore_targets(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+def prediction_chunks(n_rows: int, chunk_rows: int) -> list[slice]:
+    """Row slices that cover ``n_rows`` rows in order, each ``chunk_rows`` long but the last,
+    which takes the remainder and, when that is under half a chunk, the chunk before it too.
+
+    Chunks start at multiples of ``chunk_rows`` and none is tiny: OpenBLAS computes a product of
+    one or a few rows, or of few multiply-adds, through other kernels (gemv, its small-matrix
+    path) whose float64 sums round differently. With chunks of tens of thousands of rows and one
+    BLAS thread (a study's setting, :mod:`tuner.threads`) the chunked output equals the whole
+    input's bit for bit (tests/model/test_prediction_chunks.py). With several threads, a network
+    with one output (a regressor, a binary classifier) goes through a threaded gemv whose rows
+    may differ in the last bit between the whole input and its chunks.
+    """
+    chunk_rows = max(1, int(chunk_rows))
+    starts = list(range(0, n_rows, chunk_rows)) or [0]
+    if len(starts) > 1 and n_rows - starts[-1] < chunk_rows // 2:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
 
 
 def _check_layer_arrays(layer_sizes: list, arrays: dict[str, np.ndarray]) -> None:

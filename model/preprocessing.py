@@ -18,6 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 FORMAT = "tabular-preprocessor"
 VERSION = 1
 MISSING_POLICIES = ("impute", "error")
+#: The output dtypes ``transform`` writes; a saved state without one was written as float64.
+DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float64": np.float64}
 #: The day date columns count from: a date is encoded as its (fractional) days since this one, UTC.
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
@@ -56,11 +58,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     "2024-01-31T08:15:00+01:00", and columns of datetime dtype) become their days since
     1970-01-01 UTC, standardised like numbers: the fitted state keeps them as dates, so a saved
     model takes the raw date text it was trained on.
+
+    ``transform`` writes its output (``dtype``, float32 by default: what the network trains on)
+    into one array, column by column, each computed in float64 and rounded once.
     """
 
-    def __init__(self, missing: str = "impute", dates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, missing: str = "impute", dates: tuple[str, ...] = (), dtype: str = "float32"
+    ) -> None:
         self.missing = missing
         self.dates = dates
+        self.dtype = dtype
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any = None) -> TabularPreprocessor:
         """Learn the column kinds, statistics and categories from X."""
@@ -68,6 +76,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"missing must be one of {', '.join(MISSING_POLICIES)} (got {self.missing!r})"
             )
+        self._output_dtype()
         frame, is_frame = _as_frame(X, None)
         if frame.shape[0] == 0:
             raise ValueError("cannot fit on zero rows")
@@ -102,18 +111,21 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError(f"missing column(s): {_names(absent)}")
         if self.missing == "error":
             self._refuse_missing(frame[self.columns_])
-        blocks = []
-        for state in self.columns_state_:
+        widths = [
+            len(s["categories"]) if s["kind"] == "categorical" else 1 for s in self.columns_state_
+        ]
+        out = np.empty((frame.shape[0], sum(widths)), dtype=self._output_dtype())
+        start = 0
+        for state, width in zip(self.columns_state_, widths, strict=True):
             series = frame[state["name"]]
             if state["kind"] == "numeric":
-                blocks.append(_transform_numeric(state, series)[:, None])
+                out[:, start] = _transform_numeric(state, series)
             elif state["kind"] == "date":
-                blocks.append(_transform_date(state, series)[:, None])
+                out[:, start] = _transform_date(state, series)
             else:
-                blocks.append(_transform_categorical(state, series))
-        if not blocks:
-            return np.empty((frame.shape[0], 0), dtype=np.float64)
-        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
+                out[:, start : start + width] = _transform_categorical(state, series)
+            start += width
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names.
@@ -136,6 +148,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             "format": FORMAT,
             "version": VERSION,
             "missing": self.missing,
+            "dtype": self.dtype,
             "input_was_frame": self.input_was_frame_,
             "columns": [dict(state) for state in self.columns_state_],
         }
@@ -169,8 +182,11 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                     f"column {state.get('name')!r} has unknown kind {state.get('kind')!r}"
                 )
         pre = cls(
-            missing=d["missing"], dates=tuple(c["name"] for c in columns if c["kind"] == "date")
+            missing=d["missing"],
+            dates=tuple(c["name"] for c in columns if c["kind"] == "date"),
+            dtype=str(d.get("dtype", "float64")),
         )
+        pre._output_dtype()
         pre._set_state(columns, bool(d.get("input_was_frame", True)))
         return pre
 
@@ -187,6 +203,11 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         }
         if is_frame:
             self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
+
+    def _output_dtype(self) -> type[np.floating]:
+        if str(self.dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        return DTYPES[str(self.dtype)]
 
     def _refuse_missing(self, frame: pd.DataFrame) -> None:
         with_missing = [name for name in frame.columns if frame[name].isna().any()]
@@ -333,4 +354,4 @@ def _transform_categorical(state: dict[str, Any], series: pd.Series) -> np.ndarr
         )
     values = np.where(values == None, state["most_frequent"], values)  # noqa: E711 (elementwise)
     categories = np.asarray(state["categories"], dtype=object)
-    return (values[:, None] == categories[None, :]).astype(np.float64)
+    return values[:, None] == categories[None, :]

@@ -32,11 +32,11 @@ def test_encodes_numeric_and_categorical_columns():
     names = list(pre.get_feature_names_out())
     assert names == ["size", "colour_blue", "colour_green", "colour_red", "count",
                      "flag_False", "flag_True", "grade_a", "grade_b", "constant"]
-    assert Xt.dtype == np.float64 and Xt.shape == (40, len(names))
+    assert Xt.dtype == np.float32 and Xt.shape == (40, len(names))
     assert np.isfinite(Xt).all()
     for col in ("size", "count"):
-        values = Xt[:, names.index(col)]
-        assert values.mean() == pytest.approx(0.0, abs=1e-12) and values.std() == pytest.approx(1.0)
+        values = Xt[:, names.index(col)].astype(np.float64)
+        assert values.mean() == pytest.approx(0.0, abs=1e-6) and values.std() == pytest.approx(1.0)
     np.testing.assert_array_equal(Xt[:, names.index("constant")], 0.0)  # std 0 -> divided by 1
     one_hot = Xt[:, 1:4]
     assert set(one_hot.sum(axis=1)) == {1.0}
@@ -135,7 +135,7 @@ def test_from_dict_rejects_foreign_documents():
 
 def test_sklearn_compatible():
     pre = TabularPreprocessor(missing="error", dates=("d",))
-    assert clone(pre).get_params() == {"missing": "error", "dates": ("d",)}
+    assert clone(pre).get_params() == {"missing": "error", "dates": ("d",), "dtype": "float32"}
     fitted = TabularPreprocessor().fit(mixed_frame())
     assert list(fitted.feature_names_in_) == list(mixed_frame().columns)
 
@@ -191,7 +191,7 @@ def test_no_columns_and_one_row():
     """A frame of no columns encodes as (rows, 0); a single row fits (std 0 -> divided by 1)."""
     empty = TabularPreprocessor().fit(pd.DataFrame(index=range(3)))
     Xt = empty.transform(pd.DataFrame(index=range(5)))
-    assert Xt.shape == (5, 0) and Xt.dtype == np.float64
+    assert Xt.shape == (5, 0) and Xt.dtype == np.float32
     one = TabularPreprocessor().fit(pd.DataFrame({"x": [4.0], "c": ["a"]}))
     np.testing.assert_array_equal(one.transform(pd.DataFrame({"x": [4.0, 6.0], "c": ["a", "b"]})), [[0.0, 1.0], [2.0, 0.0]])
     with pytest.raises(ValueError, match="^cannot fit on zero rows$"):
@@ -259,3 +259,31 @@ def test_integer_categories_read_with_a_gap_match_those_read_without():
     out = pre.transform(gapped)
     assert out[0].tolist() == pre.transform(ints)[0].tolist()
     assert out[2].tolist() == pre.transform(ints)[2].tolist()
+
+
+def test_output_is_the_float64_encoding_rounded_once_to_float32():
+    """The default float32 output is, bit for bit, the float64 encoding rounded once: each column is
+    computed in float64 and written into one float32 array, with no float64 copy of the whole."""
+    frame = mixed_frame()
+    single = TabularPreprocessor().fit(frame)
+    double = TabularPreprocessor(dtype="float64").fit(frame)
+    out64 = double.transform(frame)
+    assert out64.dtype == np.float64
+    np.testing.assert_array_equal(single.transform(frame), out64.astype(np.float32))
+    assert single.transform(frame).flags["C_CONTIGUOUS"]
+
+
+def test_saved_dtype_round_trips_and_a_state_without_one_transforms_as_float64():
+    """A state saved before the output dtype was stored (no "dtype") keeps its float64 output, so a
+    model saved then predicts as it did; a bad dtype is refused in one line."""
+    frame = mixed_frame()
+    pre = TabularPreprocessor().fit(frame)
+    state = json.loads(json.dumps(pre.to_dict()))
+    assert state["dtype"] == "float32" and TabularPreprocessor.from_dict(state).transform(frame).dtype == np.float32
+    del state["dtype"]
+    old = TabularPreprocessor.from_dict(state)
+    np.testing.assert_array_equal(old.transform(frame), TabularPreprocessor(dtype="float64").fit(frame).transform(frame))
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64"):
+        TabularPreprocessor.from_dict({**state, "dtype": "int8"})
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        TabularPreprocessor(dtype="float16").fit(frame)

@@ -33,7 +33,7 @@ def test_splits_are_disjoint_and_sized(digits):
     assert not (idx[0] & idx[1] or idx[0] & idx[2] or idx[1] & idx[2])
     assert sum(map(len, idx)) == 1797
     assert len(idx[2]) == pytest.approx(0.2 * 1797, abs=2) and len(idx[1]) == pytest.approx(0.2 * 1797, abs=2)
-    assert digits.Xt_train.shape == (len(digits.y_train), 64) and digits.Xt_val.dtype == np.float64
+    assert digits.Xt_train.shape == (len(digits.y_train), 64) and digits.Xt_val.dtype == np.float32
     assert digits.task == "classification" and digits.n_classes == 10
     assert digits.classes == tuple(range(10))  # the original labels, not codes
     assert len(digits.feature_names) == 64
@@ -57,7 +57,7 @@ def test_validation_and_test_differ_and_seed_fixes_split(digits):
 
 
 def test_preprocessor_fitted_on_train_only(digits):
-    np.testing.assert_allclose(digits.Xt_train.mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(digits.Xt_train.mean(axis=0, dtype=np.float64), 0.0, atol=1e-6)
     assert np.abs(digits.Xt_val.mean(axis=0)).max() > 1e-3  # val statistics were not used
 
 

@@ -47,7 +47,12 @@ DATE_SHARE = 0.95
 
 @dataclass(frozen=True, eq=False)
 class Splits:
-    """Raw and preprocessed train/validation/test data of one study."""
+    """Raw and preprocessed train/validation/test data of one study.
+
+    The study's rows are held once, in split order: ``X_train``, ``X_val`` and ``X_test`` are
+    consecutive slices of one frame, and ``Xt_train``, ``Xt_val`` and ``Xt_test`` consecutive
+    slices of one float32 array, which every trial trains and scores on without a copy.
+    """
 
     X_train: pd.DataFrame
     X_val: pd.DataFrame
@@ -160,7 +165,7 @@ def type_columns(
       as text (the preprocessing encodes them as days, and a served model takes the same text),
       the other cells missing, with a warning naming them.
     """
-    X = X.copy()
+    X = X.copy(deep=False)  # columns are replaced, never written into: no need to copy data
     dates = []
     for name in X.columns:
         series = X[name]
@@ -341,21 +346,33 @@ def fingerprint(X: pd.DataFrame, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _split(X: pd.DataFrame, y: np.ndarray, task: str, config: StudyConfig) -> tuple:
+def split_rows(y: np.ndarray, task: str, config: StudyConfig) -> tuple[np.ndarray, ...]:
+    """The positions of the training, validation and test rows: ``test_fraction`` of the rows
+    for test, ``validation_fraction`` for validation, stratified for classification, fixed by
+    the study's seed (scikit-learn's ``train_test_split``, twice)."""
     d = config.data
     stratify = y if task == "classification" else None
-    X_rest, X_test, y_rest, y_test = train_test_split(
-        X, y, test_size=d.test_fraction, random_state=config.seed, stratify=stratify
+    rest, test = train_test_split(
+        np.arange(len(y)), test_size=d.test_fraction, random_state=config.seed, stratify=stratify
     )
     val_share = d.validation_fraction / (1.0 - d.test_fraction)
-    X_train, X_val, y_train, y_val = train_test_split(
-        X_rest,
-        y_rest,
+    train, val = train_test_split(
+        rest,
         test_size=val_share,
         random_state=config.seed,
-        stratify=y_rest if stratify is not None else None,
+        stratify=y[rest] if stratify is not None else None,
     )
-    return X_train, X_val, X_test, y_train, y_val, y_test
+    return train, val, test
+
+
+def in_split_order(X: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``X``'s rows at positions ``order``, taken one column at a time and removed from ``X`` as
+    they are: the data is held about once, not twice, while its rows are reordered."""
+    columns, index = X.columns, X.index[order]
+    taken = {i: X.pop(name).iloc[order].array for i, name in enumerate(list(columns))}
+    ordered = pd.DataFrame(taken, index=index, copy=False)
+    ordered.columns = columns
+    return ordered
 
 
 def load_splits(config: StudyConfig, check: bool = True) -> Splits:
@@ -382,34 +399,38 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
                 "that many per class"
             )
     try:
-        X_train, X_val, X_test, y_train, y_val, y_test = _split(X, y, task, config)
+        rows = split_rows(y, task, config)
     except ValueError as exc:
         raise DataError(f"{config.data.source}: cannot split the data: {exc}") from None
+    columns = tuple(str(c) for c in X.columns)
+    X, y = in_split_order(X, np.concatenate(rows)), y[np.concatenate(rows)]
+    ends = np.cumsum([len(r) for r in rows])
+    train, val, test = slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], ends[2])
     pre = TabularPreprocessor(missing=config.data.missing, dates=dates)
     try:
-        Xt_train = pre.fit_transform(X_train)
-        Xt_val, Xt_test = pre.transform(X_val), pre.transform(X_test)
+        pre.fit(X.iloc[train])
+        Xt = pre.transform(X)  # row by row, the same as transforming each split on its own
     except ValueError as exc:
         raise DataError(f"{config.data.source}: {exc}") from None
     n_classes = len(classes) if classes is not None else None
     if check:
-        check_against_data(config, len(X_train), n_classes)
+        check_against_data(config, len(rows[0]), n_classes)
     return Splits(
-        X_train=X_train,
-        X_val=X_val,
-        X_test=X_test,
-        y_train=y_train,
-        y_val=y_val,
-        y_test=y_test,
+        X_train=X.iloc[train],
+        X_val=X.iloc[val],
+        X_test=X.iloc[test],
+        y_train=y[train],
+        y_val=y[val],
+        y_test=y[test],
         preprocessor=pre,
-        Xt_train=Xt_train,
-        Xt_val=Xt_val,
-        Xt_test=Xt_test,
+        Xt_train=Xt[train],
+        Xt_val=Xt[val],
+        Xt_test=Xt[test],
         task=task,
         n_classes=n_classes,
         classes=classes,
         feature_names=tuple(str(n) for n in pre.get_feature_names_out()),
         target_name=str(y_raw.name),
-        fingerprint=fingerprint(X_train, y_train),
-        columns=tuple(str(c) for c in X.columns),
+        fingerprint=fingerprint(X.iloc[train], y[train]),
+        columns=columns,
     )
