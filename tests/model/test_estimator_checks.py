@@ -12,7 +12,11 @@ from model import MLPClassifier, MLPRegressor
 ALLOWED_SKIPS = {"check_array_api_input", "check_classifiers_multilabel_output_format_decision_function"}
 
 
-@pytest.mark.parametrize("estimator", [MLPClassifier(), MLPRegressor()], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", [
+    MLPClassifier(), MLPRegressor(),
+    # the options that add fitted state (robust_scaling) or change the targets (label_smoothing)
+    MLPClassifier(robust_scaling=True, label_smoothing=0.1, lr_schedule="coslog4"), MLPRegressor(robust_scaling=True),
+], ids=lambda e: f"{type(e).__name__}{'-options' if e.robust_scaling else ''}")
 def test_check_estimator_passes_every_check(estimator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
