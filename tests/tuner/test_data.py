@@ -306,3 +306,12 @@ def test_semicolon_file_with_decimal_commas(tmp_path):
     splits = load_splits(file_config(str(path)))
     everything = pd.concat([splits.X_train, splits.X_val, splits.X_test]).sort_index()
     np.testing.assert_allclose(everything["a"].to_numpy(), frame["a"].to_numpy())
+
+
+def test_training_and_validation_rows_are_one_slice_of_the_rows_not_a_copy(digits):
+    """The final model's refit reads the training then validation rows as one slice of the frame
+    the splits are cut from, equal to concatenating them."""
+    both = digits.train_and_validation()
+    pd.testing.assert_frame_equal(both, pd.concat([digits.X_train, digits.X_val]))
+    assert np.shares_memory(both["pixel_0_1"].to_numpy(), digits.rows["pixel_0_1"].to_numpy())
+    assert np.shares_memory(digits.X_test["pixel_0_1"].to_numpy(), digits.rows["pixel_0_1"].to_numpy())

@@ -70,7 +70,13 @@ class Splits:
     feature_names: tuple[str, ...]
     target_name: str
     fingerprint: str
+    #: Every row in split order: training, validation, test (the raw splits are its slices).
+    rows: pd.DataFrame
     columns: tuple[str, ...] = field(default=())
+
+    def train_and_validation(self) -> pd.DataFrame:
+        """The training rows, then the validation rows: a slice of :attr:`rows`, not a copy."""
+        return self.rows.iloc[: len(self.y_train) + len(self.y_val)]
 
 
 class Frame(NamedTuple):
@@ -433,4 +439,5 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
         target_name=str(y_raw.name),
         fingerprint=fingerprint(X.iloc[train], y[train]),
         columns=columns,
+        rows=X,
     )

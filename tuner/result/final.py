@@ -169,10 +169,9 @@ def trial_model(
 def refit_rows(config: StudyConfig, splits: Splits) -> tuple[Any, np.ndarray, np.ndarray, str]:
     """(preprocessor, Xt, y, fingerprint) of training + validation rows, the preprocessing
     fitted on them."""
-    import pandas as pd
     from sklearn.base import clone
 
-    X = pd.concat([splits.X_train, splits.X_val])
+    X = splits.train_and_validation()
     y = np.concatenate([splits.y_train, splits.y_val])
     # The study's preprocessing settings (missing values, dates), unfitted.
     pre = clone(splits.preprocessor)
