@@ -191,6 +191,8 @@ class BaseMLP(BaseEstimator):
             monitor=self._monitors[self.early_stopping_metric][0],
             callbacks=callbacks,
         )
+        if not incremental:  # partial_fit calls reuse them epoch after epoch
+            self._network.release_buffers()
         self._record_training(state, incremental)
         return self
 

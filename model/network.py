@@ -59,6 +59,16 @@ class Dense:
             self._mask, self._dropped = self._mask_full[:n], self._dropped_full[:n]
         self._n = n
 
+    def release(self) -> None:
+        """Drop the per-batch buffers and the cache: they grow to the largest batch the layer saw
+        (a whole validation set, scored each epoch) and the cache holds that batch's input, so a
+        fitted network kept beside the next one's training would hold both. The next
+        :meth:`forward` makes them again."""
+        for name in ("_z", "_dx", "_scratch", "_ones", "_mask", "_dropped"):
+            self.__dict__.pop(name, None)
+            self.__dict__.pop(f"{name}_full", None)
+        self._rows, self._n, self._cache = 0, -1, None
+
     def forward(self, X: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
         """Activations of this layer for the batch X; the result is a buffer reused next call.
 
@@ -199,6 +209,11 @@ class Network:
         for layer in self.layers:
             a = layer.forward(a, training, rng)
         return a
+
+    def release_buffers(self) -> None:
+        """Free every layer's per-batch buffers (see :meth:`Dense.release`)."""
+        for layer in self.layers:
+            layer.release()
 
     def loss_and_gradients(
         self, X: np.ndarray, Y: np.ndarray, l2: float = 0.0, rng: np.random.Generator | None = None
