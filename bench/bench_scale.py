@@ -25,6 +25,13 @@ process start-up and imports.
 
     .venv/bin/python bench/bench_scale.py --markdown                 # 50k, 200k, 1M rows
     .venv/bin/python bench/bench_scale.py --huge --markdown          # also 5M rows: a 1.6 GB CSV, GBs of RAM
+    .venv/bin/python bench/bench_scale.py --rows 1000000 --jobs 1 2 --markdown   # the process tree of --jobs
+
+With ``--jobs``, the study of each size runs as ``tuner run --jobs J`` for each J instead, and the
+table gives the peak of the whole process tree's memory (``tuner run --jobs`` starts worker
+processes): the sum of its processes' proportional set sizes (PSS, from
+``/proc/<pid>/smaps_rollup``, so library pages shared between processes count once), sampled
+every 0.1 s. ``--jobs 1`` is the same measure of a one-process run, to compare with.
 """
 
 from __future__ import annotations
@@ -133,6 +140,60 @@ def run_child(args: list[str], cwd: Path) -> tuple[str, int, float]:
     return out.read_text(), int(rss.read_text()) * 1024, seconds  # ru_maxrss is in kB on Linux
 
 
+def tree_pss(root: int) -> int:
+    """The summed PSS in bytes of ``root`` and its descendants (0 for a process gone meanwhile)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def run_tree(args: list[str], cwd: Path) -> tuple[int, float]:
+    """Run ``args`` to its end, sampling its process tree's PSS: (peak bytes, wall seconds)."""
+    start, peak = time.perf_counter(), 0
+    with open(cwd / "child.err", "w") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
+        while proc.poll() is None:
+            peak = max(peak, tree_pss(proc.pid))
+            time.sleep(0.1)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{(cwd / 'child.err').read_text()[-3000:]}")
+    return peak, time.perf_counter() - start
+
+
+def measure_jobs(rows: int, jobs: list[int], folder: Path) -> list[list[str]]:
+    """One table row per ``--jobs`` value for a study of ``rows`` rows and as many trials."""
+    csv, study = folder / f"scale_{rows}.csv", folder / f"scale_{rows}.toml"
+    write_csv(csv, rows)
+    out, peaks = [], []
+    for j in jobs:
+        name = f"scale_{rows}_jobs{j}"
+        study.write_text(STUDY.format(name=name, csv=csv).replace("n_trials = 2", f"n_trials = {max(2, j)}"))
+        tuner = [sys.executable, "-m", "tuner.cli.app", "run", str(study), "--jobs", str(j),
+                 "--storage", f"sqlite:///{folder}/optuna_{name}.db",
+                 "--tracking-uri", f"sqlite:///{folder}/mlflow_{name}.db"]
+        peak, wall = run_tree(tuner, folder)
+        peaks.append(peak)
+        out.append([f"{rows:,}", str(j), gb(peak), f"{peak / peaks[0]:.2f}x", f"{wall:.1f}"])
+    csv.unlink()
+    return out
+
+
 def trial_seconds(storage: str, name: str) -> list[float]:
     import optuna
 
@@ -168,7 +229,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=list(SIZES), help="row counts (default: 50k 200k 1M)")
     parser.add_argument("--huge", action="store_true", help=f"also {HUGE:,} rows (a 1.6 GB CSV; several GB of memory)")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--jobs", type=int, nargs="+", help="measure the process tree of `tuner run --jobs J` instead")
     args = parser.parse_args()
+    if args.jobs:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            rows = [r for n in args.rows for r in measure_jobs(n, args.jobs, Path(tmp))]
+        print(format_table(["rows", "jobs", "tree peak PSS GB", "x the first --jobs value", "run wall s"], rows, args.markdown))
+        return 0
     sizes = args.rows + ([HUGE] if args.huge else [])
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
