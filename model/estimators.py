@@ -18,13 +18,11 @@ from .activations import get_activation
 from .losses import OutputLoss
 from .network import Network
 from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
-from .parameters import check_numeric_parameters
+from .parameters import DTYPES, check_numeric_parameters
 from .scaling import fit_robust_scale, robust_scale
 from .schedules import make_schedule
 from .serialization import save as save_model
 from .training import EpochCallback, StoppingRules, TrainingState, train
-
-DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 class BaseMLP(BaseEstimator):

@@ -12,6 +12,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -44,6 +46,11 @@ class Interval:
 
 def _number(value: float) -> str:
     return "inf" if value == math.inf else f"{value:g}"
+
+
+#: The floating-point types a ``dtype`` parameter names (an estimator's training precision, a
+#: preprocessor's output).
+DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float64": np.float64}
 
 
 #: The numeric hyperparameters of :class:`model.MLPClassifier` and :class:`model.MLPRegressor`.

@@ -15,11 +15,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .parameters import DTYPES
+
 FORMAT = "tabular-preprocessor"
 VERSION = 1
 MISSING_POLICIES = ("impute", "error")
-#: The output dtypes ``transform`` writes; a saved state without one was written as float64.
-DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float64": np.float64}
 #: The day date columns count from: a date is encoded as its (fractional) days since this one, UTC.
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
@@ -184,7 +184,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         pre = cls(
             missing=d["missing"],
             dates=tuple(c["name"] for c in columns if c["kind"] == "date"),
-            dtype=str(d.get("dtype", "float64")),
+            dtype=str(d.get("dtype", "float64")),  # a state without one was written as float64
         )
         pre._output_dtype()
         pre._set_state(columns, bool(d.get("input_was_frame", True)))
