@@ -409,7 +409,8 @@ def load_splits(config: StudyConfig, check: bool = True) -> Splits:
     except ValueError as exc:
         raise DataError(f"{config.data.source}: cannot split the data: {exc}") from None
     columns = tuple(str(c) for c in X.columns)
-    X, y = in_split_order(X, np.concatenate(rows)), y[np.concatenate(rows)]
+    order = np.concatenate(rows)
+    X, y = in_split_order(X, order), y[order]
     ends = np.cumsum([len(r) for r in rows])
     train, val, test = slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], ends[2])
     pre = TabularPreprocessor(missing=config.data.missing, dates=dates)
