@@ -49,6 +49,7 @@ class BaseMLP(BaseEstimator):
         early_stopping_metric: str = "score",
         label_smoothing: float = 0.0,
         robust_scaling: bool = False,
+        epoch_rows: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -69,6 +70,7 @@ class BaseMLP(BaseEstimator):
         self.early_stopping_metric = early_stopping_metric
         self.label_smoothing = label_smoothing
         self.robust_scaling = robust_scaling
+        self.epoch_rows = epoch_rows
 
     # --- subclass hooks -------------------------------------------------------------------
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
@@ -188,6 +190,7 @@ class BaseMLP(BaseEstimator):
             evaluate=evaluate,
             monitor=self._monitors[self.early_stopping_metric][0],
             callbacks=callbacks,
+            epoch_rows=self.epoch_rows,
         )
         if not incremental:  # partial_fit calls reuse them epoch after epoch
             self._network.release_buffers()

@@ -20,15 +20,18 @@ class Interval:
     """The values a numeric parameter takes.
 
     ``kind`` is ``numbers.Integral`` or ``numbers.Real``; ``closed`` says which ends belong to the
-    interval ("both", "left", "right" or "neither").
+    interval ("both", "left", "right" or "neither"); ``or_none``: None is allowed too.
     """
 
     kind: type
     low: float
     high: float = math.inf
     closed: Literal["both", "left", "right", "neither"] = "left"
+    or_none: bool = False
 
     def __contains__(self, value: Any) -> bool:
+        if value is None:
+            return self.or_none
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
         # A numbers.Real, compared as a float: typeshed's numbers.Real declares no >= nor >.
@@ -41,7 +44,8 @@ class Interval:
         what = "an integer" if self.kind is numbers.Integral else "a real number"
         left = "[" if self.closed in ("both", "left") else "("
         right = "]" if self.closed in ("both", "right") else ")"
-        return f"{what} in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        text = f"{what} in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        return text + " or None" if self.or_none else text
 
 
 def _number(value: float) -> str:
@@ -65,6 +69,7 @@ NUMERIC_PARAMETERS: dict[str, Interval] = {
     "dropout": Interval(numbers.Real, 0.0, 1.0, closed="left"),
     "validation_fraction": Interval(numbers.Real, 0.0, 1.0, closed="neither"),
     "label_smoothing": Interval(numbers.Real, 0.0, 1.0, closed="left"),
+    "epoch_rows": Interval(numbers.Integral, 1, or_none=True),
 }
 
 
@@ -131,6 +136,12 @@ PARAMETERS_DOC = """
         Scale each feature as RealMLP does before the network sees it: subtract its median,
         divide by its interquartile range (fitted on the first fit's rows), then clip smoothly
         to (-3, 3) with x / sqrt(1 + (x / 3)²), so that outliers and skewed tails stay in range.
+    epoch_rows : int >= 1 or None, default=None
+        Rows per epoch: None is one pass over the training rows; an int makes each epoch the next
+        ``epoch_rows`` rows of a running shuffled order (reshuffled when used up, so a pass still
+        sees every row once). Everything counted in epochs counts these: ``max_epochs``, the
+        learning-rate schedule, ``patience``, ``n_iter_no_change``, the loss and validation
+        curves and the callbacks. On a large data set they then act several times a pass.
 """
 
 

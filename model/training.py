@@ -2,6 +2,10 @@
 
 It knows nothing of what it trains for: the estimator passes an ``evaluate`` function that
 returns the validation metrics, and the name of the one that early stopping watches.
+
+An epoch is one pass over the rows, or, with ``epoch_rows``, the next ``epoch_rows`` rows of a
+running shuffled order: on a large data set the schedule, validation, callbacks and stopping rules
+then act several times a pass instead of once.
 """
 
 from __future__ import annotations
@@ -68,15 +72,21 @@ def train(
     evaluate: Callable[[], dict[str, float]] | None = None,
     monitor: str | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    epoch_rows: int | None = None,
 ) -> TrainingState:
     """Run up to ``rules.max_epochs`` epochs of shuffled mini-batch descent on (X, Y).
 
-    With ``rules.early_stopping`` the weights of the epoch with the best ``monitor`` value
-    (the highest, or the lowest when ``rules.higher_is_better`` is false) are restored at the end.
+    An epoch is ``epoch_rows`` rows (None, or at least the number of rows: one pass) taken in
+    turn from a shuffled order of the rows, drawn afresh when used up (:class:`_RowOrder`), so
+    that every row is seen once a pass. With ``rules.early_stopping`` the weights of the epoch
+    with the best ``monitor`` value (the highest, or the lowest when ``rules.higher_is_better``
+    is false) are restored at the end.
     """
     n = X.shape[0]
-    batch_size = min(max(1, batch_size), n)
-    batches = _BatchBuffers(X, Y, batch_size)
+    m = n if epoch_rows is None else min(max(1, int(epoch_rows)), n)
+    batch_size = min(max(1, batch_size), m)
+    batches = _BatchBuffers(X, Y, batch_size, m)
+    order = _RowOrder(n, rng)
     best_params = network.params.copy() if rules.early_stopping else None
     # Python floats throughout: a NumPy float64 scalar (say a learning rate from a parameter
     # grid) would make every float32 update compute in float64.
@@ -85,9 +95,8 @@ def train(
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rules.max_epochs):
             lr = float(schedule.rate(state.epoch))
-            perm = rng.permutation(n)
             total = 0.0
-            for Xb, Yb in batches.shuffled(perm):
+            for Xb, Yb in batches.shuffled(order.next(m)):
                 loss = network.loss_and_gradients(Xb, Yb, penalty, rng)
                 if not math.isfinite(loss):
                     state.stop_reason = "diverged"
@@ -98,8 +107,8 @@ def train(
                 optimizer.step(network.grads, lr)
                 total += loss * Xb.shape[0]
             state.epoch += 1
-            state.steps += math.ceil(n / batch_size)
-            epoch_loss = total / n
+            state.steps += math.ceil(m / batch_size)
+            epoch_loss = total / m
             state.loss_curve.append(epoch_loss)
             schedule.observe(epoch_loss)
             logs = {"loss": epoch_loss, "lr": lr}
@@ -121,6 +130,31 @@ def train(
 GATHER_BYTES = 1 << 20
 
 
+class _RowOrder:
+    """The rows' running shuffled order, handed out an epoch at a time.
+
+    Each call to :meth:`next` takes the next rows of the current permutation, and draws a fresh
+    one from ``rng`` when the current one is used up: a pass sees every row once, and an epoch
+    of all ``n`` rows is one ``rng.permutation(n)``, the same draws as one permutation an epoch.
+    """
+
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
+        self.n, self.rng = n, rng
+        self.perm = np.empty(0, dtype=np.intp)
+        self.position = 0
+
+    def next(self, m: int) -> np.ndarray:
+        """The row indices of the next epoch of ``m`` rows (``m`` <= ``n``)."""
+        if self.position == self.perm.size:
+            self.perm, self.position = self.rng.permutation(self.n), 0
+        rows = self.perm[self.position : self.position + m]
+        self.position += rows.size
+        if rows.size < m:  # the pass ends inside this epoch: the rest from the next pass
+            self.perm, self.position = self.rng.permutation(self.n), m - rows.size
+            rows = np.concatenate([rows, self.perm[: self.position]])
+        return rows
+
+
 class _BatchBuffers:
     """The mini-batches of one epoch, gathered into buffers reused all along the epoch.
 
@@ -131,9 +165,11 @@ class _BatchBuffers:
     batch's forward pass to its backward pass.
     """
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
+    def __init__(
+        self, X: np.ndarray, Y: np.ndarray, batch_size: int, epoch_rows: int | None = None
+    ) -> None:
         self.X, self.Y = X, Y
-        n = X.shape[0]
+        n = X.shape[0] if epoch_rows is None else epoch_rows
         row_bytes = X[:1].nbytes + Y[:1].nbytes
         chunk = min(n, batch_size * max(1, GATHER_BYTES // (row_bytes * batch_size or 1)))
         Xc = np.empty((chunk, *X.shape[1:]), X.dtype)
@@ -150,7 +186,7 @@ class _BatchBuffers:
             self.chunks.append((start, start + rows, Xc[:rows], Yc[:rows], batches))
 
     def shuffled(self, perm: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Each batch of the rows in the order ``perm``: (X rows, Y rows)."""
+        """Each batch of the rows in the order ``perm`` (an epoch's rows): (X rows, Y rows)."""
         for start, stop, Xc, Yc, batches in self.chunks:
             rows = perm[start:stop]
             # mode="clip" (the indices are in range): with the default mode, take with out=

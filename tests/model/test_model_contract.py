@@ -52,6 +52,7 @@ def test_default_hyperparameters():
         "validation_fraction": 0.1, "patience": 10, "random_state": None, "dtype": "float32",
         "early_stopping_metric": "score", "label_smoothing": 0.0, "robust_scaling": False,
     }
+    expected["epoch_rows"] = None  # one pass an epoch
     assert MLPClassifier().get_params() == expected
     assert MLPRegressor().get_params() == expected
 
@@ -62,6 +63,7 @@ def test_default_hyperparameters():
     ("patience", 0), ("tol", -1e-3), ("l2", -1.0), ("dropout", -0.1),
     ("validation_fraction", 0.0), ("validation_fraction", 1.0),
     ("max_epochs", 2.5), ("patience", 1.5), ("batch_size", 32.0), ("n_iter_no_change", 2.0),
+    ("epoch_rows", 0), ("epoch_rows", 2.5), ("epoch_rows", True),
 ], ids=str)
 def test_an_out_of_range_hyperparameter_is_refused_by_name(param, value):
     """The error names the parameter, its type and interval, and the value; bools and strings

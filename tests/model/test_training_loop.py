@@ -11,6 +11,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+import model
 from model import MLPClassifier
 from model.losses import CategoricalCrossEntropy
 from model.network import Network
@@ -145,3 +146,59 @@ def test_training_holds_no_copy_of_the_data_set():
     finally:
         tracemalloc.stop()
     assert peak < 0.2 * X.nbytes
+
+
+def _digits_fit(**kw):
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:400])
+    seen = []
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=32, max_epochs=4, dropout=0.1, random_state=0, **kw)
+    return clf.fit(X, y[:400], X_val=X[:50], y_val=y[:50], callbacks=[lambda e, logs: seen.append(logs)]), seen
+
+
+def test_an_epoch_of_at_least_every_row_is_one_pass_bit_for_bit():
+    """epoch_rows >= the number of rows trains exactly as one pass an epoch (epoch_rows=None):
+    the same shuffles, dropout masks, weights, curves and logs."""
+    reference, logs = _digits_fit()
+    for rows in (400, 401, 10**9):
+        clf, seen = _digits_fit(epoch_rows=rows)
+        np.testing.assert_array_equal(clf._network.params, reference._network.params)
+        assert clf.loss_curve_ == reference.loss_curve_ and seen == logs
+        assert clf.n_iter_ == reference.n_iter_ == 4 and clf.t_ == reference.t_ == 4 * 13
+
+
+def test_epochs_of_a_quarter_of_the_rows_see_every_row_once_in_four_epochs(monkeypatch, tmp_path):
+    """With epoch_rows = n/4 each epoch trains on n/4 rows, and epochs 4k+1..4k+4 together see every
+    row exactly once; the loop's epoch bookkeeping (curve, steps, callbacks, max_epochs) counts them."""
+    seen_rows = []
+    original = _BatchBuffers.shuffled
+
+    def recording(self, perm):
+        seen_rows.append(perm.copy())
+        return original(self, perm)
+
+    monkeypatch.setattr(_BatchBuffers, "shuffled", recording)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:400])
+    epochs = []
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=32, max_epochs=8, epoch_rows=100, random_state=0)
+    clf.fit(X, y[:400], callbacks=[lambda e, logs: epochs.append(e)])
+    assert [len(rows) for rows in seen_rows] == [100] * 8
+    for k in (0, 4):
+        np.testing.assert_array_equal(np.sort(np.concatenate(seen_rows[k : k + 4])), np.arange(400))
+    assert not np.array_equal(np.concatenate(seen_rows[:4]), np.concatenate(seen_rows[4:]))  # reshuffled
+    assert epochs == list(range(1, 9)) and clf.n_iter_ == 8 and len(clf.loss_curve_) == 8
+    assert clf.t_ == 8 * 4  # 4 batches of 32, 32, 32 and 4 rows an epoch
+    clf.save(tmp_path / "model.npz")
+    assert model.load(tmp_path / "model.npz").get_params()["epoch_rows"] == 100
+
+
+def test_an_epoch_that_crosses_the_end_of_a_pass_takes_the_rest_from_the_next():
+    """With epoch_rows not dividing n, the pass ends inside an epoch: that epoch holds the old order's
+    last rows then the new order's first ones, and every pass sees each row once."""
+    order = training._RowOrder(10, np.random.default_rng(0))
+    epochs = [order.next(4) for _ in range(5)]  # 20 rows: exactly two passes
+    assert [len(e) for e in epochs] == [4] * 5
+    flat = np.concatenate(epochs)
+    for k in (0, 10):
+        np.testing.assert_array_equal(np.sort(flat[k : k + 10]), np.arange(10))
