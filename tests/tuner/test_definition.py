@@ -49,6 +49,7 @@ def stores(tmp_path_factory):
         ({"seed": 1}, "seed was 0, now 1"),
         ({"data__test_fraction": 0.3}, "data.test_fraction was 0.2, now 0.3"),
         ({"budget__max_epochs": 9}, "budget.max_epochs was 4, now 9"),
+        ({"budget__epoch_rows": 30}, "budget.epoch_rows was None, now 30"),
         ({"objective": {"validation_splits": 2}}, "objective.validation_splits was 5, now 2"),
     ],
 )

@@ -71,6 +71,8 @@ def test_default_space_fits_a_small_training_set_and_explicit_values_still_error
     assert fitted.budget.max_epochs == 200 > config.budget.max_epochs  # enough steps on 90 rows
     assert config.fitted_to_data(20_000).space.batch_size.values == (32, 64, 128, 256, 512)
     assert config.fitted_to_data(20_000).budget.max_epochs == config.budget.max_epochs
+    # epochs of epoch_rows rows: as many as about 2,000 batches of 32 rows need
+    assert _config(budget={"epoch_rows": 1000}).fitted_to_data(20_000).budget.max_epochs == 64
     # what the study file sets is kept, and checked against the data
     explicit = _config(space={"batch_size": [128, 256]}, budget={"max_epochs": 30})
     assert explicit.fitted_to_data(90).budget.max_epochs == 30
@@ -302,3 +304,27 @@ def test_a_refit_follows_its_trials_learning_rates_epoch_by_epoch(tmp_path):
     assert refit.n_iter_ == trained.best_epoch_
     for a, b in zip(refit.coefs_ + refit.intercepts_, trained.coefs_ + trained.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_budget_epoch_rows_makes_each_trial_epoch_that_many_rows_and_a_refit_epoch_the_same_share_of_a_pass(tmp_path):
+    """``[budget] epoch_rows`` reaches every trial's estimator (the pruner's steps and max_epochs count
+    its epochs), and the refit on training + validation rows makes its epochs the same share of a
+    pass: iris trains on 90 rows, refits on 120, so 30-row epochs become 40-row ones."""
+    from tuner.result.final import refit_estimator, refit_rows, retrain_trial
+
+    config = _config(
+        seed=1, budget={"n_trials": 1, "max_epochs": 6, "epoch_rows": 30}, pruner={"name": "none"},
+        objective={"validation_splits": 1}, result={"ensemble": 1, "seeds": 1},
+        space={"n_layers": 1, "units": 8, "batch_size": 16, "patience": False},
+    )
+    result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    assert_no_failed_trials(result.study)
+    fitted, trial = result.config, result.study.trials[0]
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5, 6]
+    splits = load_splits(fitted)
+    assert len(splits.y_train) == 90
+    trained = retrain_trial(fitted, splits, trial).steps[-1][1]
+    assert trained.epoch_rows == 30 and trained.n_iter_ == 6 and trained.t_ == 6 * 2  # 16 + 14 rows
+    _, Xt, y, _ = refit_rows(fitted, splits)
+    refit = refit_estimator(fitted, splits, trial, 6, Xt, y)
+    assert len(y) == 120 and refit.epoch_rows == 40 and refit.n_iter_ == 6 and refit.t_ == 6 * 3

@@ -197,9 +197,16 @@ def refit_estimator(
     of a trial that stops at epoch 6 of 200 would reach 1/100 of its rate by epoch 6 of the
     refit, and leave the final model undertrained.) Early stopping is off (nothing is left
     to stop on); the training-loss convergence rule still applies, as in any fit.
+
+    With ``[budget] epoch_rows`` an epoch stays the same share of a pass: its rows grow with the
+    refit's rows over the training split's, so the refit's ``epochs`` cover as many passes as the
+    trial's did (as without ``epoch_rows``, where an epoch is one pass of either).
     """
     est = trial_estimator(config, splits, trial, copy)
     est.set_params(early_stopping=False)
+    if est.epoch_rows is not None:
+        share = len(y) / max(1, len(splits.y_train))
+        est.set_params(epoch_rows=max(1, round(est.epoch_rows * share)))
     stop_after = int(epochs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

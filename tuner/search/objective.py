@@ -32,7 +32,12 @@ from tuner.search.costs import as_attrs, measure_costs, measure_untrained, over_
 from tuner.search.failures import failure_reason
 from tuner.search.pruners import unwrap_pruner
 from tuner.search.resampling import Resample, resamples
-from tuner.search.trial_model import build_estimator, trial_epochs, validation_output
+from tuner.search.trial_model import (
+    budget_params,
+    build_estimator,
+    trial_epochs,
+    validation_output,
+)
 from tuner.storage.recovery import INTERRUPTED
 from tuner.storage.retries import RETRY_OF, RUN_ID_ATTR
 from tuner.study import metrics
@@ -211,6 +216,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
+        params |= budget_params(self.config)
         run.retry_of, run.previous_run_id = _retry_origin(trial)
         run.pending_run = self.tracker.start_trial_later(trial.number) if self.tracker else None
         estimator = build_estimator(

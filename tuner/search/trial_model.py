@@ -39,6 +39,13 @@ def build_estimator(
     return cls(random_state=seed, **params)
 
 
+def budget_params(config: StudyConfig) -> dict[str, Any]:
+    """The estimator parameters a study's ``[budget]`` gives every trial besides ``max_epochs``:
+    ``epoch_rows`` when set."""
+    rows = config.budget.epoch_rows
+    return {} if rows is None else {"epoch_rows": int(rows)}
+
+
 def copy_seed(seed: int, copy: int) -> int:
     """The seed of the ``copy``-th training of a final-model member whose trial had ``seed``: the
     trial's own seed for copy 0, else one drawn from ``(seed, copy)`` by NumPy's ``SeedSequence``
@@ -55,6 +62,7 @@ def trial_estimator(
     """The unfitted estimator of a finished trial: its parameters, its seed, the study's metric.
     ``copy`` > 0 gives the same parameters with another seed (:func:`copy_seed`)."""
     params = params_from_trial(trial, config.space, config.budget.max_epochs)
+    params |= budget_params(config)
     return build_estimator(
         splits.task, params, copy_seed(config.seed + trial.number, copy), config.metric
     )

@@ -235,9 +235,10 @@ class StudyConfig(Section):
             update["objective"] = objective
         if "max_epochs" not in self.budget.model_fields_set:
             # Enough optimiser steps on small data: about 2,000 batches of 32 rows, at most
-            # MAX_FITTED_EPOCHS.
+            # MAX_FITTED_EPOCHS; an epoch is the training rows, or epoch_rows of them.
+            epoch = min(n_train, self.budget.epoch_rows or n_train)
             epochs = min(
-                MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, n_train)))
+                MAX_FITTED_EPOCHS, max(self.budget.max_epochs, math.ceil(64_000 / max(1, epoch)))
             )
             budget = self.budget.model_copy(update={"max_epochs": epochs})
             budget.model_fields_set.discard("max_epochs")

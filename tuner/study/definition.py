@@ -1,13 +1,14 @@
 """What defines a study: the settings that give its trials' values their meaning.
 
-A study's trials are comparable only while the metric, the data and its split, the epoch budget and
-the search space stay the same. The first run of a study stores them (the study user attribute
-:data:`DEFINITION_ATTR`); every later run, worker or resume compares its own and stops with one line
-naming what changed, instead of ranking accuracy against log loss or exporting a best trial from
-another space. What may change between runs: the number of trials, the timeout, the sampler, the
-pruner, the ``[result]`` table (how the final model is made) and the ``[warm_start]`` table: like
-the sampler, it only decides which trials run first (it is applied once, when the study is created,
-:mod:`tuner.search.warm_start`), and every trial is still trained and scored by the settings above.
+A study's trials are comparable only while the metric, the data and its split, the epoch budget
+(``max_epochs``, and ``epoch_rows``: what an epoch is) and the search space stay the same. The first
+run of a study stores them (the study user attribute :data:`DEFINITION_ATTR`); every later run,
+worker or resume compares its own and stops with one line naming what changed, instead of ranking
+accuracy against log loss or exporting a best trial from another space. What may change between
+runs: the number of trials, the timeout, the sampler, the pruner, the ``[result]`` table (how the
+final model is made) and the ``[warm_start]`` table: like the sampler, it only decides which trials
+run first (it is applied once, when the study is created, :mod:`tuner.search.warm_start`), and every
+trial is still trained and scored by the settings above.
 
 The ``[objective] constraints`` define the study too. Each trial stores the values Optuna judges it
 by (``cost - bound``, :mod:`tuner.search.constraints`), computed with the bounds of the run that
@@ -30,7 +31,11 @@ from tuner.study.config import StudyConfig
 DEFINITION_ATTR = "definition"
 #: Settings added to the definition after studies were stored without them, and the value a study
 #: stored without one had: such a study is checked against that value.
-ADDED_LATER: dict[str, Any] = {"objective.constraints": {}, "objective.metrics": None}
+ADDED_LATER: dict[str, Any] = {
+    "objective.constraints": {},
+    "objective.metrics": None,
+    "budget.epoch_rows": None,
+}
 #: The study user attribute holding the study file's settings (StudyConfig.file_settings), so that
 #: commands given only the study's name (``tuner export NAME``) can rebuild its config.
 STUDY_FILE_ATTR = "study_file"
@@ -65,6 +70,8 @@ def study_definition(config: StudyConfig, splits: Splits) -> dict[str, Any]:
         "data.missing": data.missing,
         "seed": config.seed,
         "budget.max_epochs": config.budget.max_epochs,
+        # What an epoch is: max_epochs, the pruner's steps and the refit's epochs count them.
+        "budget.epoch_rows": config.budget.epoch_rows,
     }
     definition.update({f"space.{k}": v for k, v in config.space.describe().items()})
     return definition

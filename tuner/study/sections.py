@@ -298,11 +298,18 @@ MAX_OBJECTIVES = 3
 
 
 class BudgetConfig(Section):
-    """[budget]: how many trials, how long, and how many epochs per trial."""
+    """[budget]: how many trials, how long, and how many epochs per trial.
+
+    ``epoch_rows``: the training rows of one epoch (the estimators' ``epoch_rows``); None is one
+    pass over the training split. ``max_epochs``, the pruner's steps, the learning-rate schedules
+    and ``patience`` all count these epochs, so on a large training split a trial is reported,
+    judged by the pruner and early-stopped several times a pass.
+    """
 
     n_trials: int = Field(default=40, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     max_epochs: int = Field(default=50, ge=1)
+    epoch_rows: int | None = Field(default=None, ge=1)
 
 
 class SamplerConfig(Section):
