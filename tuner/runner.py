@@ -6,41 +6,29 @@ import contextlib
 import os
 import socket
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 
 from tuner import interrupts
-from tuner.data.loading import Splits, load_splits
+from tuner.data.sharing import SharedSplits, shared_splits
 from tuner.process import frozen_heap, own_process
 from tuner.result.final import FinalModel, build_final_model, record_result, trial_model
-from tuner.search import warm_start
+from tuner.run_setup import OpenRun, open_run, parent_run
+from tuner.run_setup import create_study as create_study
 from tuner.search.constraints import ranked_trials
 from tuner.search.failures import one_line_failures
 from tuner.search.objective import Objective
 from tuner.search.pareto import best_trial
-from tuner.search.pruners import make_pruner
-from tuner.search.samplers import make_sampler, trials_started
+from tuner.search.resampling import uses_raw_rows
+from tuner.search.samplers import trials_started
 from tuner.storage.budget import BudgetReached, counted_trials
 from tuner.storage.recovery import recover, requeue_interrupted
-from tuner.storage.storages import (
-    fail_stale_trials,
-    has_heartbeats,
-    open_storage,
-    resolve_storage_url,
-)
+from tuner.storage.storages import fail_stale_trials, has_heartbeats, resolve_storage_url
 from tuner.study import metrics
 from tuner.study.config import StudyConfig, load_config
-from tuner.study.definition import (
-    STUDY_FILE_ATTR,
-    DefinitionChanged,
-    check_definition,
-    study_definition,
-)
-from tuner.study.space import defaults_trial
 from tuner.threads import limit_blas_threads, worker_threads
 from tuner.tracking import StudyTracker
 
@@ -58,89 +46,6 @@ class StudyResult:
     #: The best trial's own model (trained on the training split) on the same test split.
     best_trial_scores: dict[str, float] = field(default_factory=dict)
     final: FinalModel | None = None
-
-
-def create_study(
-    config: StudyConfig,
-    storage: str | optuna.storages.BaseStorage,
-    worker: str | None = None,
-    started: int | None = None,
-    definition: dict[str, Any] | None = None,
-    *,
-    storage_url: str | None = None,
-    notify: Callable[[str], None] | None = None,
-) -> optuna.Study:
-    """Create the study named in ``config`` or load it to continue (same name, same storage: a URL,
-    or a storage from :func:`open_storage`); ``worker`` names this process among several sampling
-    the study, and ``started`` (default: counted now) is how many trials had run when this run of
-    the study began: both seed the sampler (see :func:`tuner.search.samplers.worker_seed`), so that
-    a resumed study draws new trials. ``definition``
-    (:func:`tuner.study.definition.study_definition`) is stored on a new study and checked against
-    an existing one: a study file changed in what defines the study is refused, not mixed in. A new
-    study with a ``[warm_start]`` table starts from earlier studies' best trials
-    (:mod:`tuner.search.warm_start`: the sources are read before the study is created;
-    ``storage_url`` names its storage, ``notify`` gets one line per source)."""
-    if isinstance(storage, str):
-        storage_url, storage = storage, open_storage(storage)
-    sources = warm_start.read_sources(config, storage, storage_url)
-    if hasattr(storage, "set_budget"):
-        storage.set_budget(config.budget.n_trials, constrained=bool(config.objective.constraints))
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        sampler=make_sampler(config, worker),
-        pruner=make_pruner(config),
-        directions=[optuna.study.StudyDirection[d.upper()] for d in config.directions],
-        load_if_exists=True,
-    )
-    if definition is not None:
-        try:
-            check_definition(study, definition, config.path)
-        except DefinitionChanged as exc:
-            if not exc.replaceable:
-                raise
-            _replace_failed_study(study, storage, exc.shown, notify)
-            return create_study(
-                config, storage, worker, started, definition, storage_url=storage_url, notify=notify
-            )
-        if STUDY_FILE_ATTR not in study.user_attrs:
-            study.set_user_attr(STUDY_FILE_ATTR, config.file_settings())
-    started = trials_started(study) if started is None else started
-    if started:
-        study.sampler = make_sampler(config, worker, started)
-    if study.user_attrs.get("metric") != config.metric:
-        study.set_user_attr("metric", config.metric)
-    queued = []
-    if (
-        config.result.start_from_defaults
-        and config.sampler.name != "grid"
-        and not study.get_trials(deepcopy=False)
-    ):
-        # The estimator's defaults go first: the study can only improve on them (on validation).
-        queued.append(defaults_trial(config.space))
-        study.enqueue_trial(queued[0], skip_if_exists=True)
-    warm_start.enqueue_once(study, storage, config, sources, queued, notify)
-    return study
-
-
-def _replace_failed_study(
-    study: optuna.Study,
-    storage: optuna.storages.BaseStorage,
-    shown: str,
-    notify: Callable[[str], None] | None,
-) -> None:
-    """Delete a study whose every trial failed, so that the corrected study file (its data, say)
-    starts it again instead of being refused for differing from it."""
-    n = len(study.get_trials(deepcopy=False))
-    optuna.delete_study(study_name=study.study_name, storage=storage)
-    line = (
-        f"study {study.study_name!r} started again: its {n} trial(s) all failed, "
-        f"and its settings changed ({shown})"
-    )
-    if notify is not None:
-        notify(line)
-    else:
-        warnings.warn(line, UserWarning, stacklevel=3)
 
 
 def finished_count(study: optuna.Study, n_trials: int) -> int:
@@ -232,6 +137,7 @@ def run_worker(
     started: int | None = None,
     freeze_heap: bool = False,
     notify: Callable[[str], None] | None = None,
+    shared: SharedSplits | None = None,
 ) -> list[int]:
     """One worker: join (or create) the study and run trials until the total budget is reached;
     returns the numbers of the trials this worker ran.
@@ -243,7 +149,8 @@ def run_worker(
     hosts still draw different trials).
     ``blas_threads``: see :mod:`tuner.threads` (default: the policy's one thread).
     ``freeze_heap``: see :func:`tuner.process.frozen_heap` (for a caller that owns its process).
-    ``notify``: see :func:`create_study`.
+    ``notify``: see :func:`create_study`. ``shared``: the data prepared by the ``tuner run
+    --jobs`` that started this worker (:mod:`tuner.data.sharing`; default: read and prepared here).
     """
     blas_threads = worker_threads(blas_threads)
     with limit_blas_threads(blas_threads), frozen_heap(freeze_heap) as freeze_setup:
@@ -255,6 +162,7 @@ def run_worker(
             worker=worker or f"{socket.gethostname()}-{os.getpid()}",
             started=started,
             notify=notify,
+            shared=shared,
         )
         settings = run.config.flat_settings() | {
             "storage": storage_url,
@@ -270,7 +178,7 @@ def run_worker(
 
 
 def _worker_process(
-    config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started
+    config, storage_url, tracking_uri, parent_run_id, blas_threads, worker, started, shared
 ) -> None:
     """A worker process of ``tuner run --jobs``: the command's own, so it sets what the command
     sets."""
@@ -286,6 +194,7 @@ def _worker_process(
             worker,
             started,
             freeze_heap=True,
+            shared=shared,
         )
     except KeyboardInterrupt:
         pass
@@ -299,9 +208,10 @@ def _run_workers(
     jobs: int,
     callbacks: list[Callable] | None,
     threads: int,
+    shared: SharedSplits,
 ) -> None:
-    """``jobs`` worker processes on this host, sharing the storage and the parent run, each with
-    ``threads`` BLAS threads (see :mod:`tuner.threads`)."""
+    """``jobs`` worker processes on this host, sharing the storage, the parent run and the
+    prepared data (``shared``), each with ``threads`` BLAS threads (see :mod:`tuner.threads`)."""
     import multiprocessing as mp
     import time
 
@@ -318,6 +228,7 @@ def _run_workers(
                 threads,
                 f"job-{i}",
                 started,
+                shared,
             ),
             name=f"tuner-worker-{i}",
         )
@@ -394,6 +305,25 @@ def _run_study(
     notify: Callable[[str], None] | None = None,
 ) -> StudyResult:
     run = open_run(config, storage_url, tracking_uri, notify=notify)
+    with contextlib.ExitStack() as scratch:
+        shared = None
+        if jobs > 1:  # the workers map this process's prepared matrix, which it maps too
+            sharing = shared_splits(run.splits, raw_rows=uses_raw_rows(run.config))
+            run.splits, shared = scratch.enter_context(sharing)
+        return _tune(run, jobs, storage_url, callbacks, threads, freeze_setup, shared)
+
+
+def _tune(
+    run: OpenRun,
+    jobs: int,
+    storage_url: str,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None,
+    threads: int,
+    freeze_setup: Callable[[], None],
+    shared: SharedSplits | None,
+) -> StudyResult:
+    """The trials of an opened run (here, or in ``jobs`` worker processes given ``shared``), then
+    its final model, scored once on the test split."""
     config, splits, study, tracker = run.config, run.splits, run.study, run.tracker
     settings = config.flat_settings() | {
         "storage": storage_url,
@@ -403,8 +333,8 @@ def _run_study(
     with parent_run(run, settings) as summary:
         freeze_setup()
         objective = Objective(config, splits, tracker)
-        if jobs > 1:
-            _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads)
+        if shared is not None:
+            _run_workers(config, storage_url, tracker, study, jobs, callbacks, threads, shared)
         else:
             optimize(study, objective, config, callbacks, storage=run.storage)
         if not ranked_trials(study):  # no completed trial, or none meets the constraints
@@ -425,73 +355,3 @@ def _run_study(
             final=final.describe(),
         )
         return StudyResult(study, config, scores, tracker, best_scores, final)
-
-
-@dataclass
-class OpenRun:
-    """A study opened for a run in this process, with what runs it: its data, storage, tracker."""
-
-    config: StudyConfig
-    splits: Splits
-    storage: optuna.storages.BaseStorage
-    tracker: StudyTracker
-    study: optuna.Study
-
-
-def open_run(
-    config: StudyConfig,
-    storage_url: str,
-    tracking_uri: str | None,
-    *,
-    check_tracking: bool = True,
-    worker: str | None = None,
-    started: int | None = None,
-    notify: Callable[[str], None] | None = None,
-) -> OpenRun:
-    """The set-up of every run (``tuner run``, each worker): the data, the config fitted to it,
-    the storage (an unreachable database: one clear error before anything else), the tracker
-    (``check_tracking``: fail on an unreachable server before the study exists, so that it
-    changes nothing), and the study, created or checked against the study file."""
-    splits = load_splits(config)
-    config = config.fitted_to_data(len(splits.y_train), len(splits.y_val))
-    storage = open_storage(storage_url)
-    tracker = StudyTracker(config.name, storage_url, tracking_uri=tracking_uri)
-    if check_tracking:
-        tracker.check_connection()
-    study = create_study(
-        config,
-        storage,
-        worker,
-        started,
-        definition=study_definition(config, splits),
-        storage_url=storage_url,
-        notify=notify,
-    )
-    return OpenRun(config, splits, storage, tracker, study)
-
-
-@contextlib.contextmanager
-def parent_run(
-    run: OpenRun, settings: dict[str, Any], parent_run_id: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """The MLflow parent run around a run's trials: a new one logging ``settings``, or, with
-    ``parent_run_id``, the run of the ``tuner run --jobs`` that started this worker. A new one is
-    finished with the study's summary (the keyword arguments of ``finish_parent`` the block puts
-    in the yielded dict) and its status: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
-    if parent_run_id is None:
-        run.tracker.start_parent(settings, tags=warm_start.parent_tags(run.study))
-    else:
-        run.tracker.parent_run_id = parent_run_id
-    summary: dict[str, Any] = {}
-    status = "FAILED"
-    try:
-        yield summary
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if parent_run_id is None:
-            run.tracker.finish_parent(run.study, status=status, **summary)
-        else:
-            run.tracker.flush()

@@ -205,8 +205,9 @@ def test_the_command_prints_a_warning_as_one_line(tmp_path):
 
 
 def test_run_warnings_have_no_source_lines_in_the_command_or_its_workers(tmp_path):
-    """A CSV with an identifier column warns, in the command and in each ``--jobs`` worker; every
-    warning is one line, without the file and line of the code that raised it."""
+    """A CSV with an identifier column warns in the command (its ``--jobs`` workers train on the
+    data it prepared); every warning is one line, without the file and line of the code that
+    raised it."""
     rows = ["customer_id,age,income,segment"] + [
         f"C{i:05d},{18 + i % 60},{40 + (i * 7) % 30}.5,{'senior' if 18 + i % 60 > 45 else 'junior'}"
         for i in range(200)

@@ -48,6 +48,12 @@ class Resample:
     val_rows: pd.Index
 
 
+def uses_raw_rows(config: StudyConfig) -> bool:
+    """Whether the trials draw more splits from the study's raw training and validation rows
+    (``validation_splits`` resolved, :meth:`StudyConfig.fitted_to_data`)."""
+    return config.objective.validation_splits != 1
+
+
 def resamples(config: StudyConfig, splits: Splits) -> list[Resample]:
     """The splits beyond the study's own (``validation_splits - 1`` of them; none for one)."""
     n_splits = config.objective.validation_splits
