@@ -32,9 +32,10 @@ to scikit-learn (see ``sklearn_params``):
 * lr_schedule: sklearn schedules apply to ``sgd`` only (``adam`` always runs at a constant rate):
   constant -> ``constant``, plateau -> ``adaptive`` (in ``partial_fit`` it divides the rate by 5
   after ``n_iter_no_change`` epochs without training-loss improvement), inverse_time / step /
-  exponential / cosine -> ``invscaling`` (sklearn's one decaying schedule, rate / t^0.5 with t the
-  number of samples seen);
-* dropout: sklearn has none; it is drawn (same space) and ignored;
+  exponential / cosine / coslog4 -> ``invscaling`` (sklearn's one decaying schedule, rate / t^0.5
+  with t the number of samples seen);
+* dropout, robust_scaling, label_smoothing: sklearn has none; they are drawn (same space) and
+  ignored;
 * patience: early stopping written in the objective, as sklearn's ``early_stopping`` does not work
   with ``partial_fit``: stop after ``patience`` epochs without a validation-accuracy gain above
   ``tol`` (1e-4) and restore the best epoch's weights, like our model does.
@@ -106,7 +107,13 @@ from tables import format_table  # noqa: E402
 DEFAULT_STUDY = ROOT / "studies" / "digits.toml"
 EARLY_STOPPING_TOL = 1e-4  # our model's default tol
 
-ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "leaky_relu": "relu", "elu": "relu"}
+ACTIVATIONS = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "logistic",
+    "leaky_relu": "relu",
+    "elu": "relu",
+}
 SOLVERS = {  # optimizer -> (solver, extra kwargs)
     "sgd": ("sgd", {"momentum": 0.0, "nesterovs_momentum": False}),
     "momentum": ("sgd", {"momentum": 0.9, "nesterovs_momentum": False}),
@@ -122,6 +129,7 @@ SCHEDULES = {
     "step": "invscaling",
     "exponential": "invscaling",
     "cosine": "invscaling",
+    "coslog4": "invscaling",
 }
 
 
@@ -190,10 +198,25 @@ class TrackingTimer:
     (``by_method``) but not counted as the trial's tracking time.
     """
 
-    METHODS = ("start_trial_later", "wait_for_run", "end_trial_later", "start_trial", "end_trial", "log_model")
+    METHODS = (
+        "start_trial_later",
+        "wait_for_run",
+        "end_trial_later",
+        "start_trial",
+        "end_trial",
+        "log_model",
+    )
     BLOCKING = ("start_trial_later", "wait_for_run", "end_trial_later")
     #: MlflowClient calls that write to the store, counted when a logging thread makes them.
-    WRITES = ("create_run", "log_batch", "set_terminated", "set_tag", "delete_tag", "log_artifact", "log_artifacts")
+    WRITES = (
+        "create_run",
+        "log_batch",
+        "set_terminated",
+        "set_tag",
+        "delete_tag",
+        "log_artifact",
+        "log_artifacts",
+    )
 
     def __init__(self) -> None:
         self.seconds: dict[int, float] = defaultdict(float)
@@ -279,7 +302,13 @@ def no_child_runs() -> Iterator[None]:
         StudyTracker.start_trial_later = original
 
 
-def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = True, threads: int | None = None) -> RunResult:
+def run_ours(
+    config: StudyConfig,
+    seed: int,
+    workdir: Path,
+    child_runs: bool = True,
+    threads: int | None = None,
+) -> RunResult:
     from tuner.runner import run_study
 
     load_start = os.getloadavg()[0]
@@ -303,11 +332,21 @@ def run_ours(config: StudyConfig, seed: int, workdir: Path, child_runs: bool = T
             tracking.append((timer.seconds[trial.number], duration))
     complete, pruned, failed = _counts(study)
     return RunResult(
-        "ours" if child_runs else "untracked", seed, wall, complete, pruned, failed,
+        "ours" if child_runs else "untracked",
+        seed,
+        wall,
+        complete,
+        pruned,
+        failed,
         best_val=study.best_value if complete else float("nan"),
         test_acc=result.test_scores.get("accuracy", float("nan")),
-        load_start=load_start, load_end=os.getloadavg()[0], tracking=tracking,
-        by_method=dict(timer.by_method), cpu=cpu, logging_cpu=timer.logging_cpu, writes=dict(timer.writes),
+        load_start=load_start,
+        load_end=os.getloadavg()[0],
+        tracking=tracking,
+        by_method=dict(timer.by_method),
+        cpu=cpu,
+        logging_cpu=timer.logging_cpu,
+        writes=dict(timer.writes),
     )
 
 
@@ -397,10 +436,14 @@ def run_baseline(config: StudyConfig, seed: int, workdir: Path, storage_kind: st
             direction="maximize",
         )
         callback = CallbackTimer(
-            MLflowCallback(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}", metric_name="val_accuracy")
+            MLflowCallback(
+                tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}", metric_name="val_accuracy"
+            )
         )
         objective = BaselineObjective(config, splits)
-        study.optimize(objective, n_trials=config.budget.n_trials, callbacks=[callback], catch=(Exception,))
+        study.optimize(
+            objective, n_trials=config.budget.n_trials, callbacks=[callback], catch=(Exception,)
+        )
         test_acc = float("nan")
         if objective.best is not None:
             test_acc = objective.best[1].score(splits.Xt_test, splits.y_test)
@@ -408,10 +451,18 @@ def run_baseline(config: StudyConfig, seed: int, workdir: Path, storage_kind: st
     mlflow.set_tracking_uri(None)  # the callback set it process-wide
     complete, pruned, failed = _counts(study)
     return RunResult(
-        "baseline", seed, wall, complete, pruned, failed,
+        "baseline",
+        seed,
+        wall,
+        complete,
+        pruned,
+        failed,
         best_val=study.best_value if complete else float("nan"),
-        test_acc=test_acc, load_start=load_start, load_end=os.getloadavg()[0],
-        callback_seconds=callback.seconds, model=objective.best[1] if objective.best else None,
+        test_acc=test_acc,
+        load_start=load_start,
+        load_end=os.getloadavg()[0],
+        callback_seconds=callback.seconds,
+        model=objective.best[1] if objective.best else None,
     )
 
 
@@ -428,43 +479,85 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def result_rows(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
-    header = ["system", "seed", "wall s", "complete", "pruned", "failed", "best val acc", "test acc", "load 1m"]
+    header = [
+        "system",
+        "seed",
+        "wall s",
+        "complete",
+        "pruned",
+        "failed",
+        "best val acc",
+        "test acc",
+        "load 1m",
+    ]
     rows = []
     for system in SYSTEMS:
         mine = [r for r in results if r.system == system]
         if not mine:
             continue
         for r in mine:
-            rows.append([
-                system, str(r.seed), f"{r.wall:.1f}", str(r.complete), str(r.pruned), str(r.failed),
-                f"{r.best_val:.4f}", f"{r.test_acc:.4f}", f"{r.load_start:.1f}->{r.load_end:.1f}",
-            ])
-        rows.append([
-            f"{system} median", "", f"{_med([r.wall for r in mine]):.1f}",
-            f"{_med([r.complete for r in mine]):g}", f"{_med([r.pruned for r in mine]):g}",
-            f"{_med([r.failed for r in mine]):g}", f"{_med([r.best_val for r in mine]):.4f}",
-            f"{_med([r.test_acc for r in mine]):.4f}", "",
-        ])
+            rows.append(
+                [
+                    system,
+                    str(r.seed),
+                    f"{r.wall:.1f}",
+                    str(r.complete),
+                    str(r.pruned),
+                    str(r.failed),
+                    f"{r.best_val:.4f}",
+                    f"{r.test_acc:.4f}",
+                    f"{r.load_start:.1f}->{r.load_end:.1f}",
+                ]
+            )
+        rows.append(
+            [
+                f"{system} median",
+                "",
+                f"{_med([r.wall for r in mine]):.1f}",
+                f"{_med([r.complete for r in mine]):g}",
+                f"{_med([r.pruned for r in mine]):g}",
+                f"{_med([r.failed for r in mine]):g}",
+                f"{_med([r.best_val for r in mine]):.4f}",
+                f"{_med([r.test_acc for r in mine]):.4f}",
+                "",
+            ]
+        )
     return header, rows
 
 
 def overhead_rows(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
-    header = ["seed", "trials", "median share", "p90 share", "max share", "total share",
-              "median ms/trial", "submit start / wait for run / hand-off / start (bg) / end (bg) / model (bg) ms",
-              "baseline callback ms/trial"]
+    header = [
+        "seed",
+        "trials",
+        "median share",
+        "p90 share",
+        "max share",
+        "total share",
+        "median ms/trial",
+        "submit start / wait for run / hand-off / start (bg) / end (bg) / model (bg) ms",
+        "baseline callback ms/trial",
+    ]
     rows = []
     baseline = {r.seed: r for r in results if r.system == "baseline"}
     for r in (r for r in results if r.system == "ours"):
         shares = [t / d for t, d in r.tracking]
         total = sum(t for t, _ in r.tracking) / max(1e-12, sum(d for _, d in r.tracking))
         b = baseline.get(r.seed)
-        rows.append([
-            str(r.seed), str(len(r.tracking)), f"{100 * _med(shares):.1f}%", f"{100 * _pct(shares, 90):.1f}%",
-            f"{100 * max(shares, default=float('nan')):.1f}%", f"{100 * total:.1f}%",
-            f"{1000 * _med([t for t, _ in r.tracking]):.0f}",
-            " / ".join(f"{1000 * _med(r.by_method.get(m, [])):.0f}" for m in TrackingTimer.METHODS),
-            f"{1000 * _med(b.callback_seconds):.0f}" if b and b.callback_seconds else "",
-        ])
+        rows.append(
+            [
+                str(r.seed),
+                str(len(r.tracking)),
+                f"{100 * _med(shares):.1f}%",
+                f"{100 * _pct(shares, 90):.1f}%",
+                f"{100 * max(shares, default=float('nan')):.1f}%",
+                f"{100 * total:.1f}%",
+                f"{1000 * _med([t for t, _ in r.tracking]):.0f}",
+                " / ".join(
+                    f"{1000 * _med(r.by_method.get(m, [])):.0f}" for m in TrackingTimer.METHODS
+                ),
+                f"{1000 * _med(b.callback_seconds):.0f}" if b and b.callback_seconds else "",
+            ]
+        )
     return header, rows
 
 
@@ -475,13 +568,18 @@ def verdict(results: list[RunResult]) -> list[str]:
     return (comparison_lines(ours, base, seeds) if seeds else []) + tracking_lines(results)
 
 
-def comparison_lines(ours: dict[int, RunResult], base: dict[int, RunResult], seeds: list[int]) -> list[str]:
+def comparison_lines(
+    ours: dict[int, RunResult], base: dict[int, RunResult], seeds: list[int]
+) -> list[str]:
     # Paired by seed (same splits, same sampler seed, same load window): the median of the per-seed
     # ratios, not the ratio of the medians, which can pair a fast seed of one with a slow one of the other.
     ratios = [ours[s].wall / base[s].wall for s in seeds]
     ratio = _med(ratios)
     ratio_of_medians = _med([ours[s].wall for s in seeds]) / _med([base[s].wall for s in seeds])
-    acc_ours, acc_base = _med([ours[s].test_acc for s in seeds]), _med([base[s].test_acc for s in seeds])
+    acc_ours, acc_base = (
+        _med([ours[s].test_acc for s in seeds]),
+        _med([base[s].test_acc for s in seeds]),
+    )
     per_seed_acc = sum(ours[s].test_acc >= base[s].test_acc for s in seeds)
     return [
         f"wall time ours / baseline: median of per-seed ratios {ratio:.2f} (per seed: "
@@ -520,7 +618,11 @@ def tracking_lines(results: list[RunResult]) -> list[str]:
         lines.append(
             f"tracking CPU per trial: logging threads median {_med(logging_ms):.0f} ms "
             f"(per seed: {', '.join(f'{x:.0f}' for x in logging_ms)})"
-            + (f", process CPU ours - untracked median {_med(process_ms):.0f} ms" if process_ms else "")
+            + (
+                f", process CPU ours - untracked median {_med(process_ms):.0f} ms"
+                if process_ms
+                else ""
+            )
             + f"; MLflow writes per trial {sum(writes.values()) / total:.2f} ("
             + ", ".join(f"{name} {n / total:.2f}" for name, n in sorted(writes.items()))
             + ")"
@@ -534,7 +636,8 @@ def tracking_lines(results: list[RunResult]) -> list[str]:
             + (
                 f", (ours - untracked) / ours median {100 * _med(cpu_costs):.0f}% "
                 f"(per seed: {', '.join(f'{100 * x:.0f}%' for x in cpu_costs)})"
-                if cpu_costs else ""
+                if cpu_costs
+                else ""
             )
         )
     shares = [t / d for r in ours.values() for t, d in r.tracking]
@@ -550,17 +653,38 @@ def tracking_lines(results: list[RunResult]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--study", default=str(DEFAULT_STUDY), help="study file (default: studies/digits.toml)")
+    parser.add_argument(
+        "--study", default=str(DEFAULT_STUDY), help="study file (default: studies/digits.toml)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--trials", type=int, default=None, help="trials per study (default: the study's)")
-    parser.add_argument("--max-epochs", type=int, default=None, help="epochs per trial (default: the study's)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: first seed only, 6 trials, 8 epochs")
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS),
-                        help="untracked: ours without the trials' MLflow runs, to measure what they cost")
-    parser.add_argument("--baseline-storage", choices=["sqlite", "memory"], default="sqlite",
-                        help="Optuna storage of the baseline (ours always uses SQLite)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS threads of ours (default: the tuner's policy, tuner/threads.py)")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials per study (default: the study's)"
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="epochs per trial (default: the study's)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: first seed only, 6 trials, 8 epochs"
+    )
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=SYSTEMS,
+        default=list(SYSTEMS),
+        help="untracked: ours without the trials' MLflow runs, to measure what they cost",
+    )
+    parser.add_argument(
+        "--baseline-storage",
+        choices=["sqlite", "memory"],
+        default="sqlite",
+        help="Optuna storage of the baseline (ours always uses SQLite)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads of ours (default: the tuner's policy, tuner/threads.py)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     args = parser.parse_args(argv)
 
@@ -574,11 +698,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     import mlflow
     import optuna_integration.mlflow  # noqa: F401
+
     t1 = time.perf_counter()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
+
     t2 = time.perf_counter()
     quiet()
 
@@ -588,31 +714,41 @@ def main(argv: list[str] | None = None) -> int:
         f"baseline storage {args.baseline_storage}; BLAS threads of ours: {args.threads or 'policy'}",
         file=sys.stderr,
     )
-    print(f"python {platform.python_version()}, numpy {np.__version__}, optuna {optuna.__version__}, "
-          f"mlflow {mlflow.__version__}, {os.cpu_count()} CPUs; imports outside the timings: mlflow + "
-          f"optuna_integration {t1 - t0:.1f} s, matplotlib {t2 - t1:.1f} s", file=sys.stderr)
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, optuna {optuna.__version__}, "
+        f"mlflow {mlflow.__version__}, {os.cpu_count()} CPUs; imports outside the timings: mlflow + "
+        f"optuna_integration {t1 - t0:.1f} s, matplotlib {t2 - t1:.1f} s",
+        file=sys.stderr,
+    )
     results: list[RunResult] = []
     for i, seed in enumerate(seeds):
         order = args.systems if i % 2 == 0 else list(reversed(args.systems))
         for system in order:
             with tempfile.TemporaryDirectory(prefix=f"bench-tuning-{system}-") as tmp:
                 if system in ("ours", "untracked"):
-                    r = run_ours(config, seed, Path(tmp), child_runs=system == "ours", threads=args.threads)
+                    r = run_ours(
+                        config, seed, Path(tmp), child_runs=system == "ours", threads=args.threads
+                    )
                 else:
                     r = run_baseline(config, seed, Path(tmp), args.baseline_storage)
             results.append(r)
             print(
                 f"  seed {seed} {system:8s} {r.wall:6.1f} s  complete {r.complete:2d} pruned {r.pruned:2d} "
                 f"failed {r.failed}  val {r.best_val:.4f} test {r.test_acc:.4f}  load {r.load_start:.1f}->{r.load_end:.1f}",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
 
     print()
     print(format_table(*result_rows(results), args.markdown))
     if any(r.tracking for r in results):
         print()
-        print("Tracking overhead of ours per trial: time the trial waits on MLflow (submitting its run, waiting")
-        print("for the run to exist, handing the record to the logging thread), as a share of trial time;")
+        print(
+            "Tracking overhead of ours per trial: time the trial waits on MLflow (submitting its run, waiting"
+        )
+        print(
+            "for the run to exist, handing the record to the logging thread), as a share of trial time;"
+        )
         print("start_trial, end_trial and log_model run on the logging threads while trials train:")
         print()
         print(format_table(*overhead_rows(results), args.markdown))

@@ -127,6 +127,22 @@ BAD = {
         MINIMAL + "[space]\ndropout = {low = 0.0, high = 1.0}\n",
         "space.dropout: 1.0 is out of bounds (expected a number >= 0 and < 1)",
     ),
+    "robust_scaling_range": (
+        MINIMAL + "[space]\nrobust_scaling = {low = 0, high = 1}\n",
+        "space.robust_scaling: a range does not fit a categorical parameter; give a list of choices (true or false)",
+    ),
+    "robust_scaling_word": (
+        MINIMAL + '[space]\nrobust_scaling = ["yes", "no"]\n',
+        "space.robust_scaling: 'yes' is not allowed (expected true or false)",
+    ),
+    "label_smoothing_one": (
+        MINIMAL + "[space]\nlabel_smoothing = [0.0, 1.0]\n",
+        "space.label_smoothing: 1.0 is out of bounds (expected a number >= 0 and < 1)",
+    ),
+    "label_smoothing_in_regression": (
+        'name = "t"\n[data]\nsource = "sklearn:diabetes"\n[space]\nlabel_smoothing = {low = 0.0, high = 0.2}\n',
+        "space.label_smoothing: range(0.0, 0.2) applies to classification only; remove it or set it to false",
+    ),
     "metric_unfit_for_task": (
         MINIMAL + '[objective]\nmetric = "rmse"\n',
         "objective.metric: 'rmse' does not fit a classification task (allowed: accuracy, log_loss, f1_macro, roc_auc)",

@@ -11,19 +11,23 @@ from tuner.study.space import (
     ACTIVATIONS,
     OPTIMIZERS,
     SCHEDULES,
+    Dropped,
     SpaceConfig,
     default_space,
-    grid_search_space,
+    defaults_trial,
     suggest_params,
 )
+from tuner.study.grid import grid_search_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 MODEL_KEYS = {"hidden_layer_sizes", "activation", "batch_size", "learning_rate", "lr_schedule",
               "optimizer", "l2", "dropout", "patience", "max_epochs"}
+#: Drawn when a study file's [space] names them.
+OPTIONAL_KEYS = {"robust_scaling", "label_smoothing"}
 
 
 def check_valid(params: dict) -> None:
-    assert set(params) <= MODEL_KEYS
+    assert set(params) <= MODEL_KEYS | OPTIONAL_KEYS
     sizes = params.get("hidden_layer_sizes", (64,))
     assert isinstance(sizes, tuple) and all(isinstance(s, int) and s >= 1 for s in sizes)
     assert params.get("activation", "relu") in ACTIVATIONS
@@ -117,6 +121,44 @@ def test_grid_search_space_values():
     assert grid["learning_rate"] == pytest.approx([1e-4, 1e-3, 1e-2])
     assert grid["dropout"] == [0.0, 0.25, 0.5]
     assert "activation" not in grid and "units_l2" not in grid
+
+
+def test_robust_scaling_and_label_smoothing_are_tuned_fixed_or_dropped():
+    tuned = SpaceConfig.model_validate(
+        {"robust_scaling": [True, False], "label_smoothing": {"low": 0.0, "high": 0.2},
+         "lr_schedule": ["cosine", "coslog4"]}
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        params = suggest_params(trial, tuned, max_epochs=8)
+        assert params["robust_scaling"] is trial.params["robust_scaling"]
+        assert 0.0 <= params["label_smoothing"] <= 0.2 and params["lr_schedule"] in ("cosine", "coslog4")
+        seen.add((params["robust_scaling"], params["lr_schedule"]))
+        study.tell(trial, 0.0)
+    assert len(seen) == 4
+    assert grid_search_space(tuned)["robust_scaling"] == [True, False]
+    # A boolean's false is a fixed value, not a drop: the trial passes it to the estimator.
+    fixed = SpaceConfig.model_validate({"robust_scaling": False, "label_smoothing": False})
+    params = suggest_params(FixedTrial(defaults_trial(fixed)), fixed, 5)
+    assert params["robust_scaling"] is False and "label_smoothing" not in params
+    assert fixed.robust_scaling.describe() == "false" and tuned.robust_scaling.describe() == "[true, false]"
+    assert SpaceConfig.model_validate(fixed.model_dump()) == fixed
+    assert SpaceConfig.model_validate(tuned.model_dump()) == tuned
+
+
+def test_defaults_trial_picks_the_nearest_choice_of_a_zero_default():
+    space = SpaceConfig.model_validate({"label_smoothing": [0.2, 0.05], "robust_scaling": [True]})
+    params = defaults_trial(space)
+    assert params["label_smoothing"] == 0.05 and params["robust_scaling"] is True
+
+
+def test_a_regression_study_drops_label_smoothing_from_the_default_space():
+    config = StudyConfig.model_validate({"name": "r", "data": {"source": "sklearn:diabetes"}})
+    assert isinstance(config.space.label_smoothing, Dropped)
+    assert "label_smoothing" not in suggest_params(FixedTrial(defaults_trial(config.space)), config.space, 5)
+    assert "label_smoothing" not in config.file_settings().get("space", {})
 
 
 def test_grid_sampler_runs_the_whole_grid():

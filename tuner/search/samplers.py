@@ -10,7 +10,7 @@ import optuna
 
 from tuner.errors import ConfigError
 from tuner.study.config import StudyConfig
-from tuner.study.space import grid_search_space
+from tuner.study.grid import grid_search_space
 
 
 def worker_seed(seed: int, worker: str | None, started: int = 0) -> int:

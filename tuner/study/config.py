@@ -37,7 +37,15 @@ from tuner.study.sections import (
     StudyName,
     WarmStartConfig,
 )
-from tuner.study.space import Choices, Fixed, Range, SpaceConfig, fit_to_data
+from tuner.study.space import (
+    CLASSIFIER_ONLY,
+    Choices,
+    Dropped,
+    Fixed,
+    Range,
+    SpaceConfig,
+    fit_to_data,
+)
 
 
 class StudyConfig(Section):
@@ -115,6 +123,26 @@ class StudyConfig(Section):
                 f"{self.objective.metric!r} does not fit a {task} task "
                 f"(allowed: {', '.join(allowed)})",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _space_fits_task(self) -> StudyConfig:
+        """A regression study drops the classifier-only parameters (label smoothing) its file
+        leaves to the default space, and refuses those it sets."""
+        if self.data.task != "regression":
+            return self
+        for name in CLASSIFIER_ONLY:
+            spec = getattr(self.space, name)
+            if name in self.space.model_fields_set and not isinstance(spec, Dropped):
+                raise KeyedError(
+                    f"space.{name}",
+                    f"{spec.describe()} applies to classification only; "
+                    "remove it or set it to false",
+                )
+            if not isinstance(spec, Dropped):
+                space = self.space.model_copy(update={name: Dropped()})
+                space.model_fields_set.discard(name)  # still the default
+                object.__setattr__(self, "space", space)
         return self
 
     @model_validator(mode="after")

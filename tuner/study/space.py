@@ -5,6 +5,8 @@ Each [space] entry is one of
     a list                          categorical choices,
     a scalar                        a fixed value (recorded as a trial user attribute),
     false                           dropped: the estimator's own default is used.
+A true/false parameter (``robust_scaling``) takes ``[true, false]`` to be tuned, or ``true`` or
+``false`` as a fixed value: its ``false`` is a value, not a drop.
 Omitted entries take DEFAULT_SPACE. `n_layers` and `units` build `hidden_layer_sizes`: every layer
 gets its own parameter `units_l0`, `units_l1`, ...; a dropped `n_layers` means one layer, a dropped
 `units` means 64 units per layer, both dropped leaves `hidden_layer_sizes` to the estimator.
@@ -16,7 +18,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from model.activations import HIDDEN_ACTIVATIONS
@@ -45,6 +46,10 @@ DEFAULT_SPACE: dict[str, Any] = {
     "l2": {"low": 1e-6, "high": 1e-1, "log": True},
     "dropout": {"low": 0.0, "high": 0.5},
     "patience": {"low": 3, "high": 20},
+    # Left to the estimator unless a study file sets them ({"kind": "dropped"}: a boolean's false
+    # is a fixed value).
+    "robust_scaling": {"kind": "dropped"},
+    "label_smoothing": False,
 }
 
 
@@ -52,7 +57,7 @@ DEFAULT_SPACE: dict[str, Any] = {
 class Domain:
     """The values a parameter may take: integers or floats within bounds, or named choices."""
 
-    kind: Literal["int", "float", "choice"]
+    kind: Literal["int", "float", "choice", "bool"]
     low: float | None = None
     high: float | None = None
     low_inclusive: bool = True
@@ -62,6 +67,8 @@ class Domain:
     def describe(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
         parts = []
         if self.low is not None:
             parts.append(f"{'>=' if self.low_inclusive else '>'} {_num(self.low)}")
@@ -72,6 +79,10 @@ class Domain:
 
     def check(self, value: Any) -> str | int | float:
         """The value converted to the parameter's type; else ValueError saying what is allowed."""
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"{value!r} is not allowed (expected true or false)")
+            return value
         if self.kind == "choice":
             if value not in self.choices or not isinstance(value, str):
                 raise ValueError(f"{value!r} is not allowed (allowed: {', '.join(self.choices)})")
@@ -112,11 +123,20 @@ DOMAINS: dict[str, Domain] = {
     "l2": Domain("float", 0, None),
     "dropout": Domain("float", 0, 1, high_inclusive=False),
     "patience": Domain("int", 1, None),
+    "robust_scaling": Domain("bool"),
+    "label_smoothing": Domain("float", 0, 1, high_inclusive=False),
 }
+#: Parameters of MLPClassifier only: a regression study's default space drops them.
+CLASSIFIER_ONLY = ("label_smoothing",)
 
 
 def _num(value: float) -> str:
     return repr(value)
+
+
+def _text(value: bool | str | int | float) -> str:
+    """A value as a study file writes it (true/false for booleans)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class _Spec(BaseModel):
@@ -141,20 +161,20 @@ class Choices(_Spec):
     """Categorical choices."""
 
     kind: Literal["choices"] = "choices"
-    values: tuple[str | int | float, ...]
+    values: tuple[bool | str | int | float, ...]
 
     def describe(self) -> str:
-        return "[" + ", ".join(map(str, self.values)) + "]"
+        return "[" + ", ".join(map(_text, self.values)) + "]"
 
 
 class Fixed(_Spec):
     """One value, used in every trial."""
 
     kind: Literal["fixed"] = "fixed"
-    value: str | int | float
+    value: bool | str | int | float
 
     def describe(self) -> str:
-        return str(self.value)
+        return _text(self.value)
 
 
 class Dropped(_Spec):
@@ -173,10 +193,12 @@ RANGE_KEYS = ("low", "high", "log", "step")
 def parse_spec(name: str, raw: Any) -> Range | Choices | Fixed | Dropped:
     """Parse one [space] entry for parameter `name`; ValueError with a readable reason otherwise."""
     domain = DOMAINS[name]
-    if isinstance(raw, Range | Choices | Fixed | Dropped):
-        return raw
     if isinstance(raw, dict) and "kind" in raw:
         raw = _undump(raw)
+    if isinstance(raw, Range | Choices | Fixed | Dropped):
+        return raw
+    if domain.kind == "bool" and isinstance(raw, bool):
+        return Fixed(value=raw)
     if raw is False:
         return Dropped()
     if raw is True:
@@ -203,12 +225,12 @@ def _undump(raw: dict[str, Any]) -> Any:
     if kind == "fixed":
         return rest.get("value")
     if kind == "dropped":
-        return False
+        return Dropped()
     raise ValueError(f"unknown kind {kind!r} (allowed: range, choices, fixed, dropped)")
 
 
 def _parse_range(domain: Domain, raw: dict[str, Any]) -> Range:
-    if domain.kind == "choice":
+    if domain.kind in ("choice", "bool"):
         raise ValueError(
             "a range does not fit a categorical parameter; "
             f"give a list of choices ({domain.describe()})"
@@ -272,6 +294,12 @@ class SpaceConfig(BaseModel):
     patience: ParamSpec = Field(
         default_factory=lambda: parse_spec("patience", DEFAULT_SPACE["patience"])
     )
+    robust_scaling: ParamSpec = Field(
+        default_factory=lambda: parse_spec("robust_scaling", DEFAULT_SPACE["robust_scaling"])
+    )
+    label_smoothing: ParamSpec = Field(
+        default_factory=lambda: parse_spec("label_smoothing", DEFAULT_SPACE["label_smoothing"])
+    )
 
     @field_validator(*DOMAINS, mode="before")
     @classmethod
@@ -315,6 +343,8 @@ DEFAULTS_TRIAL: dict[str, Any] = {
     "l2": 1e-4,
     "dropout": 0.0,
     "patience": 10,
+    "robust_scaling": False,
+    "label_smoothing": 0.0,
 }
 """The estimators' own defaults (``MLPClassifier()``: one layer of 64 ReLU units, Adam at 1e-3,
 batches of 32, L2 1e-4, no dropout) as space values; ``patience`` is the estimators' default for
@@ -342,8 +372,10 @@ def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
         if isinstance(spec, Choices):
             if default in spec.values:
                 return default
-            if DOMAINS[name].kind == "choice":
+            if DOMAINS[name].kind in ("choice", "bool"):
                 return spec.values[0]
+            if default <= 0:
+                return min(spec.values, key=lambda v: abs(float(v) - default))
             return min(
                 spec.values,
                 key=lambda v: abs(math.log(float(v) / default)) if float(v) > 0 else math.inf,
@@ -448,53 +480,3 @@ def params_from_trial(
     from optuna.trial import FixedTrial
 
     return suggest_params(FixedTrial(trial.params, number=trial.number), space, max_epochs)
-
-
-def _grid_values(domain: Domain, spec: Range, n_points: int) -> list[int | float]:
-    points = (np.geomspace if spec.log else np.linspace)(spec.low, spec.high, n_points)
-    if spec.step:
-        points = spec.low + np.round((points - spec.low) / spec.step) * spec.step
-        points = np.minimum(points, spec.high)
-    if domain.kind == "int":
-        return sorted({int(round(p)) for p in points})
-    return sorted({float(p) for p in points})
-
-
-def grid_search_space(space: SpaceConfig, n_points: int = 3) -> dict[str, list[Any]]:
-    """The space as a grid for optuna's GridSampler.
-
-    A range becomes `n_points` values from low to high, evenly spaced (geometrically for log ranges,
-    snapped to `step`, rounded and deduplicated for integers); choices are kept; fixed and dropped
-    parameters are not drawn, so they are not in the grid. Units get one entry per possible layer
-    (units_l0 .. units_l{max n_layers - 1}).
-    """
-    if n_points < 2:
-        raise ValueError(f"n_points must be at least 2 (got {n_points})")
-    grid: dict[str, list[Any]] = {}
-
-    def values(name: str, spec: Range | Choices | Fixed | Dropped) -> list[Any] | None:
-        if isinstance(spec, Range):
-            return _grid_values(DOMAINS[name], spec, n_points)
-        if isinstance(spec, Choices):
-            return list(spec.values)
-        return None
-
-    layer_values = values("n_layers", space.n_layers)
-    if layer_values is not None:
-        grid["n_layers"] = layer_values
-    max_layers = (
-        max(layer_values)
-        if layer_values
-        else (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
-    )
-    unit_values = values("units", space.units)
-    if unit_values is not None:
-        for i in range(int(max_layers)):
-            grid[f"units_l{i}"] = unit_values
-    for name in DOMAINS:
-        if (
-            name not in ("n_layers", "units")
-            and (v := values(name, getattr(space, name))) is not None
-        ):
-            grid[name] = v
-    return grid
