@@ -24,9 +24,16 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     _monitors = {"score": ("val_accuracy", True), "loss": ("val_loss", False)}
 
     def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y); ``classes`` lists every label on the first call."""
-        if not hasattr(self, "_network") and classes is None:
-            if type_of_target(y) != "multilabel-indicator":
+        """One epoch over (X, y); ``classes`` lists every label on the first call.
+
+        The labels' type is checked once, on ``classes`` (or on a first indicator matrix); each
+        call then checks only that its labels are among ``classes_``, which costs far less than
+        scikit-learn's label checks on every call (see :meth:`_class_index`).
+        """
+        if not hasattr(self, "_network"):
+            if classes is not None:
+                check_classification_targets(np.asarray(classes))
+            elif type_of_target(y) != "multilabel-indicator":
                 raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit(X, y, None, None, (), incremental=True, classes=classes)
 
@@ -44,7 +51,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             )
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
-        check_classification_targets(y)
+        if fitting or self._multilabel:
+            check_classification_targets(y)
         if fitting:
             if type_of_target(y) == "multilabel-indicator":
                 self._multilabel = True
@@ -53,13 +61,34 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._set_classes(y)
         if self._multilabel:
             return np.asarray(y, dtype=np.float64)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels not seen in classes: {unknown.tolist()}")
-        index = np.searchsorted(self.classes_, y)
+        index = self._class_index(y)
         if len(self.classes_) == 2:
             return (index == 1).astype(np.float64)[:, None]
         return np.eye(len(self.classes_))[index]
+
+    def _class_index(self, y: np.ndarray) -> np.ndarray:
+        """Each label's position in ``classes_``; ValueError naming the labels not in it.
+
+        Labels that are all found in ``classes_`` (one sorted search and one comparison) are
+        valid: ``classes_`` holds labels that passed scikit-learn's checks when they were set.
+        Anything else (a label not found, labels not comparable with the classes, more than one
+        column) goes through those checks, which refuse it with their own message, or through
+        the message naming the labels not in ``classes_``.
+        """
+        classes = self.classes_
+        if y.ndim == 1:
+            try:
+                index = np.searchsorted(classes, y)
+                found = classes[np.minimum(index, len(classes) - 1)] == y
+            except TypeError:  # labels of a type that does not compare with the classes
+                found = None
+            if isinstance(found, np.ndarray) and found.all():
+                return index
+        check_classification_targets(y)
+        unknown = np.setdiff1d(np.unique(y), classes)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen in classes: {unknown.tolist()}")
+        return np.searchsorted(classes, y)
 
     def _training_targets(self, Y: np.ndarray) -> np.ndarray:
         """Label smoothing: each target row moves a share ``label_smoothing`` of its mass to the

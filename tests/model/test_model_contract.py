@@ -149,6 +149,25 @@ def test_partial_fit_keeps_the_classes_given_on_the_first_call():
         clf.partial_fit(X, np.where(y == 2, 5, y))
 
 
+def test_partial_fit_refuses_labels_outside_classes_on_later_calls_before_training():
+    """After the first call, partial_fit checks only that the labels are among ``classes_``: a
+    label outside them, of the same type or another, is refused in one line naming it, before
+    any training; ``classes`` that are not class labels are refused on the first call."""
+    X, y = _data(n_classes=3)
+    names = np.array(["cat", "dog", "eel"])
+    clf = MLPClassifier(**TINY).partial_fit(X, names[y], classes=list(names))
+    weights = [W.copy() for W in clf.coefs_]
+    with pytest.raises(ValueError, match=r"^y contains labels not seen in classes: \['fox'\]$"):
+        clf.partial_fit(X, np.where(y == 2, "fox", names[y]))
+    with pytest.raises(ValueError, match=r"^y contains labels not seen in classes: \[0, 1, 2\]$"):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 1 and all(np.array_equal(W, V) for W, V in zip(weights, clf.coefs_))
+    clf.partial_fit(X[y < 2], names[y[y < 2]])  # any subset of the classes
+    assert clf.n_iter_ == 2
+    with pytest.raises(ValueError, match="^Unknown label type: continuous"):
+        MLPClassifier(**TINY).partial_fit(X, y + 0.5, classes=[0.5, 1.5, 2.5])
+
+
 def test_partial_fit_learns_one_sample_at_a_time():
     X, y = _data()
     clf = MLPClassifier(**TINY)
