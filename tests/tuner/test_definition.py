@@ -181,3 +181,18 @@ def test_a_study_whose_every_trial_failed_starts_again_with_the_changed_file(tmp
     again.tell(again.ask(), 0.5)
     with pytest.raises(TunerError, match="already exists in this storage with other settings"):
         runner.create_study(first, storage, definition=study_definition(first, load_splits(first)))
+
+
+def test_a_study_stored_before_epoch_rows_was_defined_counts_as_one_pass_an_epoch():
+    """A definition stored without ``budget.epoch_rows`` is read as None (one pass an epoch): the
+    same study file resumes, one that sets epoch_rows is refused."""
+    import optuna
+
+    from tuner.study.definition import check_definition
+
+    study = optuna.create_study()
+    study.set_user_attr(DEFINITION_ATTR, {"seed": 0, "budget.max_epochs": 4})
+    study.enqueue_trial({})
+    check_definition(study, {"seed": 0, "budget.max_epochs": 4, "budget.epoch_rows": None}, "d.toml")
+    with pytest.raises(TunerError, match=r"\(budget.epoch_rows was None, now 30\)"):
+        check_definition(study, {"seed": 0, "budget.max_epochs": 4, "budget.epoch_rows": 30}, "d.toml")

@@ -306,11 +306,26 @@ def test_a_refit_follows_its_trials_learning_rates_epoch_by_epoch(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_budget_epoch_rows_makes_each_trial_epoch_that_many_rows_and_a_refit_epoch_the_same_share_of_a_pass(tmp_path):
+def test_budget_epoch_rows_makes_each_trial_epoch_that_many_rows_and_a_refit_epoch_the_same_share_of_a_pass(
+    tmp_path, monkeypatch
+):
     """``[budget] epoch_rows`` reaches every trial's estimator (the pruner's steps and max_epochs count
-    its epochs), and the refit on training + validation rows makes its epochs the same share of a
-    pass: iris trains on 90 rows, refits on 120, so 30-row epochs become 40-row ones."""
+    its epochs), each epoch is scored on its share of the validation rows (here at least 10 of them)
+    while the trial's value is the whole split's, and the refit on training + validation rows makes
+    its epochs the same share of a pass: iris trains on 90 rows, refits on 120, so 30-row epochs
+    become 40-row ones."""
     from tuner.result.final import refit_estimator, refit_rows, retrain_trial
+    from tuner.search import trial_model
+
+    monkeypatch.setattr(trial_model, "MIN_MONITORED_ROWS", 10)
+    scored_on = []
+    original_fit = MLPClassifier.fit
+
+    def fit(self, X, y, X_val=None, y_val=None, callbacks=None):
+        scored_on.append(None if X_val is None else len(X_val))
+        return original_fit(self, X, y, X_val, y_val, callbacks)
+
+    monkeypatch.setattr(MLPClassifier, "fit", fit)
 
     config = _config(
         seed=1, budget={"n_trials": 1, "max_epochs": 6, "epoch_rows": 30}, pruner={"name": "none"},
@@ -325,6 +340,22 @@ def test_budget_epoch_rows_makes_each_trial_epoch_that_many_rows_and_a_refit_epo
     assert len(splits.y_train) == 90
     trained = retrain_trial(fitted, splits, trial).steps[-1][1]
     assert trained.epoch_rows == 30 and trained.n_iter_ == 6 and trained.t_ == 6 * 2  # 16 + 14 rows
+    assert trial.intermediate_values[6] == trained.score(splits.Xt_val[:10], splits.y_val[:10])
+    assert trial.value == trained.score(splits.Xt_val, splits.y_val)
     _, Xt, y, _ = refit_rows(fitted, splits)
     refit = refit_estimator(fitted, splits, trial, 6, Xt, y)
     assert len(y) == 120 and refit.epoch_rows == 40 and refit.n_iter_ == 6 and refit.t_ == 6 * 3
+    # the trial, its retraining (the same model) and the refit (no validation rows left)
+    assert len(splits.y_val) == 30 and scored_on[0] == scored_on[-2] == 10 and scored_on[-1] is None
+
+
+def test_an_epoch_of_epoch_rows_is_scored_on_its_share_of_the_validation_rows():
+    from types import SimpleNamespace
+
+    from tuner.search.trial_model import monitored_rows
+
+    splits = SimpleNamespace(y_train=np.zeros(600_000), y_val=np.zeros(200_000))
+    rows = {er: monitored_rows(_config(budget={"epoch_rows": er} if er else {}), splits)
+            for er in (None, 60_000, 3_000, 10**7)}
+    assert rows == {None: 200_000, 60_000: 20_000, 3_000: 10_000, 10**7: 200_000}
+    assert monitored_rows(_config(budget={"epoch_rows": 60_000}), SimpleNamespace(y_train=splits.y_train, y_val=np.zeros(500))) == 500

@@ -52,7 +52,12 @@ from tuner.search.constraints import ranked_trials
 from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_resamples
 from tuner.search.pareto import best_trial
 from tuner.search.resampling import Resample, resamples, validation_targets
-from tuner.search.trial_model import trial_epochs, trial_estimator, validation_output
+from tuner.search.trial_model import (
+    monitored_rows,
+    trial_epochs,
+    trial_estimator,
+    validation_output,
+)
 from tuner.storage.retries import RUN_ID_ATTR
 from tuner.study.config import StudyConfig
 from tuner.study.definition import (
@@ -135,9 +140,12 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
     """Train a completed trial's model again from its parameters and seed on the training split,
     as the trial did (deterministic)."""
     est = trial_estimator(config, splits, trial)
+    rows = slice(monitored_rows(config, splits))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(splits.Xt_train, splits.y_train, X_val=splits.Xt_val, y_val=splits.y_val)
+        est.fit(
+            splits.Xt_train, splits.y_train, X_val=splits.Xt_val[rows], y_val=splits.y_val[rows]
+        )
     return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
 
 

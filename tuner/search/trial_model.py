@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +45,26 @@ def budget_params(config: StudyConfig) -> dict[str, Any]:
     ``epoch_rows`` when set."""
     rows = config.budget.epoch_rows
     return {} if rows is None else {"epoch_rows": int(rows)}
+
+
+#: The fewest validation rows an epoch of ``[budget] epoch_rows`` rows is scored on.
+MIN_MONITORED_ROWS = 10_000
+
+
+def monitored_rows(config: StudyConfig, splits: Splits) -> int:
+    """How many validation rows score each epoch of a trial (for the pruner, early stopping and
+    the curves): the first ones of the validation split, whose rows are in random order.
+
+    All of them with one pass an epoch. With ``[budget] epoch_rows``, the epoch's share of a pass
+    of them, at least :data:`MIN_MONITORED_ROWS`: scoring an epoch then costs the same share of
+    a pass's training as with one pass an epoch, instead of growing with the number of epochs a
+    pass. A trial's value, its outputs and its refit are those of the whole validation split.
+    """
+    rows, n_val = config.budget.epoch_rows, len(splits.y_val)
+    if rows is None:
+        return n_val
+    share = min(1.0, rows / max(1, len(splits.y_train)))
+    return min(n_val, max(MIN_MONITORED_ROWS, math.ceil(share * n_val)))
 
 
 def copy_seed(seed: int, copy: int) -> int:
