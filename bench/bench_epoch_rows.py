@@ -20,15 +20,16 @@ model is the best trial's.
 
 Per system: the wall time of the run (reading and preparing the CSV, every trial, tracking, the
 best trial's test score), the time from its start to the completion of the trial that reached the
-study's best validation accuracy, that accuracy and the best trial's test accuracy, the trials
-completed and pruned, and the passes over the training split that all trials trained together.
+study's best validation accuracy, the time until a completed trial came within 0.001 of the first
+system's (``passes``') best, the best validation accuracy and the best trial's test accuracy, the
+trials completed and pruned, and the passes over the training split all trials trained together.
 Each system reads the CSV itself; all run in this process, one after the other, with one BLAS
 thread (``tuner run``'s policy; the script sets ``OPENBLAS_NUM_THREADS=1`` for the baseline's
 scikit-learn too, before NumPy loads).
 
-    nice -n 10 .venv/bin/python bench/bench_epoch_rows.py --markdown                 # 1M rows, 20 trials
+    nice -n 10 .venv/bin/python bench/bench_epoch_rows.py --markdown            # 1M rows, 20 trials
     nice -n 10 .venv/bin/python bench/bench_epoch_rows.py --rows 200000 --markdown
-    nice -n 10 .venv/bin/python bench/bench_epoch_rows.py --systems passes rows      # without the baseline
+    nice -n 10 .venv/bin/python bench/bench_epoch_rows.py --systems passes rows # no baseline
 
 The baseline needs ``optuna-integration`` (``pip install -e '.[bench]'``).
 """
@@ -58,6 +59,8 @@ from tables import format_table  # noqa: E402
 from tuner.study.config import load_config  # noqa: E402
 
 SYSTEMS = ("passes", "rows", "baseline")
+#: "To the first system's best": the first completed trial within this of that study's best value.
+TOLERANCE = 0.001
 
 STUDY = """
 name = "{name}"
@@ -113,12 +116,28 @@ def time_to_best(study, started: datetime.datetime) -> float:
     return (study.best_trial.datetime_complete - started).total_seconds()
 
 
+def trajectory(study, started: datetime.datetime) -> list[tuple[float, float]]:
+    """(seconds from the run's start, value) of each completed trial, in order of completion."""
+    import optuna
+
+    done = [
+        t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE
+    ]
+    return sorted(((t.datetime_complete - started).total_seconds(), t.value) for t in done)
+
+
+def time_to_reach(points: list[tuple[float, float]], target: float) -> str:
+    """Seconds until a completed trial's value is at least ``target`` ("-" if never)."""
+    return next((f"{s:.0f}" for s, value in points if value >= target), "-")
+
+
 def passes_trained(study, per_pass: int) -> float:
     """Passes over the training split all trials trained together (their reported epochs)."""
     return sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False)) / per_pass
 
 
-def run_system(system: str, folder: Path, csv: Path, args, n_train: int) -> list[str]:
+def run_system(system: str, folder: Path, csv: Path, args, n_train: int) -> tuple[list[str], list]:
+    """One system's table row and its completed trials' (seconds, value)."""
     config = load_config(study_file(folder, system, csv, args, n_train))
     workdir = folder / system
     workdir.mkdir()
@@ -138,7 +157,6 @@ def run_system(system: str, folder: Path, csv: Path, args, n_train: int) -> list
             result = run_baseline(config, args.seed, workdir, "sqlite")
         finally:
             optuna.create_study = original
-        study = captured["study"]
     else:
         from tuner import runner
 
@@ -155,10 +173,10 @@ def run_system(system: str, folder: Path, csv: Path, args, n_train: int) -> list
             result = run_ours(config, args.seed, workdir)
         finally:
             runner.run_study = original
-        study = captured["study"]
+    study = captured["study"]
     wall = (datetime.datetime.now() - started).total_seconds()
     per_pass = args.per_pass if system == "rows" else 1
-    return [
+    row = [
         system,
         f"{wall:.0f}",
         f"{time_to_best(study, started):.0f}",
@@ -167,6 +185,7 @@ def run_system(system: str, folder: Path, csv: Path, args, n_train: int) -> list
         f"{result.complete} / {result.pruned}",
         f"{passes_trained(study, per_pass):.1f}",
     ]
+    return row, trajectory(study, started)
 
 
 def main() -> int:
@@ -184,34 +203,38 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     quiet()
-    n_train = (
-        args.rows - round(args.rows * 0.2) - round(args.rows * 0.2)
-    )  # approximately: the 60% split
+    n_train = args.rows - 2 * round(args.rows * 0.2)  # the 60% training split, to a row or two
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-epoch-rows-") as tmp:
         folder = Path(tmp)
         csv = folder / "data.csv"
         write_csv(csv, args.rows)
-        rows = []
+        rows, points = [], {}
         for system in args.systems:
             t0 = time.perf_counter()
-            rows.append(run_system(system, folder, csv, args, n_train))
+            row, points[system] = run_system(system, folder, csv, args, n_train)
+            rows.append(row)
             print(
-                f"{system}: {time.perf_counter() - t0:.0f} s, {rows[-1]}",
+                f"{system}: {time.perf_counter() - t0:.0f} s, {row}, {points[system]}",
                 file=sys.stderr,
                 flush=True,
             )
+    # When each system first matched the first system's best, to TOLERANCE.
+    target = max(v for _, v in points[args.systems[0]]) - TOLERANCE
+    for row, system in zip(rows, args.systems, strict=True):
+        row.insert(3, time_to_reach(points[system], target))
     print(
         ("_" if args.markdown else "")
         + f"{args.rows:,} rows; {args.trials} trials of at most {args.passes} passes; "
-        f"epoch_rows = ceil(training rows / {args.per_pass}); seed {args.seed}; Python {platform.python_version()}; "
-        f"NumPy {np.__version__}; {os.cpu_count()} CPUs; 1-minute load {load:.1f} -> {os.getloadavg()[0]:.1f}"
-        + ("_\n" if args.markdown else "\n")
+        f"epoch_rows = ceil(training rows / {args.per_pass}); seed {args.seed}; "
+        f"Python {platform.python_version()}; NumPy {np.__version__}; {os.cpu_count()} CPUs; "
+        f"1-minute load {load:.1f} -> {os.getloadavg()[0]:.1f}" + ("_\n" if args.markdown else "\n")
     )
     header = [
         "system",
         "run wall s",
         "to best s",
+        f"to {args.systems[0]}' best - {TOLERANCE} s",
         "best val accuracy",
         "its test accuracy",
         "complete / pruned",
