@@ -79,10 +79,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "current": {},
     "ingredients": {"space": INGREDIENTS},
     "ingredients_recipe": {"space": INGREDIENTS, "first": RECIPE},
-    "current_recipe": {"first": RECIPE},
     "ingredients_no_ls": {"space": INGREDIENTS | {"label_smoothing": False}},
-    "rs": {"space": {"robust_scaling": [True, False]}},
-    "units512": {"space": INGREDIENTS | {"units": {"low": 16, "high": 512, "log": True}}},
+    "ls": {"space": {"label_smoothing": [0.0, 0.1]}},
 }
 
 
@@ -146,24 +144,29 @@ def run_one(data: str, variant: str, seed: int, work: Path) -> dict[str, Any]:
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
-    """Per data set: each variant's mean test accuracy of the final model over the seeds that
-    every variant ran, its mean best validation value, and its wins / losses against the first."""
+    """A markdown table: per data set and variant, the seeds run, the mean test accuracy of the
+    final model and of the best trial alone, and against the first variant on the same seeds the
+    mean difference of the final model's accuracy and its wins / losses; the mean CPU seconds."""
     frame = pd.DataFrame(rows).drop_duplicates(["data", "variant", "seed"], keep="last")
     variants = list(dict.fromkeys(frame["variant"]))
+    print("| data | variant | seeds | final | best trial | final - first, same seeds | cpu s |")
+    print("|---|---|---|---|---|---|---|")
     for data, part in frame.groupby("data", sort=False):
-        seeds = set.intersection(*(set(g["seed"]) for _, g in part.groupby("variant")))
-        part = part[part["seed"].isin(seeds)]
-        table = part.groupby("variant")[
-            [c for c in ("final", "best", "best_value", "wall", "cpu") if c in part]
-        ].mean()
         final = part.pivot(index="seed", columns="variant", values="final")
-        base = final[variants[0]] if variants[0] in final else None
-        for v in table.index:
-            if base is not None:
-                table.loc[v, "wins"] = int((final[v] > base).sum())
-                table.loc[v, "losses"] = int((final[v] < base).sum())
-        print(f"{data}: seeds {sorted(seeds)}")
-        print(table.reindex([v for v in variants if v in table.index]).round(4).to_string())
+        for variant in [v for v in variants if v in final]:
+            mine = part[part["variant"] == variant]
+            both = final[[variants[0], variant]].dropna()
+            diff = both[variant] - both[variants[0]]
+            versus = (
+                f"{diff.mean():+.4f} ({(diff > 0).sum()} up, {(diff < 0).sum()} down)"
+                if variant != variants[0]
+                else ""
+            )
+            cpu = mine["cpu"].mean() if "cpu" in mine and mine["cpu"].notna().any() else None
+            print(
+                f"| {data} | {variant} | {len(mine)} | {mine['final'].mean():.4f} | "
+                f"{mine['best'].mean():.4f} | {versus} | {'' if cpu is None else f'{cpu:.1f}'} |"
+            )
 
 
 def main() -> None:
