@@ -53,7 +53,7 @@ from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_
 from tuner.search.pareto import best_trial
 from tuner.search.resampling import Resample, resamples, validation_targets
 from tuner.search.trial_model import (
-    monitored_rows,
+    monitored_validation,
     trial_epochs,
     trial_estimator,
     validation_output,
@@ -140,12 +140,10 @@ def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.Froze
     """Train a completed trial's model again from its parameters and seed on the training split,
     as the trial did (deterministic)."""
     est = trial_estimator(config, splits, trial)
-    rows = slice(monitored_rows(config, splits))
+    X_val, y_val = monitored_validation(config, splits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(
-            splits.Xt_train, splits.y_train, X_val=splits.Xt_val[rows], y_val=splits.y_val[rows]
-        )
+        est.fit(splits.Xt_train, splits.y_train, X_val=X_val, y_val=y_val)
     return Pipeline([("preprocess", splits.preprocessor), ("mlp", est)])
 
 

@@ -35,7 +35,7 @@ from tuner.search.resampling import Resample, resamples
 from tuner.search.trial_model import (
     budget_params,
     build_estimator,
-    monitored_rows,
+    monitored_validation,
     trial_epochs,
     validation_output,
 )
@@ -176,8 +176,8 @@ class Objective:
         self.keep_completed = config.result.ensemble * CANDIDATES_PER_MEMBER
         #: The splits beyond the study's own that score a trial (:mod:`tuner.search.resampling`).
         self.resamples = resamples(config, splits)
-        #: The validation rows that score each epoch (:func:`monitored_rows`).
-        self.monitored = monitored_rows(config, splits)
+        #: The validation rows that score each epoch (:func:`monitored_validation`).
+        self.monitored = monitored_validation(config, splits)
         #: Trials of this process stopped by Ctrl-C / SIGTERM
         #: (:func:`tuner.storage.recovery.requeue_interrupted` queues them again).
         self.interrupted: list[int] = []
@@ -188,10 +188,7 @@ class Objective:
         key = LOGGED_METRICS.get(self.metric)
         if key is not None and key in logs:
             return float(logs[key])
-        rows = slice(self.monitored)
-        return metrics.score_model(
-            self.metric, estimator, self.splits.Xt_val[rows], self.splits.y_val[rows]
-        )
+        return metrics.score_model(self.metric, estimator, *self.monitored)
 
     def _reporter(self, trial: optuna.Trial, estimator, run: TrialRun):
         """The per-epoch callback: record the curves, report to Optuna, ask the pruner."""
@@ -254,8 +251,8 @@ class Objective:
             estimator.fit(
                 self.splits.Xt_train,
                 self.splits.y_train,
-                X_val=self.splits.Xt_val[: self.monitored],
-                y_val=self.splits.y_val[: self.monitored],
+                X_val=self.monitored[0],
+                y_val=self.monitored[1],
                 callbacks=[self._reporter(trial, estimator, run)],
             )
         if run.pruned_epoch is None:

@@ -67,6 +67,15 @@ def monitored_rows(config: StudyConfig, splits: Splits) -> int:
     return min(n_val, max(MIN_MONITORED_ROWS, math.ceil(share * n_val)))
 
 
+def monitored_validation(config: StudyConfig, splits: Splits) -> tuple[np.ndarray, np.ndarray]:
+    """The validation rows that score each epoch (:func:`monitored_rows`): the split's own arrays
+    when they are all of them (the trials share them, not views of them), else their first rows."""
+    rows = monitored_rows(config, splits)
+    if rows == len(splits.y_val):
+        return splits.Xt_val, splits.y_val
+    return splits.Xt_val[:rows], splits.y_val[:rows]
+
+
 def copy_seed(seed: int, copy: int) -> int:
     """The seed of the ``copy``-th training of a final-model member whose trial had ``seed``: the
     trial's own seed for copy 0, else one drawn from ``(seed, copy)`` by NumPy's ``SeedSequence``
