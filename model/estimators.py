@@ -30,17 +30,17 @@ class BaseMLP(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes: Sequence[int] | int = (64,),
+        hidden_layer_sizes: Sequence[int] | int = (256, 256),
         activation: str = "relu",
-        optimizer: str = "adam",
+        optimizer: str = "adamw",
         learning_rate: float = 1e-3,
-        lr_schedule: str = "constant",
-        batch_size: int = 32,
-        max_epochs: int = 200,
+        lr_schedule: str = "cosine",
+        batch_size: int = 256,
+        max_epochs: int = 256,
         tol: float = 1e-4,
-        n_iter_no_change: int = 10,
-        l2: float = 1e-4,
-        dropout: float = 0.0,
+        n_iter_no_change: int = 256,
+        l2: float = 0.3,
+        dropout: float = 0.3,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         patience: int = 10,
@@ -48,7 +48,7 @@ class BaseMLP(BaseEstimator):
         dtype: str = "float32",
         early_stopping_metric: str = "score",
         label_smoothing: float = 0.0,
-        robust_scaling: bool = False,
+        robust_scaling: bool = True,
         epoch_rows: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -209,7 +209,7 @@ class BaseMLP(BaseEstimator):
         y = self._prepare_y(y)
         if first:
             self._input_scaling = fit_robust_scale(X) if self.robust_scaling else None
-        X = self._scale_inputs(X)
+        X = self._scale_inputs(X, dtype)
         if first:
             self._rng = self._seed_rng()
         if first and classes is not None:
@@ -324,12 +324,13 @@ class BaseMLP(BaseEstimator):
     def _stratify_labels(self, y):
         return None
 
-    def _scale_inputs(self, X: np.ndarray) -> np.ndarray:
+    def _scale_inputs(self, X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
         """X as the network sees it: robustly scaled and smoothly clipped with ``robust_scaling``
-        (:mod:`model.scaling`, fitted on the first fit's rows), else unchanged."""
+        (:mod:`model.scaling`, fitted on the first fit's rows) into a new array of ``dtype``,
+        else unchanged."""
         if self._input_scaling is None:
             return X
-        return robust_scale(X, *self._input_scaling)
+        return robust_scale(X, *self._input_scaling, dtype=dtype)
 
     # --- prediction ------------------------------------------------------------------------
     #: Prediction computes in float64 on fresh arrays (:meth:`Network.predict_logits`), so a

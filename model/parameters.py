@@ -86,31 +86,34 @@ def check_numeric_parameters(
 PARAMETERS_DOC = """
     Parameters
     ----------
-    hidden_layer_sizes : sequence of int or int, default=(64,)
+    hidden_layer_sizes : sequence of int or int, default=(256, 256)
         Units of each hidden layer, input side first; an int is one layer.
     activation : {"relu", "tanh", "sigmoid", "leaky_relu", "elu"}, default="relu"
         Activation of the hidden layers.
-    optimizer : {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}, default="adam"
+    optimizer : {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}, default="adamw"
         Update rule. ``"adamw"`` applies ``l2`` as decoupled weight decay instead of a loss term.
     learning_rate : float > 0, default=1e-3
         Initial step size; ``lr_schedule`` changes it from epoch to epoch.
     lr_schedule : {"constant", "step", "exponential", "inverse_time", "cosine", "coslog4", \
-"plateau"}, default="constant"
+"plateau"}, default="cosine"
         How the learning rate decays over ``max_epochs`` (``"plateau"`` follows the training loss;
         ``"coslog4"`` is RealMLP's four cosine cycles on a logarithmic time axis, each cycle
         longer than the one before and ending near 0).
-    batch_size : int >= 1, default=32
+    batch_size : int >= 1, default=256
         Rows per gradient step; the last batch of an epoch may be smaller.
-    max_epochs : int >= 1, default=200
+    max_epochs : int >= 1, default=256
         Passes over the training data at most.
     tol : float >= 0, default=1e-4
         Smallest improvement of the training loss (or, with early stopping, of the validation
         metric) that counts as progress.
-    n_iter_no_change : int >= 1, default=10
+    n_iter_no_change : int >= 1, default=256
         Epochs without progress of the training loss after which training stops (converged).
-    l2 : float >= 0, default=1e-4
-        L2 penalty λ: the loss gains (λ / 2m) Σ‖W‖² over the weights (not the biases).
-    dropout : float in [0, 1), default=0.0
+        The default lets the default schedule run its whole course.
+    l2 : float >= 0, default=0.3
+        L2 penalty λ: the loss gains (λ / 2m) Σ‖W‖² over the weights (not the biases); with
+        ``optimizer="adamw"``, the decoupled weight decay: each step shrinks the weights by
+        learning rate × λ.
+    dropout : float in [0, 1), default=0.3
         Probability of dropping each hidden unit during training (inverted dropout).
     early_stopping : bool, default=False
         Stop when the validation metric stops improving for ``patience`` epochs and restore the
@@ -132,7 +135,7 @@ PARAMETERS_DOC = """
     label_smoothing : float in [0, 1), default=0.0
         Classifiers only: train on targets (1 - ε) y + ε / K (K classes; 2 for a sigmoid output),
         which caps the confidence of the predicted probabilities and so can raise the log loss.
-    robust_scaling : bool, default=False
+    robust_scaling : bool, default=True
         Scale each feature as RealMLP does before the network sees it: subtract its median,
         divide by its interquartile range (fitted on the first fit's rows), then clip smoothly
         to (-3, 3) with x / sqrt(1 + (x / 3)²), so that outliers and skewed tails stay in range.

@@ -19,12 +19,18 @@ def fit_robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature ``(center, factor)``: the median, and 1 / the interquartile range.
 
     A feature whose quartiles coincide is scaled by its half range instead, 1 / ((max - min) / 2),
-    and a constant feature by 0 (it carries nothing), as RealMLP does.
+    and a constant feature by 0 (it carries nothing), as RealMLP does. The quantiles are taken a
+    column at a time in float64, so the fit holds one column's copy, not one of X.
     """
-    X = np.asarray(X, dtype=np.float64)
-    low, center, high = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    quartiles = np.array(
+        [
+            np.quantile(np.asarray(X[:, j], dtype=np.float64), [0.25, 0.5, 0.75])
+            for j in range(X.shape[1])
+        ]
+    ).reshape(-1, 3)
+    low, center, high = quartiles.T
     spread = high - low
-    half_range = 0.5 * (X.max(axis=0) - X.min(axis=0))
+    half_range = 0.5 * (np.max(X, axis=0).astype(np.float64) - np.min(X, axis=0))
     spread = np.where(spread > 0, spread, half_range)
     factor = np.divide(1.0, spread, out=np.zeros_like(spread), where=spread > 0)
     return center, factor
@@ -39,6 +45,17 @@ def smooth_clip(x: np.ndarray) -> np.ndarray:
     return x / np.hypot(1.0, x / CLIP)
 
 
-def robust_scale(X: np.ndarray, center: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """``smooth_clip((X - center) * factor)`` in float64, a new array."""
-    return smooth_clip((np.asarray(X, dtype=np.float64) - center) * factor)
+#: Rows scaled at a time: the float64 work arrays stay this size whatever the input's.
+CHUNK_ROWS = 65_536
+
+
+def robust_scale(
+    X: np.ndarray, center: np.ndarray, factor: np.ndarray, dtype: type = np.float64
+) -> np.ndarray:
+    """``smooth_clip((X - center) * factor)``, computed in float64 and returned as a new array of
+    ``dtype``, ``CHUNK_ROWS`` rows at a time (each value is the float64 result rounded once)."""
+    out: np.ndarray = np.empty(X.shape, dtype=dtype)
+    for start in range(0, X.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        out[rows] = smooth_clip((np.asarray(X[rows], dtype=np.float64) - center) * factor)
+    return out

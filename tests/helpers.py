@@ -18,6 +18,38 @@ from pathlib import Path
 import pytest
 
 
+#: The small, fast network most tests train: one layer of 64 ReLU units, Adam at a constant
+#: 1e-3, batches of 32, L2 1e-4, no dropout, no input scaling, and the convergence stop after 10
+#: epochs without progress. The estimators' defaults (two layers of 256 units, AdamW on a
+#: 256-epoch cosine schedule, dropout, robust scaling) take seconds a fit, and what a test checks
+#: rarely depends on them; tests of the defaults themselves use the estimators as they are.
+SMALL_NETWORK = {
+    "hidden_layer_sizes": (64,),
+    "optimizer": "adam",
+    "lr_schedule": "constant",
+    "batch_size": 32,
+    "max_epochs": 200,
+    "n_iter_no_change": 10,
+    "l2": 1e-4,
+    "dropout": 0.0,
+    "robust_scaling": False,
+}
+
+
+def small_classifier(**params):
+    """``MLPClassifier`` with :data:`SMALL_NETWORK` under ``params``."""
+    from model import MLPClassifier
+
+    return MLPClassifier(**{**SMALL_NETWORK, **params})
+
+
+def small_regressor(**params):
+    """``MLPRegressor`` with :data:`SMALL_NETWORK` under ``params``."""
+    from model import MLPRegressor
+
+    return MLPRegressor(**{**SMALL_NETWORK, **params})
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = os.environ.copy()
     env.pop("MLFLOW_RUN_ID", None)

@@ -7,9 +7,9 @@ import pytest
 from sklearn.datasets import make_classification
 
 import model
-from model import MLPClassifier, MLPRegressor
 from model.losses import BinaryCrossEntropy, CategoricalCrossEntropy
 from model.network import Network
+from tests.helpers import small_classifier, small_regressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -38,7 +38,7 @@ def _targets_seen_in_training(clf, X, y):
 def test_training_targets_are_one_hot_mixed_with_the_uniform_distribution(n_classes):
     X, y = make_classification(n_samples=40, n_features=5, n_informative=3, n_redundant=0,
                                n_classes=n_classes, random_state=0)
-    Y, order = _targets_seen_in_training(MLPClassifier(hidden_layer_sizes=(3,), label_smoothing=EPS, random_state=0), X, y)
+    Y, order = _targets_seen_in_training(small_classifier(hidden_layer_sizes=(3,), label_smoothing=EPS, random_state=0), X, y)
     if n_classes == 2:  # one sigmoid: y becomes (1 - eps) y + eps / 2, so 0.1 and 0.9
         expected = np.where(y[order] == 1, 1 - EPS / 2, EPS / 2)[:, None]
     else:  # (1 - eps) one_hot + eps / 4: 0.85 for the true class, 0.05 for the others
@@ -51,7 +51,7 @@ def test_training_targets_are_one_hot_mixed_with_the_uniform_distribution(n_clas
 def test_without_smoothing_the_targets_stay_one_hot():
     X, y = make_classification(n_samples=40, n_features=5, n_informative=3, n_redundant=0, n_classes=3,
                                random_state=0)
-    Y, order = _targets_seen_in_training(MLPClassifier(hidden_layer_sizes=(3,), random_state=0), X, y)
+    Y, order = _targets_seen_in_training(small_classifier(hidden_layer_sizes=(3,), random_state=0), X, y)
     np.testing.assert_array_equal(Y, np.eye(3)[y[order]])
 
 
@@ -97,8 +97,8 @@ def test_smoothing_caps_the_confidence_of_a_fitted_classifier():
                                random_state=1)
     kw = {"hidden_layer_sizes": (16,), "learning_rate": 1e-2, "max_epochs": 300, "n_iter_no_change": 300,
           "random_state": 0}
-    plain = MLPClassifier(**kw).fit(X, y).predict_proba(X).max(axis=1)
-    smoothed = MLPClassifier(label_smoothing=EPS, **kw).fit(X, y).predict_proba(X).max(axis=1)
+    plain = small_classifier(**kw).fit(X, y).predict_proba(X).max(axis=1)
+    smoothed = small_classifier(label_smoothing=EPS, **kw).fit(X, y).predict_proba(X).max(axis=1)
     assert plain.max() > 0.999
     assert smoothed.max() < 0.98
     assert np.median(smoothed) == pytest.approx(1 - EPS / 2, abs=0.03)
@@ -107,15 +107,15 @@ def test_smoothing_caps_the_confidence_of_a_fitted_classifier():
 def test_a_regressor_refuses_label_smoothing_and_out_of_range_values_are_refused():
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ValueError, match="^label_smoothing applies to classifiers only; got 0.1$"):
-        MLPRegressor(label_smoothing=0.1, max_epochs=1).fit(X, X[:, 0])
+        small_regressor(label_smoothing=0.1, max_epochs=1).fit(X, X[:, 0])
     for bad in (1.0, -0.1, "0.1"):
         with pytest.raises(ValueError, match=r"^label_smoothing must be a real number in \[0, 1\); got"):
-            MLPClassifier(label_smoothing=bad, max_epochs=1).fit(X, X[:, 0] > 0)
+            small_classifier(label_smoothing=bad, max_epochs=1).fit(X, X[:, 0] > 0)
 
 
 def test_a_smoothed_classifier_saves_and_loads_with_identical_predictions(tmp_path):
     X, y = make_classification(n_samples=60, n_features=5, n_classes=3, n_informative=3, random_state=0)
-    clf = MLPClassifier(hidden_layer_sizes=(6,), label_smoothing=EPS, max_epochs=5, random_state=0).fit(X, y)
+    clf = small_classifier(hidden_layer_sizes=(6,), label_smoothing=EPS, max_epochs=5, random_state=0).fit(X, y)
     clf.save(tmp_path / "clf.npz")
     loaded = model.load(tmp_path / "clf.npz")
     assert loaded.get_params()["label_smoothing"] == EPS

@@ -6,9 +6,9 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-from model import MLPClassifier
 from model.network import Network
 from model.optimizers import OPTIMIZERS, Adam, AdamW, check_optimizer_name
+from tests.helpers import small_classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -166,7 +166,7 @@ def test_adamw_shrinks_weights_and_never_biases():
 
 
 def test_adamw_estimator_is_adam_plus_decoupled_decay(monkeypatch):
-    """One full-batch step of MLPClassifier(optimizer="adamw", l2=lam) differs from Adam without L2
+    """One full-batch step of small_classifier(optimizer="adamw", l2=lam) differs from Adam without L2
     by exactly -lr * lam * W0 on the weights and not at all on the biases; the loss has no L2 term."""
     X, y = make_classification(n_samples=64, n_features=5, random_state=0)
     initial = []
@@ -179,7 +179,7 @@ def test_adamw_estimator_is_adam_plus_decoupled_decay(monkeypatch):
 
     monkeypatch.setattr(Network, "initialize", recording_initialize)
     lr, lam = 0.01, 2.0
-    plain, decayed = [MLPClassifier(hidden_layer_sizes=(6,), optimizer=name, l2=l2, learning_rate=lr, batch_size=64,
+    plain, decayed = [small_classifier(hidden_layer_sizes=(6,), optimizer=name, l2=l2, learning_rate=lr, batch_size=64,
                                     max_epochs=1, dtype="float64", random_state=0).fit(X, y)
                       for name, l2 in (("adam", 0.0), ("adamw", lam))]
     np.testing.assert_array_equal(initial[0], initial[1])

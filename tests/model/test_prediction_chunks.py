@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from model import MLPClassifier, MLPRegressor
+from model import MLPClassifier
 from model.estimators import prediction_chunks
+from tests.helpers import small_classifier, small_regressor
 
 
 @pytest.mark.parametrize("n_rows, chunk", [(10, 4), (11, 4), (12, 4), (13, 4), (3, 4), (4, 4), (0, 4), (1, 1), (100_001, 32_768)])
@@ -33,9 +34,9 @@ def fitted(estimator, n_features=16, n_classes=3):
 
 
 @pytest.mark.parametrize("make, method", [
-    (lambda: MLPClassifier(hidden_layer_sizes=(64,), max_epochs=2, random_state=0), "predict_proba"),
-    (lambda: MLPClassifier(hidden_layer_sizes=(32, 32), max_epochs=2, random_state=0), "predict"),
-    (lambda: MLPRegressor(hidden_layer_sizes=(64,), max_epochs=2, random_state=0), "predict"),
+    (lambda: small_classifier(hidden_layer_sizes=(64,), max_epochs=2, random_state=0), "predict_proba"),
+    (lambda: small_classifier(hidden_layer_sizes=(32, 32), max_epochs=2, random_state=0), "predict"),
+    (lambda: small_regressor(hidden_layer_sizes=(64,), max_epochs=2, random_state=0), "predict"),
 ])
 def test_chunked_prediction_equals_unchunked_bit_for_bit(make, method, monkeypatch):
     estimator = fitted(make())

@@ -6,8 +6,8 @@ import math
 import pytest
 from sklearn.datasets import make_classification
 
-from model import MLPClassifier
 from model.schedules import SCHEDULES, make_schedule
+from tests.helpers import small_classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -133,7 +133,7 @@ def test_training_uses_the_scheduled_rate_each_epoch(name):
     """The rate in each epoch's logs is the schedule's for that epoch, laid out over max_epochs."""
     X, y = make_classification(n_samples=40, n_features=4, random_state=0)
     seen = []
-    MLPClassifier(hidden_layer_sizes=(4,), lr_schedule=name, learning_rate=LR, max_epochs=8, batch_size=40,
+    small_classifier(hidden_layer_sizes=(4,), lr_schedule=name, learning_rate=LR, max_epochs=8, batch_size=40,
                   n_iter_no_change=100, random_state=0).fit(X, y, callbacks=[lambda e, logs: seen.append(logs)])
     expected = make_schedule(name, LR, 8)
     assert [logs["lr"] for logs in seen] == pytest.approx([expected.rate(e) for e in range(8)], rel=1e-12)
@@ -151,7 +151,7 @@ def test_running_out_of_epochs_warns_only_without_a_schedule_laid_out_over_them(
     X, y = make_classification(n_samples=40, n_features=4, random_state=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf = MLPClassifier(hidden_layer_sizes=(4,), lr_schedule=name, max_epochs=3, random_state=0).fit(X, y)
+        clf = small_classifier(hidden_layer_sizes=(4,), lr_schedule=name, max_epochs=3, random_state=0).fit(X, y)
     assert clf.stop_reason_ == "max_epochs"
     warned = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert len(warned) == (1 if name in ("constant", "plateau") else 0)

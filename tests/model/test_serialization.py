@@ -7,15 +7,16 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 
 import model
-from model import MLPClassifier, MLPRegressor
+from model import MLPClassifier
 from model.serialization import ModelFileError
+from tests.helpers import small_classifier, small_regressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _fitted_classifier(labels):
     X, y = make_classification(n_samples=120, n_features=6, n_informative=4, n_classes=len(labels), random_state=0)
-    return MLPClassifier(hidden_layer_sizes=(8, 5), max_epochs=5, random_state=0).fit(X, np.asarray(labels)[y]), X
+    return small_classifier(hidden_layer_sizes=(8, 5), max_epochs=5, random_state=0).fit(X, np.asarray(labels)[y]), X
 
 
 @pytest.mark.parametrize("labels", [[0, 1], ["a", "b", "c"], [1.0, 2.0, 3.0], [True, False]], ids=str)
@@ -34,7 +35,7 @@ def test_classifier_round_trip_is_bit_identical(tmp_path, labels):
 
 def test_regressor_round_trip_and_pickle_free_loading(tmp_path):
     X, y = make_regression(n_samples=100, n_features=4, n_targets=2, random_state=0)
-    reg = MLPRegressor(max_epochs=5, random_state=0, dtype="float64").fit(X, y)
+    reg = small_regressor(max_epochs=5, random_state=0, dtype="float64").fit(X, y)
     path = model.save(reg, tmp_path)  # a directory gets model.npz inside
     assert path.name == "model.npz"
     with np.load(path, allow_pickle=False) as data:  # nothing in the file needs pickle
@@ -120,7 +121,7 @@ def test_an_altered_header_is_refused_and_version_1_files_still_load(tmp_path):
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     frame = pd.DataFrame(X, columns=list("abcd"))
     pre = TabularPreprocessor().fit(frame)
-    pipe = Pipeline([("preprocess", pre), ("mlp", MLPClassifier(max_epochs=3, random_state=0).fit(pre.transform(frame), y))])
+    pipe = Pipeline([("preprocess", pre), ("mlp", small_classifier(max_epochs=3, random_state=0).fit(pre.transform(frame), y))])
     path = model.save(pipe, tmp_path / "m.npz")
     good = path.read_bytes()
 
@@ -284,7 +285,7 @@ def test_a_pipeline_keeps_its_step_names_and_other_objects_are_refused_by_name(t
 
     clf, X = _fitted_classifier([0, 1])
     pre = TabularPreprocessor().fit(X)
-    pipe = Pipeline([("prep", pre), ("net", MLPClassifier(max_epochs=2, random_state=0).fit(pre.transform(X), clf.predict(X)))])
+    pipe = Pipeline([("prep", pre), ("net", small_classifier(max_epochs=2, random_state=0).fit(pre.transform(X), clf.predict(X)))])
     path = model.save(pipe, tmp_path / "p.npz")
     assert read_header(path)["pipeline"]["preprocessor"]["class"] == "TabularPreprocessor"
     loaded = model.load(path)

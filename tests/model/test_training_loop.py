@@ -19,6 +19,7 @@ from model.optimizers import Adam
 from model.schedules import make_schedule
 from model import training
 from model.training import StoppingRules, TrainingState, _BatchBuffers, _should_stop, train
+from tests.helpers import small_classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -35,7 +36,7 @@ def test_full_batch_epoch_loss_is_the_objective_at_the_initial_weights(monkeypat
         initial.append(self.params.copy())
 
     monkeypatch.setattr(Network, "initialize", recording_initialize)
-    clf = MLPClassifier(hidden_layer_sizes=(5,), optimizer="sgd", l2=l2, batch_size=50, max_epochs=1,
+    clf = small_classifier(hidden_layer_sizes=(5,), optimizer="sgd", l2=l2, batch_size=50, max_epochs=1,
                         dtype="float64", random_state=0).fit(X, y)
     net = clf._network
     net.params[:] = initial[0]
@@ -107,7 +108,7 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     X = StandardScaler().fit_transform(X)
     X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
     seen = []
-    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate=0.05, optimizer="sgd", early_stopping=True,
+    clf = small_classifier(hidden_layer_sizes=(16,), learning_rate=0.05, optimizer="sgd", early_stopping=True,
                         patience=3, max_epochs=60, dtype="float64", random_state=0)
     clf.fit(X_tr, y_tr, X_val=X_val, y_val=y_val, callbacks=[lambda e, logs: seen.append(logs)])
     assert clf.stop_reason_ == "early_stopping" and clf.best_epoch_ < clf.n_iter_ == len(seen)

@@ -14,7 +14,7 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
 import model
-from model import MLPClassifier, MLPEnsemble, MLPRegressor
+from model import MLPEnsemble
 from model.preprocessing import TabularPreprocessor
 from tests.helpers import assert_no_failed_trials
 from tuner import runner
@@ -23,8 +23,9 @@ from tuner.data.loading import fingerprint, load_splits
 from tuner.errors import ConfigError
 from tuner.result.final import ensemble_loss, greedy_selection, recorded_final
 from tuner.study.definition import FINAL_ATTR
-from tuner.search.trial_model import copy_seed, trial_epochs
-from tuner.study.space import DEFAULTS_TRIAL, SpaceConfig, defaults_trial
+from tuner.search.trial_model import copy_seed
+from tuner.study.space import SpaceConfig, defaults_trial
+from tests.helpers import small_classifier, small_regressor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_defaults_trial_is_the_estimators_defaults_in_the_default_space():
     params = defaults_trial(SpaceConfig())
-    est = MLPClassifier()
+    est = small_classifier()
     assert params == {
         "n_layers": 1, "units_l0": 64, "activation": est.activation, "batch_size": est.batch_size,
         "learning_rate": est.learning_rate, "lr_schedule": est.lr_schedule, "optimizer": est.optimizer,
@@ -215,7 +216,7 @@ def test_an_ensemble_averages_its_members_and_round_trips_without_pickle(tmp_pat
     X, y = _wine_mixed()
     pre = TabularPreprocessor().fit(X)
     Xt = pre.transform(X)
-    members = [MLPClassifier(hidden_layer_sizes=(h,), max_epochs=15, random_state=s).fit(Xt, y)
+    members = [small_classifier(hidden_layer_sizes=(h,), max_epochs=15, random_state=s).fit(Xt, y)
                for h, s in ((8, 0), (16, 1), (12, 2))]
     ensemble = MLPEnsemble(members, [2.0, 1.0, 1.0])
     expected = (2 * members[0].predict_proba(Xt) + members[1].predict_proba(Xt) + members[2].predict_proba(Xt)) / 4
@@ -235,7 +236,7 @@ def test_a_regression_ensemble_averages_predictions_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + 3
-    members = [MLPRegressor(hidden_layer_sizes=(8,), max_epochs=20, random_state=s).fit(X, y) for s in (0, 1)]
+    members = [small_regressor(hidden_layer_sizes=(8,), max_epochs=20, random_state=s).fit(X, y) for s in (0, 1)]
     ensemble = MLPEnsemble(members)
     np.testing.assert_allclose(ensemble.predict(X), (members[0].predict(X) + members[1].predict(X)) / 2, atol=1e-12)
     assert not hasattr(ensemble, "classes_")
@@ -247,9 +248,9 @@ def test_a_regression_ensemble_averages_predictions_and_round_trips(tmp_path):
 
 def test_an_ensemble_refuses_members_that_do_not_fit_together():
     X = np.random.default_rng(1).normal(size=(30, 2))
-    a = MLPClassifier(max_epochs=2, random_state=0).fit(X, np.arange(30) % 2)
-    b = MLPClassifier(max_epochs=2, random_state=0).fit(X, np.arange(30) % 3)
-    r = MLPRegressor(max_epochs=2, random_state=0).fit(X, np.arange(30.0))
+    a = small_classifier(max_epochs=2, random_state=0).fit(X, np.arange(30) % 2)
+    b = small_classifier(max_epochs=2, random_state=0).fit(X, np.arange(30) % 3)
+    r = small_regressor(max_epochs=2, random_state=0).fit(X, np.arange(30.0))
     with pytest.raises(ValueError, match="different classes"):
         MLPEnsemble([a, b]).predict(X)
     with pytest.raises(ValueError, match="mixes classifiers and regressors"):
@@ -266,20 +267,20 @@ def test_early_stopping_on_the_validation_loss_restores_the_epoch_of_lowest_loss
     X = rng.normal(size=(200, 5))
     y = (X[:, 0] + 0.8 * rng.normal(size=200) > 0).astype(int)  # noisy: the loss turns up
     Xv, yv = X[150:], y[150:]
-    est = MLPClassifier(hidden_layer_sizes=(64,), learning_rate=0.05, max_epochs=60, early_stopping=True,
+    est = small_classifier(hidden_layer_sizes=(64,), learning_rate=0.05, max_epochs=60, early_stopping=True,
                         patience=60, early_stopping_metric="loss", random_state=0)
     est.fit(X[:150], y[:150], X_val=Xv, y_val=yv)
     losses = est.validation_scores_
     assert len(losses) == 60 and est.best_epoch_ == int(np.argmin(losses)) + 1 < 60
     assert log_loss(yv, est.predict_proba(Xv)) == pytest.approx(min(losses), rel=1e-4)  # restored
-    by_score = MLPClassifier(hidden_layer_sizes=(64,), learning_rate=0.05, max_epochs=60, early_stopping=True,
+    by_score = small_classifier(hidden_layer_sizes=(64,), learning_rate=0.05, max_epochs=60, early_stopping=True,
                              patience=60, random_state=0).fit(X[:150], y[:150], X_val=Xv, y_val=yv)
     assert by_score.best_epoch_ == int(np.argmax(by_score.validation_scores_)) + 1  # accuracy, first best
-    reg = MLPRegressor(max_epochs=5, early_stopping=True, early_stopping_metric="loss", random_state=0)
+    reg = small_regressor(max_epochs=5, early_stopping=True, early_stopping_metric="loss", random_state=0)
     reg.fit(X[:150], X[:150, 0], X_val=Xv, y_val=Xv[:, 0])
     assert reg.best_epoch_ == int(np.argmin(reg.validation_scores_)) + 1  # RMSE, lower is better
     with pytest.raises(ValueError, match="early_stopping_metric"):
-        MLPClassifier(early_stopping_metric="auc").fit(X, y)
+        small_classifier(early_stopping_metric="auc").fit(X, y)
 
 
 def test_a_refit_follows_its_trials_learning_rates_epoch_by_epoch(tmp_path):

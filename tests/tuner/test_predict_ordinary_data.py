@@ -22,7 +22,7 @@ from mlflow.models import Model
 from sklearn.pipeline import Pipeline
 
 import model
-from tests.helpers import post_json, served_in_thread
+from tests.helpers import post_json, served_in_thread, small_classifier
 from tuner.study.config import StudyConfig
 from tuner.data.loading import load_splits
 from tuner.result.model_folder import write_model_folder
@@ -55,7 +55,7 @@ def folder(tmp_path_factory):
     splits = load_splits(StudyConfig.model_validate({"name": "t", "data": data, "space": {"batch_size": [8]}}))
     assert splits.X_train["count"].dtype == np.int64 and splits.X_train["age"].dtype == np.float64
     with pytest.warns(Warning):  # two epochs do not converge
-        estimator = model.MLPClassifier(max_epochs=2, random_state=0).fit(splits.Xt_train, splits.y_train)
+        estimator = small_classifier(max_epochs=2, random_state=0).fit(splits.Xt_train, splits.y_train)
     pipeline = Pipeline([("preprocess", splits.preprocessor), ("mlp", estimator)])
     return write_model_folder(tmp / "model", pipeline, splits, {"study": "t"})
 
