@@ -17,11 +17,12 @@ study's, fixed by the seed); the test split is scored once per system, and nothi
 * **Optuna + sklearn**: the baseline of ``bench_tuning.py`` (plain Optuna tuning scikit-learn's
   MLP epoch by epoch on validation accuracy, same space, budget, sampler and pruner, tracked by
   optuna-integration's ``MLflowCallback``), its best trial's model; classification only.
-* **ours (dev recipe)**: ``MLPClassifier(**recipe)`` / ``MLPRegressor(**recipe)`` with the recipe
-  that ``bench/dev_defaults.py`` chose on development data (``DEV_RECIPE``), training + validation
-  rows; ``--untuned-only`` runs only untuned systems (no study), for this one run on the benchmark.
 * **SVM**: ``SVC(probability=True)`` / ``SVR()`` defaults on training + validation rows (skipped
   above 5,000 training rows); **HGB**: ``HistGradientBoostingClassifier/Regressor`` defaults.
+* **RealMLP-TD**: ``pytabkit``'s ``RealMLP_TD_Classifier/Regressor`` (Holzmueller et al., NeurIPS
+  2024), untuned, on the CPU with one thread, on training + validation rows (it holds out its own
+  validation fifth); **LightGBM**: ``LGBMClassifier/Regressor`` defaults. Both come with the
+  ``bench`` extra (``pip install -e '.[bench]'``) and are left out, with a note, when missing.
 
 Every system gets the same preprocessing (the study's, fitted on the rows it trains on).
 The score is the study's metric on the test split (accuracy, roc_auc, log_loss, f1_macro, rmse).
@@ -34,7 +35,9 @@ classes, generated once with a fixed seed 12345, a default study of 20 trials).
     .venv/bin/python bench/bench_quality.py --markdown              # all, seeds 0-4
     .venv/bin/python bench/bench_quality.py --datasets digits --seeds 0,1
     .venv/bin/python bench/bench_quality.py --merge a.json b.json --markdown   # one table of several runs
-    .venv/bin/python bench/bench_quality.py --untuned-only "ours untuned,ours (dev recipe)" --markdown
+    .venv/bin/python bench/bench_quality.py --untuned-only "ours untuned,RealMLP-TD" --json u.json
+    .venv/bin/python bench/bench_quality.py --tuned-only --json t.json   # the studies and Optuna + sklearn
+    .venv/bin/python bench/bench_quality.py --merge u.json t.json --markdown   # merged seed by seed
 """
 
 from __future__ import annotations
@@ -59,18 +62,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_tuning  # noqa: E402
-import dev_defaults  # noqa: E402
 from tuner.study import metrics  # noqa: E402
 from tuner.study.config import StudyConfig, load_config  # noqa: E402
 from tuner.data.loading import load_splits  # noqa: E402
 from tuner.result.final import refit_rows  # noqa: E402
 
 SVM_MAX_ROWS = 5_000
-#: The candidate recipe of bench/dev_defaults.py chosen on development data.
-DEV_RECIPE = "2x256_cosine_wd3_drop3_rs"
 SYNTHETIC_SEED = 12345
 DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "wine_mixed", "iris", "synthetic20k")
-SYSTEMS = ("tuned (final)", "best trial", "ours untuned", "sklearn untuned", "Optuna + sklearn", "SVM", "HGB")
+SYSTEMS = (
+    "tuned (final)", "best trial", "ours untuned", "RealMLP-TD", "sklearn untuned", "Optuna + sklearn", "SVM", "HGB",
+    "LightGBM",
+)
 
 
 def study_config(name: str, workdir: Path) -> StudyConfig:
@@ -101,8 +104,8 @@ def score(config: StudyConfig, splits, predictor, X) -> float:
 
 
 def untuned(config: StudyConfig, splits, seed: int, only=None) -> dict[str, tuple[float, float]]:
-    """(test score, seconds) of the untuned systems (those named in ``only``, else all but the
-    dev recipe), trained on training + validation rows."""
+    """(test score, seconds) of the untuned systems (those named in ``only``, else all), trained on
+    training + validation rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neural_network import MLPClassifier as SkC, MLPRegressor as SkR
     from sklearn.svm import SVC, SVR
@@ -119,11 +122,8 @@ def untuned(config: StudyConfig, splits, seed: int, only=None) -> dict[str, tupl
     }
     if len(y) <= SVM_MAX_ROWS:
         models["SVM"] = SVC(probability=True, random_state=seed) if clf else SVR()
-    recipe = dict(dev_defaults.RECIPES[DEV_RECIPE])
-    if not clf:
-        recipe = {k: v for k, v in recipe.items() if k not in dev_defaults.CLASSIFIER_ONLY}
-    models["ours (dev recipe)"] = (MLPClassifier if clf else MLPRegressor)(random_state=seed, **recipe)
-    models = {k: v for k, v in models.items() if (k in only if only else k != "ours (dev recipe)")}
+    models.update(references(clf, seed))
+    models = {k: v for k, v in models.items() if not only or k in only}
     out = {}
     for name, est in models.items():
         t0 = time.perf_counter()
@@ -134,7 +134,26 @@ def untuned(config: StudyConfig, splits, seed: int, only=None) -> dict[str, tupl
     return out
 
 
-def run_one(name: str, seed: int, workdir: Path, baseline: bool) -> dict[str, tuple[float, float]]:
+def references(clf: bool, seed: int) -> dict:
+    """RealMLP-TD and LightGBM, untuned, when the bench extra is installed (else none, said once)."""
+    try:
+        import torch
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+    except ImportError as exc:
+        print(f"note: RealMLP-TD and LightGBM left out ({exc}); pip install -e '.[bench]'", file=sys.stderr)
+        return {}
+    # Subnormal floats slow RealMLP several times on this CPU (NOTES.md); this is the bench's process.
+    torch.set_flush_denormal(True)
+    realmlp = RealMLP_TD_Classifier if clf else RealMLP_TD_Regressor
+    lgbm = LGBMClassifier if clf else LGBMRegressor
+    return {
+        "RealMLP-TD": realmlp(device="cpu", n_threads=1, random_state=seed, verbosity=0),
+        "LightGBM": lgbm(random_state=seed, verbose=-1),
+    }
+
+
+def run_one(name: str, seed: int, workdir: Path, baseline: bool, untuned_too: bool = True) -> dict[str, tuple[float, float]]:
     from tuner.runner import run_study
 
     config = study_config(name, workdir).with_overrides(seed=seed)
@@ -150,7 +169,8 @@ def run_one(name: str, seed: int, workdir: Path, baseline: bool) -> dict[str, tu
         wall = time.perf_counter() - t0
     results["tuned (final)"] = (result.test_scores[config.metric], wall)
     results["best trial"] = (result.best_trial_scores[config.metric], wall)
-    results.update(untuned(config, splits, seed))
+    if untuned_too:
+        results.update(untuned(config, splits, seed))
     if baseline and config.task == "classification":
         base_dir = Path(tempfile.mkdtemp(prefix=f"{name}-{seed}-base-", dir=workdir))
         base = bench_tuning.run_baseline(fitted, seed, base_dir, "sqlite")
@@ -201,11 +221,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every score to this file")
     parser.add_argument("--merge", type=Path, nargs="+", help="print one table from the --json files of earlier runs")
     parser.add_argument("--untuned-only", help="comma-separated untuned systems to run alone, without a study")
+    parser.add_argument("--tuned-only", action="store_true", help="the studies and the Optuna + sklearn baseline alone")
     args = parser.parse_args()
     if args.merge:
         merged: dict = {}
-        for path in args.merge:
-            merged.update(json.loads(path.read_text()))
+        for path in args.merge:  # seed by seed: one file's systems beside another's
+            for name, by_seed in json.loads(path.read_text()).items():
+                for seed, systems in by_seed.items():
+                    merged.setdefault(name, {}).setdefault(seed, {}).update(systems)
         print_report(merged, args.seeds, args.markdown)
         return
     bench_tuning.quiet()
@@ -222,7 +245,9 @@ def main() -> None:
                     only = args.untuned_only.split(",")
                     rows[name][seed] = untuned(config, load_splits(config), seed, only)
                 else:
-                    rows[name][seed] = run_one(name, seed, Path(tmp), baseline=not args.no_baseline)
+                    rows[name][seed] = run_one(
+                        name, seed, Path(tmp), baseline=not args.no_baseline, untuned_too=not args.tuned_only
+                    )
                 shown = {k: (round(v[0], 4), round(v[1], 1)) for k, v in rows[name][seed].items()}
                 print(f"{name} seed {seed}: {shown}", file=sys.stderr, flush=True)
                 if args.json:  # after every seed: a run cut off keeps what it measured
