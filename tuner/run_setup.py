@@ -85,7 +85,7 @@ def create_study(
         and config.sampler.name != "grid"
         and not study.get_trials(deepcopy=False)
     ):
-        # The estimator's defaults go first: the study can only improve on them (on validation).
+        # The small baseline network goes first (tuner.study.space.DEFAULTS_TRIAL).
         queued.append(defaults_trial(config.space))
         study.enqueue_trial(queued[0], skip_if_exists=True)
     warm_start.enqueue_once(study, storage, config, sources, queued, notify)

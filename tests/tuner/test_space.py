@@ -21,9 +21,9 @@ from tuner.study.grid import grid_search_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 MODEL_KEYS = {"hidden_layer_sizes", "activation", "batch_size", "learning_rate", "lr_schedule",
-              "optimizer", "l2", "dropout", "patience", "max_epochs"}
-#: Drawn when a study file's [space] names them.
-OPTIONAL_KEYS = {"robust_scaling", "label_smoothing"}
+              "optimizer", "l2", "dropout", "patience", "max_epochs", "robust_scaling"}
+#: Drawn when a study file's [space] names it.
+OPTIONAL_KEYS = {"label_smoothing"}
 
 
 def check_valid(params: dict) -> None:
@@ -61,7 +61,7 @@ def test_fixed_trial_gives_exact_kwargs():
     params = suggest_params(FixedTrial(values), default_space(), max_epochs=30)
     assert params == {"hidden_layer_sizes": (32, 16), "activation": "tanh", "batch_size": 64,
                       "learning_rate": 0.01, "lr_schedule": "cosine", "optimizer": "adamw", "l2": 1e-4,
-                      "dropout": 0.1, "patience": 5, "max_epochs": 30}
+                      "dropout": 0.1, "patience": 5, "max_epochs": 30, "robust_scaling": False}
 
 
 def test_narrowed_fixed_and_dropped_entries():
@@ -85,7 +85,7 @@ def test_narrowed_fixed_and_dropped_entries():
         assert params["patience"] in (4, 6, 8)
         assert "activation" not in trial.params and "n_layers" not in trial.params  # fixed: not suggested
         study.tell(trial, 0.0)
-    assert study.trials[0].user_attrs == {"n_layers": 2, "activation": "elu"}
+    assert study.trials[0].user_attrs == {"n_layers": 2, "activation": "elu", "robust_scaling": False}
 
 
 def test_dropping_layers_and_units():
@@ -330,3 +330,13 @@ def test_enqueued_trials_do_not_change_a_fresh_study_seed(tmp_path):
         s.optimize(lambda t: suggest_params(t, config.space, 10) and 0.0, n_trials=3)
     assert study.trials[0].params["n_layers"] == 1
     assert [t.params for t in study.trials] == [t.params for t in plain.trials]
+
+
+def test_the_default_space_turns_robust_scaling_off_for_every_trial_while_the_estimators_default_is_on():
+    """A trial does not inherit the estimators' robust scaling (on by default): the study's
+    preprocessing standardises already, and scaling again would copy every trial's training rows."""
+    from model import MLPClassifier
+
+    assert MLPClassifier().robust_scaling is True
+    params = suggest_params(optuna.create_study().ask(), SpaceConfig(), 5)
+    assert params["robust_scaling"] is False and "label_smoothing" not in params

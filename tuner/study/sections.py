@@ -382,8 +382,8 @@ MAX_FITTED_EPOCHS = 200
 class ResultConfig(Section):
     """[result]: what a study hands back besides its best trial.
 
-    ``start_from_defaults``: the estimator's own defaults (clipped into the space) are the first
-    trial, so a study never ends worse on validation than no tuning. ``refit``: the final model
+    ``start_from_defaults``: a small baseline network (:data:`tuner.study.space.DEFAULTS_TRIAL`,
+    clipped into the space) is the first trial. ``refit``: the final model
     is trained again on training + validation rows for the epochs its trial needed, as
     ``GridSearchCV(refit=True)`` does. ``ensemble``: up to this many trials, chosen greedily on
     validation (Caruana et al., 2004), are averaged into the final model; 1 keeps the best trial

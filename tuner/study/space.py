@@ -46,9 +46,10 @@ DEFAULT_SPACE: dict[str, Any] = {
     "l2": {"low": 1e-6, "high": 1e-1, "log": True},
     "dropout": {"low": 0.0, "high": 0.5},
     "patience": {"low": 3, "high": 20},
-    # Left to the estimator unless a study file sets them ({"kind": "dropped"}: a boolean's false
-    # is a fixed value).
-    "robust_scaling": {"kind": "dropped"},
+    # Off unless a study file sets it: the study's preprocessing standardises the inputs already,
+    # and a trial's robust scaling would copy its training rows (the estimators' default is on).
+    "robust_scaling": False,
+    # Left to the estimator (no smoothing) unless a study file sets it.
     "label_smoothing": False,
 }
 
@@ -346,9 +347,11 @@ DEFAULTS_TRIAL: dict[str, Any] = {
     "robust_scaling": False,
     "label_smoothing": 0.0,
 }
-"""The estimators' own defaults (``MLPClassifier()``: one layer of 64 ReLU units, Adam at 1e-3,
-batches of 32, L2 1e-4, no dropout) as space values; ``patience`` is the estimators' default for
-early stopping, which every trial uses."""
+"""A study's first trial, as space values: a small, quick network (one layer of 64 ReLU units,
+Adam at a constant 1e-3, batches of 32, L2 1e-4, no dropout), a baseline that the pruner and the
+sampler see first. The estimators' defaults, a larger network on a 256-epoch schedule, gained
+nothing as a first trial within a study's epoch budget on development data (docs/benchmarks.md);
+``patience`` is the estimators' default for early stopping, which every trial uses."""
 
 
 def _clip(spec: Range, value: float, kind: str) -> int | float:
@@ -360,7 +363,7 @@ def _clip(spec: Range, value: float, kind: str) -> int | float:
 
 
 def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
-    """The estimators' defaults as a trial of ``space`` (for ``study.enqueue_trial``): each value
+    """:data:`DEFAULTS_TRIAL` as a trial of ``space`` (for ``study.enqueue_trial``): each value
     clipped into its range, or, for choices that do not include it, the first choice; fixed and
     dropped parameters are not drawn, so they are left out."""
     params: dict[str, Any] = {}
