@@ -200,12 +200,13 @@ def report(rows: dict[str, dict[int, dict[str, tuple[float, float]]]], markdown:
             vals = [r[system][0] for r in by_seed.values() if system in r]
             worst = (min if better else max)(vals) if vals else None
             cells.append(f"{_mean(vals):.4f}" + (f" (worst {worst:.4f})" if system == "tuned (final)" else "") if vals else "-")
+        paired = [r for r in by_seed.values() if "tuned (final)" in r and "ours untuned" in r]
         wins = sum(
             (r["tuned (final)"][0] >= r["ours untuned"][0]) if better else (r["tuned (final)"][0] <= r["ours untuned"][0])
-            for r in by_seed.values()
+            for r in paired
         )
-        cells.append(f"{wins} of {len(by_seed)}")
-        cells.append(f"{_mean([r['tuned (final)'][1] for r in by_seed.values()]):.1f}")
+        cells.append(f"{wins} of {len(paired)}")
+        cells.append(f"{_mean([r['tuned (final)'][1] for r in by_seed.values() if 'tuned (final)' in r]):.1f}")
         base = [r["Optuna + sklearn"][1] for r in by_seed.values() if "Optuna + sklearn" in r]
         cells.append(f"{_mean(base):.1f}" if base else "-")
         lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
@@ -225,10 +226,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         merged: dict = {}
+        wanted = {int(s) for s in args.seeds.split(",")}
         for path in args.merge:  # seed by seed: one file's systems beside another's
             for name, by_seed in json.loads(path.read_text()).items():
                 for seed, systems in by_seed.items():
-                    merged.setdefault(name, {}).setdefault(seed, {}).update(systems)
+                    if int(seed) in wanted:
+                        merged.setdefault(name, {}).setdefault(seed, {}).update(systems)
         print_report(merged, args.seeds, args.markdown)
         return
     bench_tuning.quiet()
