@@ -14,7 +14,7 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
 import model
-from model import MLPEnsemble
+from model import MLPClassifier, MLPEnsemble
 from model.preprocessing import TabularPreprocessor
 from tests.helpers import assert_no_failed_trials
 from tuner import runner
