@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 # --- the defaults trial -----------------------------------------------------------------------
 
 
-def test_defaults_trial_is_the_estimators_defaults_in_the_default_space():
+def test_defaults_trial_is_the_small_network_in_the_default_space():
     params = defaults_trial(SpaceConfig())
     est = small_classifier()
     assert params == {
@@ -155,7 +155,7 @@ def small_run(tmp_path_factory):
     return config, result
 
 
-def test_the_first_trial_is_the_estimators_defaults(small_run):
+def test_the_first_trial_is_the_small_baseline_network(small_run):
     config, result = small_run
     first = result.study.trials[0]
     n_train = len(load_splits(config).y_train)
