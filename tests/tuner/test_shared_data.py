@@ -38,8 +38,10 @@ seeds = 1
 """
 
 
-def test_trials_share_one_prepared_copy_of_the_data(tmp_path, monkeypatch):
-    fits, received = [], []
+def _spies(fits: list, trained: list, record):
+    """Stand-ins for ``TabularPreprocessor.fit`` and ``MLPClassifier.fit`` that run the originals
+    and append the rows of each preprocessing fit to ``fits`` and ``record(X, X_val)`` of each
+    estimator fit to ``trained``."""
     preprocessor_fit, estimator_fit = TabularPreprocessor.fit, MLPClassifier.fit
 
     def counted_fit(self, X, y=None):
@@ -47,9 +49,15 @@ def test_trials_share_one_prepared_copy_of_the_data(tmp_path, monkeypatch):
         return preprocessor_fit(self, X, y)
 
     def recorded_fit(self, X, y, X_val=None, y_val=None, callbacks=None):
-        received.append((X, X_val))
+        trained.append(record(X, X_val))
         return estimator_fit(self, X, y, X_val=X_val, y_val=y_val, callbacks=callbacks)
 
+    return counted_fit, recorded_fit
+
+
+def test_trials_share_one_prepared_copy_of_the_data(tmp_path, monkeypatch):
+    fits, received = [], []
+    counted_fit, recorded_fit = _spies(fits, received, lambda X, X_val: (X, X_val))
     monkeypatch.setattr(TabularPreprocessor, "fit", counted_fit)
     monkeypatch.setattr(MLPClassifier, "fit", recorded_fit)
     path = tmp_path / "shared.toml"
@@ -76,17 +84,7 @@ def _spying_worker(log_dir, *args):
     from tuner import runner
 
     record = {"fits": [], "trained": []}
-    preprocessor_fit, estimator_fit = TabularPreprocessor.fit, MLPClassifier.fit
-
-    def counted_fit(self, X, y=None):
-        record["fits"].append(len(X))
-        return preprocessor_fit(self, X, y)
-
-    def recorded_fit(self, X, y, X_val=None, y_val=None, callbacks=None):
-        record["trained"].append(_received(X, X_val))
-        return estimator_fit(self, X, y, X_val=X_val, y_val=y_val, callbacks=callbacks)
-
-    TabularPreprocessor.fit, MLPClassifier.fit = counted_fit, recorded_fit
+    TabularPreprocessor.fit, MLPClassifier.fit = _spies(record["fits"], record["trained"], _received)
     try:
         runner._worker_process(*args)
     finally:
@@ -108,15 +106,7 @@ def test_jobs_workers_map_one_matrix_written_once_and_removed_at_the_end(tmp_pat
     from tuner import runner
 
     fits, parent_trained = [], []
-    preprocessor_fit, estimator_fit = TabularPreprocessor.fit, MLPClassifier.fit
-
-    def counted_fit(self, X, y=None):
-        fits.append(len(X))
-        return preprocessor_fit(self, X, y)
-
-    def recorded_fit(self, X, y, X_val=None, y_val=None, callbacks=None):
-        parent_trained.append(_received(X, X_val))
-        return estimator_fit(self, X, y, X_val=X_val, y_val=y_val, callbacks=callbacks)
+    counted_fit, recorded_fit = _spies(fits, parent_trained, _received)
 
     logs = tmp_path / "logs"
     logs.mkdir()
