@@ -6,7 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from tuner.study.space import DOMAINS, Choices, Domain, Dropped, Fixed, Range, SpaceConfig
+from tuner.study.space import (
+    DOMAINS,
+    SCALAR_PARAMS,
+    Choices,
+    Domain,
+    Dropped,
+    Fixed,
+    Range,
+    SpaceConfig,
+    undrawn_layers,
+)
 
 
 def _grid_values(domain: Domain, spec: Range, n_points: int) -> list[int | float]:
@@ -41,19 +51,12 @@ def grid_search_space(space: SpaceConfig, n_points: int = 3) -> dict[str, list[A
     layer_values = values("n_layers", space.n_layers)
     if layer_values is not None:
         grid["n_layers"] = layer_values
-    max_layers = (
-        max(layer_values)
-        if layer_values
-        else (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
-    )
+    max_layers = max(layer_values) if layer_values else undrawn_layers(space)
     unit_values = values("units", space.units)
     if unit_values is not None:
         for i in range(int(max_layers)):
             grid[f"units_l{i}"] = unit_values
-    for name in DOMAINS:
-        if (
-            name not in ("n_layers", "units")
-            and (v := values(name, getattr(space, name))) is not None
-        ):
+    for name in SCALAR_PARAMS:
+        if (v := values(name, getattr(space, name))) is not None:
             grid[name] = v
     return grid

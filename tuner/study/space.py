@@ -129,6 +129,8 @@ DOMAINS: dict[str, Domain] = {
 }
 #: Parameters of MLPClassifier only: a regression study's default space drops them.
 CLASSIFIER_ONLY = ("label_smoothing",)
+#: The parameters drawn as themselves: every one but the two that build ``hidden_layer_sizes``.
+SCALAR_PARAMS = tuple(name for name in DOMAINS if name not in ("n_layers", "units"))
 
 
 def _num(value: float) -> str:
@@ -392,15 +394,17 @@ def defaults_trial(space: SpaceConfig) -> dict[str, Any]:
     if units is not None and not (
         isinstance(space.n_layers, Dropped) and isinstance(space.units, Dropped)
     ):
-        layers = n_layers or (space.n_layers.value if isinstance(space.n_layers, Fixed) else 1)
+        layers = n_layers or undrawn_layers(space)
         params.update({f"units_l{i}": units for i in range(int(layers))})
-    for name in DOMAINS:
-        if (
-            name not in ("n_layers", "units")
-            and (v := value_for(name, getattr(space, name))) is not None
-        ):
+    for name in SCALAR_PARAMS:
+        if (v := value_for(name, getattr(space, name))) is not None:
             params[name] = v
     return params
+
+
+def undrawn_layers(space: SpaceConfig) -> int:
+    """The number of hidden layers when ``n_layers`` is not drawn: its fixed value, else 1."""
+    return int(space.n_layers.value) if isinstance(space.n_layers, Fixed) else 1
 
 
 def check_in_spec(domain_name: str, spec: Range | Choices, value: Any) -> int | float | str:
@@ -466,9 +470,7 @@ def suggest_params(
             for i in range(n_layers)
         ]
         params["hidden_layer_sizes"] = tuple(int(s) for s in sizes)
-    for name in DOMAINS:
-        if name in ("n_layers", "units"):
-            continue
+    for name in SCALAR_PARAMS:
         value = _draw(trial, name, name, getattr(space, name))
         if value is not None:
             params[name] = value
