@@ -25,6 +25,9 @@ DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 #: Delimiters a text file may use, tried by csv.Sniffer on its first bytes (comma when unsure).
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
+#: A text file is parsed in pieces of about this many bytes of float64 columns
+#: (:func:`read_csv_chunked`).
+CHUNK_BYTES = 64 * 1024 * 1024
 NUMBER_WITH_DECIMAL_COMMA = r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?"
 #: A target of whole numbers with at most this many distinct values is read as class labels
 #: when the study file gives no task (scikit-learn's ``type_of_target`` calls any whole numbers
@@ -70,12 +73,49 @@ def read_file(
             return pd.read_parquet(path, columns=columns)
         sep = _delimiter(path)
         as_text = {name: "string" for name in categorical}  # names absent from the file are ignored
-        frame = pd.read_csv(path, sep=sep, dtype=as_text, usecols=columns)
+        frame = read_csv_chunked(path, sep=sep, dtype=as_text, usecols=columns)
         if sep != "," and _has_decimal_commas(frame):
-            frame = pd.read_csv(path, sep=sep, dtype=as_text, usecols=columns, decimal=",")
+            frame = read_csv_chunked(path, sep=sep, dtype=as_text, usecols=columns, decimal=",")
         return frame
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise _unreadable(path, exc) from None
+
+
+def read_csv_chunked(path: Path, chunk_rows: int | None = None, **options) -> pd.DataFrame:
+    """``pd.read_csv(path, **options)``, the same frame, read :data:`CHUNK_ROWS`-sized pieces at
+    a time so that the peak memory is the frame and one piece, not the frame twice.
+
+    A whole-file ``read_csv`` holds every parsed piece and the columns built from them at once
+    (about twice the frame). Here each piece's columns are copied out one by one and the piece
+    dropped; each column is then joined from its pieces and its pieces dropped. A column whose
+    pieces were typed differently (numbers in one, text in another; whole numbers, then gaps) is
+    read again alone, so that pandas types it from all its values as a whole-file read does.
+    """
+    rows = chunk_rows or max(1_000, CHUNK_BYTES // (8 * max(1, _column_count(path, options))))
+    pieces: dict[str, list[pd.Series]] = {}
+    for chunk in pd.read_csv(path, chunksize=rows, **options):
+        for name in chunk.columns:
+            pieces.setdefault(name, []).append(chunk[name].copy(deep=True))
+        del chunk
+    if not pieces:  # a header without rows
+        return pd.read_csv(path, **options)
+    columns = {}
+    for name in list(pieces):
+        parts = pieces.pop(name)
+        if len({str(part.dtype) for part in parts}) == 1:
+            columns[name] = pd.concat(parts, ignore_index=True)
+        else:
+            columns[name] = pd.read_csv(path, **{**options, "usecols": [name]})[name]
+        del parts
+    return pd.DataFrame(columns, copy=False)
+
+
+def _column_count(path: Path, options: dict) -> int:
+    usecols = options.get("usecols")
+    if usecols is not None:
+        return len(usecols)
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        return len(next(csv.reader(fh, delimiter=options.get("sep", ",")), []))
 
 
 def column_names(path: Path) -> list[str]:
@@ -211,7 +251,7 @@ def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
         return frame
     texts = {t.strip() for t in tokens}
     numbers = pd.to_numeric(pd.Series(sorted(texts)), errors="coerce").dropna().tolist()
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: columns replaced below, the caller's kept
     for name in frame.columns:
         series = frame[name]
         if text_values(series) is not None:
