@@ -36,6 +36,7 @@ from tuner.result.export import check_no_pickle, export_study, resolve_config, w
 from tuner.search.trial_model import trial_epochs
 from tuner.study import metrics
 from tuner import runner
+from tuner.result.final import DEFAULTS_MEMBER, member_name, member_number
 from tuner.tracking import StudyTracker
 
 # The module-scoped fixture runs once: keep this file on one test worker.
@@ -306,7 +307,7 @@ def test_final_export_is_the_model_the_run_scored(env):
     the pyfunc and the run's own pipeline."""
     final, result, X = env["final"], env["result"], raw_test_rows(env)
     assert final.source == "final"
-    assert final.metadata["members"] == {str(k): v for k, v in result.final.members.items()}
+    assert final.metadata["members"] == {member_name(k): v for k, v in result.final.members.items()}
     assert final.metadata["trained_on"] == "train+validation"
     assert final.test_scores == pytest.approx(result.test_scores, abs=1e-12)
     loaded = model.load(final.path)
@@ -325,17 +326,22 @@ def test_exported_models_are_named_and_tagged_as_what_they_are(env):
     final, run_final = env["final"], env["result"].final
     logged = client.get_logged_model(final.model_id)
     meta = Model.load(str(final.path)).metadata
-    members = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in run_final.members.items())
+    members = ", ".join(member_name(k) + (f" x{v}" if v > 1 else "") for k, v in run_final.members.items())
     assert logged.name == meta["name"] == "wine_export-final"
     assert logged.tags["tuner.source"] == meta["source"] == "final"
-    assert logged.tags["tuner.members"] == members and meta["members"] == {str(k): v for k, v in run_final.members.items()}
+    assert logged.tags["tuner.members"] == members and meta["members"] == {member_name(k): v for k, v in run_final.members.items()}
     assert logged.tags["tuner.seeds"] == str(run_final.seeds) == str(meta["seeds"])
     assert logged.tags["tuner.refit"] == "true" and meta["trained_on"] == "train+validation"
     assert set(meta["member_trials"]) == set(meta["members"])
-    for number, fields in meta["member_trials"].items():
-        trial = env["study"].trials[int(number)]
+    for name, fields in meta["member_trials"].items():
+        number = member_number(name)
+        assert fields["epochs"] == run_final.epochs[number] and fields["weight"] == run_final.members[number]
+        if number == DEFAULTS_MEMBER:  # the estimator's defaults: their parameters, no trial's score
+            assert fields["hyperparameters"]["hidden_layer_sizes"] == list(model.MLPClassifier().hidden_layer_sizes)
+            assert fields["validation_score"] is None and fields["trial_run_id"] is None
+            continue
+        trial = env["study"].trials[number]
         assert fields["hyperparameters"] == trial.params and fields["validation_score"] == pytest.approx(trial.value)
-        assert fields["epochs"] == run_final.epochs[int(number)] and fields["weight"] == run_final.members[int(number)]
     if len(run_final.members) > 1:  # an ensemble of trials: no one trial's figures at the top
         assert "tuner.trial" not in logged.tags and meta["trial"] is None
         assert meta["hyperparameters"] is None and meta["validation_score"] is None

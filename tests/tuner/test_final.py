@@ -146,7 +146,7 @@ def small_run(tmp_path_factory):
     config = _config(
         seed=3, budget={"n_trials": 6, "max_epochs": 30},
         space={"n_layers": 1, "units": {"low": 8, "high": 32}, "optimizer": ["adam"], "activation": ["relu", "tanh"]},
-        pruner={"name": "none"}, result={"ensemble": 4},
+        pruner={"name": "none"}, result={"ensemble": 4, "defaults_candidate": False},
     )
     result = runner.run_study(
         config, storage=f"sqlite:///{folder}/optuna.db", tracking_uri=f"sqlite:///{folder}/mlflow.db"
@@ -196,7 +196,7 @@ def test_the_final_model_is_refit_on_training_and_validation_rows(small_run):
 
 def test_ensemble_of_one_without_refit_is_the_best_trial_alone(tmp_path):
     config = _config(seed=1, budget={"n_trials": 3, "max_epochs": 10}, pruner={"name": "none"},
-                     result={"ensemble": 1, "refit": False})
+                     result={"ensemble": 1, "refit": False, "defaults_candidate": False})
     result = runner.run_study(config, storage=f"sqlite:///{tmp_path}/o.db", tracking_uri=f"sqlite:///{tmp_path}/m.db")
     assert_no_failed_trials(result.study)
     assert result.final.members == {result.study.best_trial.number: 1} and not result.final.refit

@@ -14,6 +14,7 @@ from tests.helpers import assert_no_failed_trials, child_runs
 from tuner import runner
 from tuner.study.config import StudyConfig
 from tuner.tracking import ExperimentWarning, StudyTracker, TrialRecord, experiment_url
+from tuner.result.final import member_name
 from tuner.tracking.keys import members_text
 
 # The module-scoped fixture runs once: keep this file on one test worker.
@@ -56,7 +57,7 @@ def test_the_parent_run_is_tagged_with_the_final_model_the_run_printed(worker_th
     result, run = worker_then_run["result"], worker_then_run["run"]
     final, tags = result.final, run.data.tags
     assert run.data.params.get("role") != "worker"
-    assert tags["final_members"] == members_text({str(k): v for k, v in final.members.items()})
+    assert tags["final_members"] == members_text({member_name(k): v for k, v in final.members.items()})
     assert tags["final_members"] != ""
     assert tags["final_refit"] == "true" and final.refit
     assert tags["final_seeds"] == "2" == str(final.seeds)

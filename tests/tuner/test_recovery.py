@@ -17,6 +17,7 @@ from tests.helpers import assert_no_failed_trials, cli_env, wait_until, write_st
 from tests.e2e.test_scale import write_study as write_slow_study
 from tuner import interrupts
 from tuner.storage.budget import counted_trials
+from tuner.result.final import member_name
 from tuner.storage.recovery import TAG_CLOSED, recover
 from tuner.storage.retries import retry_links
 from tuner.storage.storages import open_storage
@@ -169,6 +170,6 @@ def test_a_run_that_ended_while_mlflow_was_down_is_finished_with_its_scores(tmp_
     assert run.data.metrics["final/test_accuracy"] == pytest.approx(result.test_scores["accuracy"])
     members = result.final.members
     assert run.data.tags["final_members"] == ", ".join(
-        f"{k}" + (f" x{v}" if v > 1 else "") for k, v in members.items()
+        member_name(k) + (f" x{v}" if v > 1 else "") for k, v in members.items()
     )
     assert "MLflow was unreachable" in run.data.tags[TAG_CLOSED]

@@ -14,7 +14,7 @@ from tuner.study.config import StudyConfig
 from tuner.data.loading import load_splits
 from tuner.errors import ConfigError
 from tuner.search.trial_model import trial_estimator
-from tuner.result.final import select_members
+from tuner.result.final import DEFAULTS_MEMBER, select_members
 from tuner.study.metrics import score_model
 from tuner.search.resampling import resamples, validation_targets
 
@@ -95,4 +95,4 @@ def test_a_trial_scores_the_mean_of_its_splits_and_the_ensemble_sees_them_all(tm
     # the selection (redone in a fresh process's way, from the trials alone) scores 3 splits' outputs
     members, known, _ = select_members(fitted, splits, result.study)
     assert all(len(k.output) == 3 * len(splits.y_val) for k in known.values())
-    assert set(members) <= {t.number for t in result.study.trials}
+    assert set(members) <= {t.number for t in result.study.trials} | {DEFAULTS_MEMBER}

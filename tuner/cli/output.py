@@ -142,6 +142,8 @@ def _print_final(result: StudyResult) -> None:
         if final is None or len(final.members) == 1
         else f"ensemble of trials {members_text(final.members)}"
     )
+    if final is not None and final.is_defaults:
+        what = "the estimator's defaults (no trial lowered their validation loss)"
     if final is not None and final.seeds > 1:
         what += f", each trained with {final.seeds} seeds"
     rows = (

@@ -290,13 +290,13 @@ def export_study(
         built = _final_build(config, splits, optuna_study)
     trials = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}
     scores = test_scores(splits, built.pipeline)
-    lead = trials[built.lead]
+    lead = trials.get(built.lead)  # None for the estimator's defaults (no trial)
     result = ExportResult(
         path=out_path,
         study_name=config.name,
-        trial_number=lead.number,
+        trial_number=built.lead,
         source=built.source,
-        validation_score=float(lead.values[0]),
+        validation_score=float(lead.values[0]) if lead is not None else float("nan"),
         test_scores=scores,
         metadata=provenance(config, splits, built, trials, scores),
         notes=built.notes,

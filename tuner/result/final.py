@@ -21,6 +21,18 @@ After the trials, the study's ``[result]`` table decides the final model:
   networks. Chosen on development data only (the README's "What tuning buys" has the measurement and
   its command). Without refit the members are the trials' own models.
 
+``defaults_candidate = true`` (default): the estimator's defaults (``MLPClassifier()`` /
+``MLPRegressor()``, a larger network trained longer than a trial) are one more candidate of the
+selection, so that a study does not hand back a model worse on validation than no tuning at all.
+They are trained on the training rows of every validation split with the study's seed, and their
+validation outputs join the trials' (with ``ensemble = 1``: the one of lower validation loss, the
+best trial or the defaults). Picked, they are a member like a trial (weight, ``seeds`` copies on
+training + validation rows from the study's seed and ones drawn from it), trained on their own
+schedule to its end. Left out under ``[budget] epoch_rows`` (the defaults' 256
+passes would dwarf the trials' budget), under ``[objective] constraints``, in a multi-objective
+study and for multilabel targets. Chosen on development data only (docs/benchmarks.md, "The
+estimator's defaults as a candidate").
+
 The validation outputs of the trials come from the objective of this process when it ran them, else
 from the trial trained again (deterministic from its parameters and seed). With several validation
 splits (``[objective] validation_splits``, :mod:`tuner.search.resampling`) they are the outputs of
@@ -53,6 +65,7 @@ from tuner.search.objective import CANDIDATES_PER_MEMBER, CompletedTrial, score_
 from tuner.search.pareto import best_trial
 from tuner.search.resampling import Resample, resamples, validation_targets
 from tuner.search.trial_model import (
+    copy_seed,
     monitored_validation,
     trial_epochs,
     trial_estimator,
@@ -71,6 +84,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from tuner.tracking import StudyTracker
 
 
+#: The key of the estimator's defaults among a final model's members (no trial has a negative
+#: number), and its name where members are written out (the study's record, tags, the summary).
+DEFAULTS_MEMBER = -1
+DEFAULTS_NAME = "defaults"
+
+
+def member_name(number: int) -> str:
+    """A member as written out: its trial number, or :data:`DEFAULTS_NAME`."""
+    return DEFAULTS_NAME if number == DEFAULTS_MEMBER else str(int(number))
+
+
+def member_number(name: str) -> int:
+    """The inverse of :func:`member_name`."""
+    return DEFAULTS_MEMBER if name == DEFAULTS_NAME else int(name)
+
+
 @dataclass
 class FinalModel:
     """The final model (raw rows in) and what it is made of."""
@@ -87,12 +116,17 @@ class FinalModel:
     def kind(self) -> str:
         return "ensemble" if len(self.members) > 1 or self.seeds > 1 else "single"
 
+    @property
+    def is_defaults(self) -> bool:
+        """Whether the final model is the estimator's defaults alone (no trial among it)."""
+        return set(self.members) == {DEFAULTS_MEMBER}
+
     def describe(self) -> dict[str, Any]:
         """JSON-safe summary, stored on the study (see :data:`FINAL_ATTR`)."""
         return {
-            "members": {str(k): int(v) for k, v in self.members.items()},
+            "members": {member_name(k): int(v) for k, v in self.members.items()},
             "refit": self.refit,
-            "epochs": {str(k): int(v) for k, v in self.epochs.items()},
+            "epochs": {member_name(k): int(v) for k, v in self.epochs.items()},
             "validation_loss": self.validation_loss,
             "seeds": int(self.seeds),
         }
@@ -134,6 +168,46 @@ def greedy_selection(
         picks[number] += 1
         total = outputs[number] if total is None else total + outputs[number]
     return dict(picks), float(best_loss)
+
+
+def defaults_estimator(task: str, seed: int) -> MLPClassifier | MLPRegressor:
+    """The estimator's defaults for ``task``, seeded."""
+    return (
+        MLPClassifier(random_state=seed)
+        if task == "classification"
+        else MLPRegressor(random_state=seed)
+    )
+
+
+def considers_defaults(config: StudyConfig, splits: Splits) -> bool:
+    """Whether the estimator's defaults are a candidate final model (see the module)."""
+    multilabel = splits.task == "classification" and splits.classes is None
+    return (
+        config.result.defaults_candidate
+        and config.budget.epoch_rows is None
+        and not config.objective.constraints
+        and not config.multi_objective
+        and not multilabel
+    )
+
+
+def defaults_known(config: StudyConfig, splits: Splits, extra: list[Resample]) -> CompletedTrial:
+    """The estimator's defaults as a trial: trained with the study's seed on the training rows of
+    every validation split, their validation outputs concatenated as a trial's are."""
+    task, seed = splits.task, config.seed
+    estimator = defaults_estimator(task, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(splits.Xt_train, splits.y_train)
+    output = validation_output(task, estimator, splits.Xt_val)
+    if extra:
+        _, outputs, _ = score_resamples(
+            config.metric, task, lambda: defaults_estimator(task, seed), extra
+        )
+        output = np.concatenate([output, *outputs])
+    return CompletedTrial(
+        value=float("nan"), output=output, epochs=int(estimator.n_iter_), estimator=estimator
+    )
 
 
 def retrain_trial(config: StudyConfig, splits: Splits, trial: optuna.trial.FrozenTrial) -> Pipeline:
@@ -260,9 +334,11 @@ def select_members(
     study: optuna.Study,
     completed: dict[int, CompletedTrial] | None = None,
 ) -> tuple[dict[int, int], dict[int, CompletedTrial], float | None]:
-    """The members of the final model (``{trial: weight}``), what is known of each, and the
-    validation loss of their average (None for the single best trial). Only trials that meet
-    the study's constraints are candidates (:mod:`tuner.search.constraints`)."""
+    """The members of the final model (``{trial: weight}``, :data:`DEFAULTS_MEMBER` for the
+    estimator's defaults), what is known of each, and the validation loss of their average (None
+    for the single best trial alone). Only trials that meet the study's constraints are candidates
+    (:mod:`tuner.search.constraints`), and the estimator's defaults where
+    :func:`considers_defaults` allows them."""
     completed = completed or {}
     ranked = ranked_trials(study)
     if not ranked:
@@ -272,19 +348,25 @@ def select_members(
     size = config.result.ensemble
     multilabel = splits.task == "classification" and splits.classes is None
     extra = resamples(config, splits)
-    # size is 1 in a multi-objective study (tuner.study.config).
-    if size == 1 or len(ranked) == 1 or multilabel:
-        # A multi-objective study's primary trial alone (tuner.search.pareto).
-        best = best_trial(study)
-        return {best.number: 1}, {best.number: _known(config, splits, best, completed, extra)}, None
-    pool = ranked[: size * CANDIDATES_PER_MEMBER]
-    known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
-    outputs = {n: k.output for n, k in known.items() if np.all(np.isfinite(k.output))}
     classes, y_val = splits.classes, validation_targets(splits, extra)
 
     def loss(output: np.ndarray) -> float:
         return ensemble_loss(splits.task, y_val, output, classes)
 
+    # size is 1 in a multi-objective study (tuner.study.config).
+    if size == 1 or len(ranked) == 1 or multilabel:
+        # A multi-objective study's primary trial alone (tuner.search.pareto).
+        best = best_trial(study)
+        known = {best.number: _known(config, splits, best, completed, extra)}
+        size = 1
+    else:
+        pool = ranked[: size * CANDIDATES_PER_MEMBER]
+        known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
+    if considers_defaults(config, splits):
+        known[DEFAULTS_MEMBER] = defaults_known(config, splits, extra)
+    elif size == 1:
+        return {best.number: 1}, known, None
+    outputs = {n: k.output for n, k in known.items() if np.all(np.isfinite(k.output))}
     members, value = greedy_selection(outputs, loss, size)
     return members, {n: known[n] for n in members}, value
 
@@ -312,12 +394,22 @@ def build_final_model(
         epochs = {n: known[n].epochs for n in members}
     elif epochs is None or set(epochs) != set(members):
         extra = resamples(config, splits)
-        known = {n: _known(config, splits, trials[n], completed or {}, extra) for n in members}
+        known = {
+            n: defaults_known(config, splits, extra)
+            if n == DEFAULTS_MEMBER
+            else _known(config, splits, trials[n], completed or {}, extra)
+            for n in members
+        }
         epochs = {n: known[n].epochs for n in members}
     if config.result.refit:
         pre, Xt, y, fp = refit_rows(config, splits)
 
         def train(n: int, copy: int):
+            if n == DEFAULTS_MEMBER:  # their own schedule, to its end
+                estimator = defaults_estimator(splits.task, copy_seed(config.seed, copy))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return estimator.fit(Xt, y)
             return refit_estimator(config, splits, trials[n], epochs[n], Xt, y, copy)
     else:
         pre, fp = splits.preprocessor, splits.fingerprint
@@ -325,6 +417,8 @@ def build_final_model(
         def train(n: int, copy: int):  # one copy: the trial's own model
             if n in known and known[n].estimator is not None:
                 return known[n].estimator
+            if n == DEFAULTS_MEMBER:
+                return defaults_known(config, splits, []).estimator
             return retrain_trial(config, splits, trials[n]).steps[-1][1]
 
     estimators, weights = [], []
@@ -350,8 +444,8 @@ def recorded_final(study: optuna.Study) -> tuple[dict[int, int], dict[int, int],
     only). A record without ``seeds`` stands for one copy of each member."""
     recorded: Any = study.user_attrs.get(FINAL_ATTR)  # JSON data as stored, checked below
     try:
-        members = {int(k): int(v) for k, v in recorded["members"].items()}
-        epochs = {int(k): int(v) for k, v in recorded["epochs"].items()}
+        members = {member_number(k): int(v) for k, v in recorded["members"].items()}
+        epochs = {member_number(k): int(v) for k, v in recorded["epochs"].items()}
         seeds = int(recorded.get("seeds", 1))
     except (TypeError, ValueError, KeyError, AttributeError):
         return None

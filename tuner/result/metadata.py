@@ -123,6 +123,23 @@ def _trial_fields(config: StudyConfig, trial: FrozenTrial, epochs: int) -> dict[
     }
 
 
+def _defaults_fields(config: StudyConfig, task: str, built: BuiltModel) -> dict[str, Any]:
+    """What the estimator's defaults contribute to a final model, in a trial's fields: their
+    parameters (no trial, no validation score of a trial, no MLflow run)."""
+    from tuner.result.final import DEFAULTS_MEMBER, defaults_estimator
+
+    params = defaults_estimator(task, config.seed).get_params()
+    return {
+        "hyperparameters": {k: v for k, v in params.items() if k != "random_state"},
+        "fixed_parameters": {},
+        "validation_score": None,
+        "epochs": int(built.epochs[DEFAULTS_MEMBER]),
+        "seed": int(config.seed),
+        "trial_costs": {},
+        "trial_run_id": None,
+    }
+
+
 def provenance(
     config: StudyConfig,
     splits: Splits,
@@ -146,11 +163,18 @@ def provenance(
         }
     else:
         model_params = {k: v for k, v in est.get_params().items() if k != "random_state"}
+    from tuner.result.final import DEFAULTS_MEMBER, member_name
+
     members = {
-        n: _trial_fields(config, trials[n], built.epochs[n]) | {"weight": int(w)}
+        n: (
+            _defaults_fields(config, splits.task, built)
+            if n == DEFAULTS_MEMBER
+            else _trial_fields(config, trials[n], built.epochs[n])
+        )
+        | {"weight": int(w)}
         for n, w in built.members.items()
     }
-    one = trials[built.lead] if len(members) == 1 else None
+    one = trials.get(built.lead) if len(members) == 1 else None
     single = {k: v for k, v in members[built.lead].items() if k != "weight"}
     meta = {
         "format": EXPORT_FORMAT,
@@ -164,9 +188,9 @@ def provenance(
         "columns": list(splits.columns),
         **{k: (v if one else None) for k, v in single.items()},
         "model_parameters": model_params,
-        "members": {str(k): int(v) for k, v in built.members.items()},
+        "members": {member_name(k): int(v) for k, v in built.members.items()},
         "seeds": int(built.seeds),
-        "member_trials": {str(n): fields for n, fields in members.items()},
+        "member_trials": {member_name(n): fields for n, fields in members.items()},
         "objective": {"metric": config.metric, "direction": config.direction}
         | (
             {"metrics": dict(zip(config.objectives, map(float, one.values), strict=True))}
