@@ -35,6 +35,7 @@ batch_size = 16
 ensemble = 1
 refit = false
 seeds = 1
+defaults_candidate = false
 """
 
 
