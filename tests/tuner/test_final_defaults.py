@@ -5,6 +5,7 @@ and recorded so that an export replays them."""
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
 
 from model import MLPClassifier, MLPEnsemble
@@ -13,11 +14,14 @@ from tuner import runner
 from tuner.data.loading import load_splits
 from tuner.result import final as final_module
 from tuner.result.final import (
+    DEFAULTS_COST_FACTOR,
     DEFAULTS_MEMBER,
     build_final_model,
     considers_defaults,
+    defaults_cost,
     recorded_final,
     select_members,
+    trials_cost,
 )
 from tuner.search.objective import CompletedTrial
 from tuner.search.resampling import resamples, validation_targets
@@ -107,7 +111,9 @@ def test_the_defaults_validation_outputs_come_from_every_split():
     known = final_module.defaults_known(config, splits, extra)
     assert known.output.shape == (len(validation_targets(splits, extra)), 3)
     np.testing.assert_allclose(known.output.sum(axis=1), 1.0)
-    assert isinstance(known.estimator, MLPClassifier) and known.estimator.random_state == config.seed
+    assert (
+        isinstance(known.estimator, MLPClassifier) and known.estimator.random_state == config.seed
+    )
     assert known.epochs == known.estimator.max_epochs  # the defaults' own schedule, to its end
 
 
@@ -126,7 +132,9 @@ def test_a_final_model_of_the_defaults_is_their_seeded_copies_on_all_rows(iris_r
         assert {k: v for k, v in est.get_params().items() if k != "random_state"} == {
             k: v for k, v in defaults.items() if k != "random_state"
         }
-        assert est.n_iter_ == est.max_epochs and est.t_ == est.n_iter_ * -(-n_rows // est.batch_size)
+        assert est.n_iter_ == est.max_epochs and est.t_ == est.n_iter_ * -(
+            -n_rows // est.batch_size
+        )
     # recorded by name, and replayed as the same member
     record = final.describe()
     assert record["members"] == {"defaults": 1} and record["epochs"] == {"defaults": 256}
@@ -137,7 +145,9 @@ def test_a_final_model_of_the_defaults_is_their_seeded_copies_on_all_rows(iris_r
     assert recorded_final(_Study()) == ({DEFAULTS_MEMBER: 1}, {DEFAULTS_MEMBER: 256}, 3)
 
 
-def test_with_an_ensemble_of_one_the_lower_loss_of_best_trial_and_defaults_wins(iris_run, monkeypatch):
+def test_with_an_ensemble_of_one_the_lower_loss_of_best_trial_and_defaults_wins(
+    iris_run, monkeypatch
+):
     config, splits, result = iris_run
     one = config.model_copy(update={"result": config.result.model_copy(update={"ensemble": 1})})
     best = result.study.best_trial.number
@@ -145,3 +155,37 @@ def test_with_an_ensemble_of_one_the_lower_loss_of_best_trial_and_defaults_wins(
     assert select_members(one, splits, result.study)[0] == {best: 1}
     _with_defaults_output(monkeypatch, splits, _one_hot(splits, 0.999))
     assert select_members(one, splits, result.study)[0] == {DEFAULTS_MEMBER: 1}
+
+
+def test_auto_weighs_one_fit_of_the_defaults_against_the_trials_work(iris_run):
+    """``"auto"``: the defaults are a candidate when their one fit's work (256 epochs of a
+    (256, 256) network) is at most DEFAULTS_COST_FACTOR times the trials' epochs times their
+    networks' weights, summed."""
+    config, splits, result = iris_run
+    auto = _candidate(config, "auto")
+    n_in, n_out = splits.Xt_train.shape[1], 3
+    by_hand = sum(
+        len(t.intermediate_values)
+        * ((n_in + 1) * t.params["units_l0"] + (t.params["units_l0"] + 1) * n_out)
+        for t in result.study.get_trials()
+    )
+    assert by_hand > 0 and trials_cost(auto, splits, result.study) == by_hand
+    assert defaults_cost(splits) == 256 * ((n_in + 1) * 256 + 257 * 256 + 257 * n_out)
+    # four small trials of 8 epochs: far below one fit of the defaults
+    assert not considers_defaults(auto, splits, result.study)
+    assert considers_defaults(_candidate(config, True), splits, result.study)
+    # one trial that reported just enough epochs tips it
+    template = result.study.best_trial
+    weights = (n_in + 1) * template.params["units_l0"] + (template.params["units_l0"] + 1) * n_out
+    enough = -(-defaults_cost(splits) // (DEFAULTS_COST_FACTOR * weights))
+    for epochs, expected in ((enough, True), (enough - 1, False)):
+        study = optuna.create_study()
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=template.params,
+                distributions=template.distributions,
+                value=template.value,
+                intermediate_values=dict.fromkeys(range(epochs), 0.5),
+            )
+        )
+        assert considers_defaults(auto, splits, study) is expected, epochs

@@ -21,17 +21,20 @@ After the trials, the study's ``[result]`` table decides the final model:
   networks. Chosen on development data only (the README's "What tuning buys" has the measurement and
   its command). Without refit the members are the trials' own models.
 
-``defaults_candidate = true`` (default): the estimator's defaults (``MLPClassifier()`` /
-``MLPRegressor()``, a larger network trained longer than a trial) are one more candidate of the
-selection, so that a study does not hand back a model worse on validation than no tuning at all.
-They are trained on the training rows of every validation split with the study's seed, and their
-validation outputs join the trials' (with ``ensemble = 1``: the one of lower validation loss, the
-best trial or the defaults). Picked, they are a member like a trial (weight, ``seeds`` copies on
-training + validation rows from the study's seed and ones drawn from it), trained on their own
-schedule to its end. Left out under ``[budget] epoch_rows`` (the defaults' 256
-passes would dwarf the trials' budget), under ``[objective] constraints``, in a multi-objective
-study and for multilabel targets. Chosen on development data only (docs/benchmarks.md, "The
-estimator's defaults as a candidate").
+``defaults_candidate = "auto"`` (default; ``true`` always, ``false`` never): the estimator's
+defaults (``MLPClassifier()`` / ``MLPRegressor()``, a larger network trained longer than a trial)
+are one more candidate of the selection, so that a study does not hand back a model worse on
+validation than no tuning at all. They are trained on the training rows of every validation split
+with the study's seed, and their validation outputs join the trials' (with ``ensemble = 1``: the
+one of lower validation loss, the best trial or the defaults). Picked, they are a member like a
+trial (weight, ``seeds`` copies on training + validation rows from the study's seed and ones drawn
+from it), trained on their own schedule to its end. With ``"auto"`` they are a candidate only when
+their one fit's work (weights times epochs) is at most :data:`DEFAULTS_COST_FACTOR` times the
+trials' together (:func:`considers_defaults`): on large data a few small trials of a few passes
+each are far cheaper than the defaults' 256 passes of a (256, 256) network, which would then dwarf
+the study. Left out under ``[budget] epoch_rows``, under ``[objective] constraints``, in a
+multi-objective study and for multilabel targets. Chosen on development data only
+(docs/benchmarks.md, "The estimator's defaults as a candidate").
 
 The validation outputs of the trials come from the objective of this process when it ran them, else
 from the trial trained again (deterministic from its parameters and seed). With several validation
@@ -79,10 +82,21 @@ from tuner.study.definition import (
     SCORED_BY_ATTR,
     TEST_SCORES_ATTR,
 )
+from tuner.study.space import params_from_trial
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.tracking import StudyTracker
 
+
+#: ``defaults_candidate = "auto"`` considers the defaults when their one fit's work (weights times
+#: epochs) is at most this many times the trials' together. Weight-epochs count multiply-adds
+#: only: a trial's small batches, its per-epoch scoring and its bookkeeping cost more CPU per
+#: weight-epoch than the defaults' batches of 256. On the development sets of
+#: bench/dev_candidates.py, where the candidate was chosen, the weight-epoch ratio trials /
+#: defaults was 0.21 to 2.0 (seed 51) while the defaults' fit took 10-35 % of a study's CPU; 5
+#: keeps all of them and leaves the defaults out where the trials did a small fraction of their
+#: work, as a few short trials on large data do.
+DEFAULTS_COST_FACTOR = 5
 
 #: The key of the estimator's defaults among a final model's members (no trial has a negative
 #: number), and its name where members are written out (the study's record, tags, the summary).
@@ -179,16 +193,65 @@ def defaults_estimator(task: str, seed: int) -> MLPClassifier | MLPRegressor:
     )
 
 
-def considers_defaults(config: StudyConfig, splits: Splits) -> bool:
-    """Whether the estimator's defaults are a candidate final model (see the module)."""
+def considers_defaults(
+    config: StudyConfig, splits: Splits, study: optuna.Study | None = None
+) -> bool:
+    """Whether the estimator's defaults are a candidate final model (see the module): never under
+    ``epoch_rows``, constraints, several objectives or multilabel targets; with
+    ``defaults_candidate = "auto"`` only when their one fit's work is at most
+    :data:`DEFAULTS_COST_FACTOR` times the trials' (:func:`defaults_cost`, :func:`trials_cost`)."""
     multilabel = splits.task == "classification" and splits.classes is None
-    return (
-        config.result.defaults_candidate
-        and config.budget.epoch_rows is None
-        and not config.objective.constraints
-        and not config.multi_objective
-        and not multilabel
-    )
+    setting = config.result.defaults_candidate
+    if (
+        setting is False
+        or config.budget.epoch_rows is not None
+        or config.objective.constraints
+        or config.multi_objective
+        or multilabel
+    ):
+        return False
+    if setting == "auto":
+        if study is None:
+            return False
+        return defaults_cost(splits) <= DEFAULTS_COST_FACTOR * trials_cost(config, splits, study)
+    return True
+
+
+def network_weights(n_inputs: int, hidden: Sequence[int], n_outputs: int) -> int:
+    """Weights and biases of a network: the multiply-adds one row costs it, forward."""
+    sizes = [n_inputs, *hidden, n_outputs]
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def _outputs(splits: Splits) -> int:
+    return splits.n_classes if splits.n_classes and splits.n_classes > 2 else 1
+
+
+def defaults_cost(splits: Splits) -> int:
+    """The training work of one fit of the estimator's defaults, in weight-epochs (weights times
+    epochs; each epoch passes over the same training rows as a trial's)."""
+    estimator = defaults_estimator(splits.task, 0)
+    hidden = estimator.hidden_layer_sizes
+    sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    n_inputs = splits.Xt_train.shape[1]
+    return int(estimator.max_epochs) * network_weights(n_inputs, sizes, _outputs(splits))
+
+
+def trials_cost(config: StudyConfig, splits: Splits, study: optuna.Study) -> int:
+    """The training work of the study's trials so far, in weight-epochs: each trial's network
+    times the epochs it reported (pruned trials included; failed ones reported none)."""
+    n_inputs, n_outputs = splits.Xt_train.shape[1], _outputs(splits)
+    default_hidden = defaults_estimator(splits.task, 0).hidden_layer_sizes
+    total = 0
+    for trial in study.get_trials(deepcopy=False):
+        epochs = len(trial.intermediate_values)
+        if not epochs:
+            continue
+        params = params_from_trial(trial, config.space, config.budget.max_epochs)
+        hidden = params.get("hidden_layer_sizes", default_hidden)
+        sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        total += epochs * network_weights(n_inputs, sizes, n_outputs)
+    return total
 
 
 def defaults_known(config: StudyConfig, splits: Splits, extra: list[Resample]) -> CompletedTrial:
@@ -362,7 +425,7 @@ def select_members(
     else:
         pool = ranked[: size * CANDIDATES_PER_MEMBER]
         known = {t.number: _known(config, splits, t, completed, extra) for t in pool}
-    if considers_defaults(config, splits):
+    if considers_defaults(config, splits, study):
         known[DEFAULTS_MEMBER] = defaults_known(config, splits, extra)
     elif size == 1:
         return {best.number: 1}, known, None

@@ -392,15 +392,16 @@ class ResultConfig(Section):
     network's test score varies from seed to seed about as much as the top trials differ, and
     averaging copies removes that variance (:mod:`tuner.result.final`). Under ``[objective]
     constraints`` and in a multi-objective study both are 1 (see :meth:`StudyConfig._one_network`).
-    ``defaults_candidate``: the estimator's defaults, trained as a member would be, replace the
-    chosen trials when their validation loss is lower (:mod:`tuner.result.final`).
+    ``defaults_candidate``: the estimator's defaults are one more candidate of the selection,
+    trained as a member would be when picked (:mod:`tuner.result.final`); ``"auto"`` when their
+    fit costs at most what the trials cost together.
     """
 
     start_from_defaults: bool = True
     refit: bool = True
     ensemble: int = Field(default=5, ge=1, le=50)
     seeds: int = Field(default=3, ge=1, le=20)
-    defaults_candidate: bool = True
+    defaults_candidate: bool | Literal["auto"] = "auto"
 
 
 #: A study name as the study file's ``name`` allows it (also the names ``[warm_start] from`` lists).
