@@ -13,15 +13,13 @@ from tests.helpers import assert_no_failed_trials
 from tuner import runner
 from tuner.data.loading import load_splits
 from tuner.result import final as final_module
+from tuner.result.defaults import DEFAULTS_COST_FACTOR, defaults_cost, trials_cost
 from tuner.result.final import (
-    DEFAULTS_COST_FACTOR,
     DEFAULTS_MEMBER,
     build_final_model,
     considers_defaults,
-    defaults_cost,
     recorded_final,
     select_members,
-    trials_cost,
 )
 from tuner.search.objective import CompletedTrial
 from tuner.search.resampling import resamples, validation_targets
