@@ -20,6 +20,18 @@ import pytest
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
+
+def pytest_configure(config):
+    """Scratch folders (``tmp_path``) in memory when the machine has a tmpfs at /dev/shm, unless
+    the run names its own (``--basetemp``, ``$PYTEST_DEBUG_TEMPROOT``). Every study a test runs
+    writes SQLite stores, and each commit waits for the disk there: a fresh MLflow store's schema
+    migrations alone took several seconds of waiting on disk, against about one in memory.
+    Nothing a test checks needs its files to outlive the machine."""
+    shm = "/dev/shm"
+    if config.option.basetemp is None and not os.environ.get("PYTEST_DEBUG_TEMPROOT") \
+            and os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = shm
+
 PG_HOST = os.environ.get("TUNER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TUNER_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("TUNER_TEST_PG_USER", "postgres")

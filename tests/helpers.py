@@ -64,6 +64,9 @@ def cli_env(**extra: str) -> dict[str, str]:
         COLUMNS="200",
         # As in docker-compose.yml: the server's GenAI job runner (a second process) is not needed.
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        # MLflow's own setting: `mlflow ui` (`tuner ui`) starts 4 server processes by default,
+        # each importing MLflow; one serves a test as well.
+        MLFLOW_WORKERS="1",
     )
     env.update(extra)
     return env

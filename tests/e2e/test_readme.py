@@ -198,7 +198,6 @@ def scratch_env() -> dict[str, str]:
 
     env = cli_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    env["MLFLOW_WORKERS"] = "1"  # MLflow's own setting: `mlflow ui` (`tuner ui`) starts 4 server processes by default
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if os.path.realpath(p) != os.path.realpath(Path(sys.executable).parent))
     return env
