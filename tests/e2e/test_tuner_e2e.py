@@ -148,19 +148,31 @@ def test_status_lists_studies_and_trials(finished_study):
     ids=["unknown-key", "low-above-high", "metric-task", "missing-data", "batch-too-large"],
 )
 def test_bad_study_files_get_one_clear_line(tmp_path, text, expected):
+    """In this process: the error line on stderr and exit 1 (an unexpected exception would fail
+    the test here); the test below runs one of them in a process of its own."""
     path = tmp_path / "bad.toml"
     path.write_text(text)
+    result = invoke("run", str(path), "--storage", f"sqlite:///{tmp_path}/o.db",
+                    "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
+    assert not (tmp_path / "o.db").exists() or optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/o.db") == []
+
+
+def test_a_bad_study_file_gets_one_clear_line_from_the_command(tmp_path):
+    """The same in a process of its own: its whole output, no traceback."""
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\n[data]\nsource = "sklearn:digits"\ncolour = "red"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "tuner.cli.app", "run", str(path), "--storage", f"sqlite:///{tmp_path}/o.db",
          "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 1
-    assert expected in proc.stderr
+    assert "data.colour" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "o.db").exists() or optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/o.db") == []
-
-
 
 
 @pytest.mark.parametrize("source", ["sklearn:iris", "small.csv"])

@@ -7,10 +7,7 @@ where they belong and ordered as the networks' sizes order them."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 import model
-from tests.helpers import assert_no_failed_trials, child_runs, cli_env, invoke
+from tests.helpers import assert_no_failed_trials, child_runs, invoke
 from tuner.study.config import StudyConfig, load_config
 from tuner.search.costs import BATCH_REPEATS, COSTS, ROW_REPEATS, attr_name, measure_costs, saved_size_kb, trial_costs
 from tuner.data.loading import load_splits
@@ -28,9 +25,6 @@ from tuner.errors import ConfigError, TunerError
 from tuner.study.definition import FINAL_ATTR
 from tuner.search.objective import Objective
 from tuner.search.constraints import best_meeting, feasible, parse_where
-
-#: The command runs from the repository, so that it imports this checkout's code.
-REPO = Path(__file__).resolve().parents[2]
 
 # The module-scoped study runs once: keep this file on one test worker.
 pytestmark = pytest.mark.xdist_group("costs")
@@ -463,12 +457,9 @@ def test_export_where_picks_the_right_trial_through_the_command_line(constrained
     assert expected.number != study.best_trial.number  # not the study's (feasible) best again
 
     out = constrained["folder"] / "where"
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli.app", "export", str(constrained["file"]), "--out", str(out),
-         "--where", f"size_kb < {size_bound}", "--where", f"n_params<={params_bound}", *constrained["stores"]],
-        capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = invoke("export", str(constrained["file"]), "--out", str(out),
+                  "--where", f"size_kb < {size_bound}", "--where", f"n_params<={params_bound}", *constrained["stores"])
+    assert proc.exit_code == 0, proc.output[-3000:]
     meta = mlflow.models.Model.load(str(out)).metadata
     assert meta["trial"] == expected.number
     assert meta["members"] == {str(expected.number): 1}
@@ -480,12 +471,9 @@ def test_export_where_picks_the_right_trial_through_the_command_line(constrained
     assert "costs measured here: latency_ms_row" in proc.stdout
 
     # A clause no trial meets: one line, exit 1, nothing written.
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli.app", "export", str(constrained["file"]), "--out", str(out) + "-none",
-         "--where", f"size_kb < {sizes[0] / 2}", *constrained["stores"]],
-        capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300,
-    )
-    assert proc.returncode == 1
+    proc = invoke("export", str(constrained["file"]), "--out", str(out) + "-none",
+                  "--where", f"size_kb < {sizes[0] / 2}", *constrained["stores"])
+    assert proc.exit_code == 1
     assert "no completed trial of study 'deploy' has size_kb <" in proc.stderr
     assert not (constrained["folder"] / "where-none").exists()
 

@@ -116,17 +116,23 @@ def test_a_study_from_before_definitions_is_checked_on_its_metric(stores):
 
 
 @pytest.mark.parametrize("form", ["userinfo", "query", "environment"])
-def test_no_command_prints_or_records_a_database_password(make_postgres_db, tmp_path, form):
+def test_no_command_prints_or_records_a_database_password(make_postgres_db, tmp_path, form, capfd, caplog):
     """The storage URL's password never reaches the output nor the MLflow record, whether it is
     in the URL's user part, in a query parameter, or the URL comes from $TUNER_STORAGE
-    (PostgreSQL here trusts local connections, so any password connects)."""
+    (PostgreSQL here trusts local connections, so any password connects). With the password in
+    the user part, each command runs in a process of its own, whose every written byte is read
+    (log handlers, warnings at exit); the other forms differ in how the URL is given and redacted,
+    and run in this process: the command's output, this process's file descriptors and its log
+    records are read."""
     import os
     import subprocess
     import sys
 
     from mlflow import MlflowClient
+    from typer.testing import CliRunner
 
     from tests.helpers import cli_env
+    from tuner.cli.app import app
 
     url = make_postgres_db()
     url = url + "?password=s3cr3t" if form == "query" else url.replace("postgres@", "postgres:s3cr3t@", 1)
@@ -134,23 +140,30 @@ def test_no_command_prints_or_records_a_database_password(make_postgres_db, tmp_
     study = tmp_path / "pw.toml"
     study.write_text('name = "pw"\n[data]\nsource = "sklearn:iris"\n[budget]\nn_trials = 1\nmax_epochs = 2\n'
                      '[result]\nensemble = 1\nrefit = false\n')
-    env = cli_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db")
+    tracking = f"sqlite:///{tmp_path}/m.db"
     missing_db = url.replace("/" + url.rsplit("/", 1)[1].split("?")[0], "/no_such_db")
     outputs = []
     for args, storage in ((["status"], url), (["worker", str(study)], url), (["status"], url), (["status"], missing_db)):
+        env = {"MLFLOW_TRACKING_URI": tracking, "TUNER_STORAGE": None, "MLFLOW_RUN_ID": None}
         if form == "environment":
             env["TUNER_STORAGE"] = storage
         else:
             args = [*args, "--storage", storage]
-        proc = subprocess.run([sys.executable, "-m", "tuner.cli.app", *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=300)
-        outputs.append(proc.stdout + proc.stderr)
+        if form == "userinfo":
+            proc = subprocess.run([sys.executable, "-m", "tuner.cli.app", *args], capture_output=True, text=True,
+                                  env=cli_env(MLFLOW_TRACKING_URI=tracking), cwd=tmp_path, timeout=300)
+            outputs.append(proc.stdout + proc.stderr)
+        else:
+            result = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+            written = capfd.readouterr()
+            outputs.append(result.output + written.out + written.err + caplog.text)
+            caplog.clear()
     assert f"no studies in {shown}" in outputs[0]
     assert f"worker joining study 'pw' on {shown}" in outputs[1]
     assert "pw" in outputs[2] and "cannot open the study storage" in outputs[3]
     assert not [o for o in outputs if "s3cr3t" in o], outputs
-    assert os.environ.get("PGPASSWORD") != "s3cr3t"
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    assert os.environ.get("PGPASSWORD") != "s3cr3t" and "s3cr3t" not in os.environ.get("TUNER_STORAGE", "")
+    client = MlflowClient(tracking_uri=tracking)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and not [r for r in runs if "s3cr3t" in repr((r.data.params, r.data.tags))]
     experiments = client.search_experiments()
