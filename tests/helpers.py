@@ -50,24 +50,35 @@ def small_regressor(**params):
     return MLPRegressor(**{**SMALL_NETWORK, **params})
 
 
+#: The environment the suite runs the command in, set (None: unset) over the test process's own:
+#: in the processes it starts (:func:`cli_env`) and around in-process runs that need it
+#: (``invoke(..., env=CLI_SETTINGS)``). Heartbeats are short, so that a dead worker's trial is
+#: noticed in seconds; one BLAS thread a process.
+CLI_SETTINGS: dict[str, str | None] = {
+    "MLFLOW_RUN_ID": None,
+    "TUNER_STORAGE": None,
+    "TUNER_HEARTBEAT_INTERVAL": "1",
+    "TUNER_GRACE_PERIOD": "3",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+    "COLUMNS": "200",
+    # As in docker-compose.yml: the server's GenAI job runner (a second process) is not needed.
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    # MLflow's own setting: `mlflow ui` (`tuner ui`) starts 4 server processes by default, each
+    # importing MLflow; one serves a test as well.
+    "MLFLOW_WORKERS": "1",
+}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = os.environ.copy()
-    env.pop("MLFLOW_RUN_ID", None)
-    env.pop("TUNER_STORAGE", None)
-    env.update(
-        TUNER_HEARTBEAT_INTERVAL="1",
-        TUNER_GRACE_PERIOD="3",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-        COLUMNS="200",
-        # As in docker-compose.yml: the server's GenAI job runner (a second process) is not needed.
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-        # MLflow's own setting: `mlflow ui` (`tuner ui`) starts 4 server processes by default,
-        # each importing MLflow; one serves a test as well.
-        MLFLOW_WORKERS="1",
-    )
+    for key, value in CLI_SETTINGS.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env.update(extra)
     return env
 
@@ -235,13 +246,14 @@ def write_study(folder: Path, name: str = "small", n_trials: int = 8) -> Path:
     return path
 
 
-def invoke(*args: str):
-    """The ``tuner`` command in this process (typer's CliRunner)."""
+def invoke(*args: str, env: dict[str, str | None] | None = None):
+    """The ``tuner`` command in this process (typer's CliRunner); ``env``: variables set (None:
+    unset) while it runs, put back after."""
     from typer.testing import CliRunner
 
     from tuner.cli.app import app
 
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
 def child_runs(client, study_name: str):

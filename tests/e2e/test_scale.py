@@ -4,8 +4,11 @@ the docker-compose topology run as local processes. (SQLite under `--jobs 2`, wh
 PostgreSQL: tests/e2e/test_tuner_parallel_http.py.)
 
 Every test gets a fresh PostgreSQL database (``postgres_url`` in conftest.py) and runs the real
-command line in subprocesses. Heartbeats are shortened through TUNER_HEARTBEAT_INTERVAL /
-TUNER_GRACE_PERIOD so that a dead worker's trial is noticed in seconds.
+command line in subprocesses where processes are what it checks (workers, signals, a killed
+process, a command's whole output); the commands around them (a resume, a second worker, a study
+to query) run in the test's process, with the same environment (``CLI_SETTINGS``). Heartbeats
+are shortened through TUNER_HEARTBEAT_INTERVAL / TUNER_GRACE_PERIOD so that a dead worker's trial
+is noticed in seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import assert_no_failed_trials, cli_env, closed_port, http_status, mlflow_server, wait_until
+from tests.helpers import (
+    CLI_SETTINGS, assert_no_failed_trials, cli_env, closed_port, http_status, invoke, mlflow_server, wait_until,
+)
 from tuner.storage.budget import counted_trials
 from tuner.storage.retries import retry_links
 
@@ -215,12 +220,10 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path, postgr
         assert first.returncode == -signal.SIGKILL
         # The trial stays RUNNING: nobody but a heartbeat check can know that its worker died.
         assert load(postgres_url, "killed").trials[victim.number].state == State.RUNNING
-        second = start_cli(*args, cwd=tmp_path, log=tmp_path / "second.log")
-        assert second.wait(timeout=240) == 0, (tmp_path / "second.log").read_text()
     finally:
         stop_process(first)
-        if "second" in locals():
-            stop_process(second)
+    second = invoke(*args, env=CLI_SETTINGS)  # the next worker (in this process)
+    assert second.exit_code == 0, second.output
 
     study = load(postgres_url, "killed")
     trials = study.trials
@@ -272,8 +275,8 @@ def test_interrupted_run_closes_its_trial_and_resumes(tmp_path, postgres_url, tr
     run = MlflowClient(tracking_server).get_run(study.trials[victim.number].user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
 
-    again = run_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
+    again = invoke(*args, env=CLI_SETTINGS)  # the same command again (in this process)
+    assert again.exit_code == 0, again.output
     study = load(postgres_url, name)
     assert_no_failed_trials(study, expected=[victim.number])
     assert len(counted_trials(study.trials)) == 1  # the interrupted trial's re-run, off the budget
@@ -405,9 +408,9 @@ def test_tracking_server_lost_mid_study_then_sync(tmp_path, postgres_url, tracki
             run = after[trial.number][0]
             assert run.info.status == status[trial.state.name]
             assert run.data.tags["optuna.state"] == trial.state.name
-        # A second sync has nothing left to do.
-        again = run_cli("sync", "outage", "--storage", postgres_url, "--tracking-uri", uri, cwd=tmp_path)
-        assert again.returncode == 0 and "logged 0 missing, closed 0" in again.stdout, again.stdout
+        # A second sync (in this process) has nothing left to do.
+        again = invoke("sync", "outage", "--storage", postgres_url, "--tracking-uri", uri, env=CLI_SETTINGS)
+        assert again.exit_code == 0 and "logged 0 missing, closed 0" in again.stdout, again.output
     finally:
         proxy.close()
 
@@ -422,8 +425,10 @@ def _finished(storage: str, name: str) -> int:
 # ------------------------------------------------------------------------------- 5. database / names
 
 
-def _one_error_line(proc: subprocess.CompletedProcess, expected: str) -> None:
-    assert proc.returncode != 0, proc.stdout
+def _one_error_line(proc, expected: str) -> None:
+    """``proc``: a command's process (CompletedProcess) or its in-process run (CliRunner's result)."""
+    code = proc.returncode if isinstance(proc, subprocess.CompletedProcess) else proc.exit_code
+    assert code != 0, proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error:") and expected in lines[0], lines[0]
@@ -438,13 +443,13 @@ def test_database_unreachable_and_unknown_study_names(tmp_path, postgres_url):
         status = run_cli("status", "--storage", closed, cwd=tmp_path)
         _one_error_line(status, "cannot open the study storage")
         assert "127.0.0.1" in status.stderr
-        _one_error_line(run_cli("worker", str(study_file), "--storage", closed, "--tracking-uri", tracking,
-                                cwd=tmp_path), "cannot open the study storage")
+        _one_error_line(invoke("worker", str(study_file), "--storage", closed, "--tracking-uri", tracking,
+                               env=CLI_SETTINGS), "cannot open the study storage")
 
-    created = run_cli("run", str(study_file), "--storage", postgres_url, "--tracking-uri", tracking, cwd=tmp_path)
-    assert created.returncode == 0, created.stdout + created.stderr
+    created = invoke("run", str(study_file), "--storage", postgres_url, "--tracking-uri", tracking, env=CLI_SETTINGS)
+    assert created.exit_code == 0, created.output
     assert_no_failed_trials(load(postgres_url, "known"))
-    _one_error_line(run_cli("status", "nope", "--storage", postgres_url, cwd=tmp_path), "no study named 'nope'")
+    _one_error_line(invoke("status", "nope", "--storage", postgres_url, env=CLI_SETTINGS), "no study named 'nope'")
     synced = run_cli("sync", "nope", "--storage", postgres_url, "--tracking-uri", tracking, cwd=tmp_path)
     _one_error_line(synced, "no study named 'nope'")
     assert "known" in synced.stderr  # the message names the studies that do exist
