@@ -118,3 +118,40 @@ def tracking_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlflow-server")
     with mlflow_server(sqlite_server_args(folder), folder, folder / "server.log") as port:
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def _mlflow_store_template(tmp_path_factory) -> dict:
+    """Where the test process keeps its template MLflow store (made on first use, below)."""
+    return {"folder": tmp_path_factory.mktemp("mlflow-template"), "made": None}
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_stores_from_template(request, monkeypatch, _mlflow_store_template):
+    """A new MLflow SQLite store made in the test's process is a copy of one the tuner's own
+    ``_create_tables`` made earlier in this process, instead of MLflow's schema migrations run
+    again (about a second of CPU each, and most tests start at least one study on a fresh
+    store). The tuner's creation around it is unchanged: the lock, the file built aside and
+    renamed into place, write-ahead logging. Stores made by the processes a test starts are
+    made for real, and a test marked ``store_creation`` makes its own for real too."""
+    if request.node.get_closest_marker("store_creation"):
+        return
+    import shutil
+
+    from tuner.storage.creation import sqlite_file
+    from tuner.tracking import client
+
+    create_tables = client._create_tables
+
+    def from_template(uri: str) -> None:
+        path = sqlite_file(uri)
+        if path is None:  # not a file: made as the tuner makes it
+            create_tables(uri)
+            return
+        if _mlflow_store_template["made"] is None:
+            made = _mlflow_store_template["folder"] / "mlflow.db"
+            create_tables(f"sqlite:///{made}")
+            _mlflow_store_template["made"] = made
+        shutil.copyfile(_mlflow_store_template["made"], path)
+
+    monkeypatch.setattr(client, "_create_tables", from_template)

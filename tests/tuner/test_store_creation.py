@@ -14,6 +14,9 @@ from tests.helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Stores made here by MLflow's own migrations, also in this process (tests/conftest.py).
+pytestmark = pytest.mark.store_creation
+
 # Each process imports everything first, says "ready", and opens both stores when told to go,
 # so that the openings start together (the slow imports would otherwise stagger them).
 OPEN_BOTH = """
