@@ -12,8 +12,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CLI_SETTINGS, assert_no_failed_trials, invoke, wait_until
-from tests.e2e.test_scale import DONE, assert_one_to_one, load, start_cli, stop_process, trial_runs
+from tests.helpers import assert_no_failed_trials, invoke, wait_until
+from tests.e2e.test_scale import DONE, assert_one_to_one, load, run_cli, start_cli, stop_process, trial_runs
 from tests.e2e.test_scale import write_study as write_fast_study
 from tuner.storage.budget import counted_trials
 from tuner.storage.retries import retry_links
@@ -115,8 +115,8 @@ def test_sigterm_to_run_with_two_jobs_stops_both_workers_and_resumes_cleanly(tmp
     for trial in interrupted:
         assert [r.info.status for r in children[trial.number]] == ["KILLED"]
 
-    again = invoke(*args, env=CLI_SETTINGS)  # the same command again, in this process (its workers in their own)
-    assert again.exit_code == 0, again.output
+    again = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
     study = load(storage, name)
     assert len(counted_trials(study.trials)) == 2
     assert not [t for t in study.trials if t.state in (State.RUNNING, State.WAITING)]
