@@ -53,12 +53,14 @@ def small_regressor(**params):
 #: The environment the suite runs the command in, set (None: unset) over the test process's own:
 #: in the processes it starts (:func:`cli_env`) and around in-process runs that need it
 #: (``invoke(..., env=CLI_SETTINGS)``). Heartbeats are short, so that a dead worker's trial is
-#: noticed in seconds; one BLAS thread a process.
+#: noticed in seconds, but not so short that a live worker's heartbeat, delayed behind other
+#: processes' writes to the same SQLite file on a loaded machine, looks dead (with a 3 s grace
+#: period two workers sometimes ran the same trial); one BLAS thread a process.
 CLI_SETTINGS: dict[str, str | None] = {
     "MLFLOW_RUN_ID": None,
     "TUNER_STORAGE": None,
     "TUNER_HEARTBEAT_INTERVAL": "1",
-    "TUNER_GRACE_PERIOD": "3",
+    "TUNER_GRACE_PERIOD": "8",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
