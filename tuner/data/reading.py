@@ -67,23 +67,26 @@ def read_file(
     with decimal commas ("1,5") are read as numbers. ``categorical`` columns of a text file are
     read as text, as written.
     """
-    column_names(path)  # refuses a file that names a column twice
+    names = column_names(path)  # refuses a file that names a column twice
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path, columns=columns)
         sep = _delimiter(path)
         as_text = {name: "string" for name in categorical}  # names absent from the file are ignored
-        frame = read_csv_chunked(path, sep=sep, dtype=as_text, usecols=columns)
+        rows = max(1_000, CHUNK_BYTES // (8 * max(1, len(columns or names))))
+        options = {"sep": sep, "dtype": as_text, "usecols": columns}
+        frame = read_csv_chunked(path, rows, **options)
         if sep != "," and _has_decimal_commas(frame):
-            frame = read_csv_chunked(path, sep=sep, dtype=as_text, usecols=columns, decimal=",")
+            frame = read_csv_chunked(path, rows, **options, decimal=",")
         return frame
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise _unreadable(path, exc) from None
 
 
-def read_csv_chunked(path: Path, chunk_rows: int | None = None, **options) -> pd.DataFrame:
-    """``pd.read_csv(path, **options)``, the same frame, read :data:`CHUNK_ROWS`-sized pieces at
-    a time so that the peak memory is the frame and one piece, not the frame twice.
+def read_csv_chunked(path: Path, chunk_rows: int, **options) -> pd.DataFrame:
+    """``pd.read_csv(path, **options)``, the same frame, read ``chunk_rows`` rows at a time so that
+    the peak memory is the frame and one piece, not the frame twice (:func:`read_file` sizes the
+    pieces to about :data:`CHUNK_BYTES` of float64 columns).
 
     A whole-file ``read_csv`` holds every parsed piece and the columns built from them at once
     (about twice the frame). Here each piece's columns are copied out one by one and the piece
@@ -91,9 +94,8 @@ def read_csv_chunked(path: Path, chunk_rows: int | None = None, **options) -> pd
     pieces were typed differently (numbers in one, text in another; whole numbers, then gaps) is
     read again alone, so that pandas types it from all its values as a whole-file read does.
     """
-    rows = chunk_rows or max(1_000, CHUNK_BYTES // (8 * max(1, _column_count(path, options))))
     pieces: dict[str, list[pd.Series]] = {}
-    for chunk in pd.read_csv(path, chunksize=rows, **options):
+    for chunk in pd.read_csv(path, chunksize=chunk_rows, **options):
         for name in chunk.columns:
             pieces.setdefault(name, []).append(chunk[name].copy(deep=True))
         del chunk
@@ -108,14 +110,6 @@ def read_csv_chunked(path: Path, chunk_rows: int | None = None, **options) -> pd
             columns[name] = pd.read_csv(path, **{**options, "usecols": [name]})[name]
         del parts
     return pd.DataFrame(columns, copy=False)
-
-
-def _column_count(path: Path, options: dict) -> int:
-    usecols = options.get("usecols")
-    if usecols is not None:
-        return len(usecols)
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        return len(next(csv.reader(fh, delimiter=options.get("sep", ",")), []))
 
 
 def column_names(path: Path) -> list[str]:

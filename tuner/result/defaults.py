@@ -42,6 +42,11 @@ def network_weights(n_inputs: int, hidden: Sequence[int], n_outputs: int) -> int
     return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
+def _layers(hidden: Sequence[int] | int) -> tuple[int, ...]:
+    """``hidden_layer_sizes`` as a tuple (an int is one layer)."""
+    return (hidden,) if isinstance(hidden, int) else tuple(hidden)
+
+
 def _outputs(splits: Splits) -> int:
     return splits.n_classes if splits.n_classes and splits.n_classes > 2 else 1
 
@@ -50,8 +55,7 @@ def defaults_cost(splits: Splits) -> int:
     """The training work of one fit of the estimator's defaults, in weight-epochs (weights times
     epochs; each epoch passes over the same training rows as a trial's)."""
     estimator = defaults_estimator(splits.task, 0)
-    hidden = estimator.hidden_layer_sizes
-    sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    sizes = _layers(estimator.hidden_layer_sizes)
     n_inputs = splits.Xt_train.shape[1]
     return int(estimator.max_epochs) * network_weights(n_inputs, sizes, _outputs(splits))
 
@@ -67,7 +71,6 @@ def trials_cost(config: StudyConfig, splits: Splits, study: optuna.Study) -> int
         if not epochs:
             continue
         params = params_from_trial(trial, config.space, config.budget.max_epochs)
-        hidden = params.get("hidden_layer_sizes", default_hidden)
-        sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        sizes = _layers(params.get("hidden_layer_sizes", default_hidden))
         total += epochs * network_weights(n_inputs, sizes, n_outputs)
     return total

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from tuner.result.defaults import defaults_estimator
 from tuner.result.model_folder import model_name, package_versions
 from tuner.search.costs import ATTR_PREFIX, measure_costs, trial_costs
 from tuner.search.warm_start import TRIAL_ATTR as WARM_START_TRIAL_ATTR
@@ -126,7 +127,7 @@ def _trial_fields(config: StudyConfig, trial: FrozenTrial, epochs: int) -> dict[
 def _defaults_fields(config: StudyConfig, task: str, built: BuiltModel) -> dict[str, Any]:
     """What the estimator's defaults contribute to a final model, in a trial's fields: their
     parameters (no trial, no validation score of a trial, no MLflow run)."""
-    from tuner.result.final import DEFAULTS_MEMBER, defaults_estimator
+    from tuner.result.final import DEFAULTS_MEMBER
 
     params = defaults_estimator(task, config.seed).get_params()
     return {
