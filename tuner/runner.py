@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import warnings
@@ -25,12 +26,14 @@ from tuner.search.pareto import best_trial
 from tuner.search.resampling import uses_raw_rows
 from tuner.search.samplers import trials_started
 from tuner.storage.budget import BudgetReached, counted_trials
-from tuner.storage.recovery import recover, requeue_interrupted
+from tuner.storage.recovery import dead_worker_trials, recover, requeue_interrupted
 from tuner.storage.storages import fail_stale_trials, has_heartbeats, resolve_storage_url
 from tuner.study import metrics
 from tuner.study.config import StudyConfig, load_config
 from tuner.threads import limit_blas_threads, worker_threads
 from tuner.tracking import StudyTracker
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +69,23 @@ def budget_counts(study: optuna.Study, n_trials: int) -> tuple[int, int]:
 WAIT_POLL = 1.0
 
 
+def _lost_trial(study: optuna.Study, objective: Objective, handled: set[int]) -> int | None:
+    """The number of this process's last trial when another worker failed it first, else None.
+
+    A worker whose heartbeats arrive late (a host too busy to send them within the grace period)
+    looks dead to the others, and one of them fails its trial and queues the retry. When this
+    process then tells the trial's result, Optuna raises (``Cannot tell a FAIL trial``, or
+    ``UpdateFinishedTrialError`` in a race). Such a trial is FAIL without the summary this process
+    stores before telling (the storage refused it): one of :func:`dead_worker_trials`. Each
+    trial is forgiven once, so an error that repeats is not hidden.
+    """
+    ran = getattr(objective, "ran", None)
+    if not ran or ran[-1] in handled:
+        return None
+    number = ran[-1]
+    return number if any(t.number == number for t in dead_worker_trials(study)) else None
+
+
 def optimize(
     study: optuna.Study,
     objective: Objective,
@@ -88,6 +108,7 @@ def optimize(
     timeout = config.budget.timeout
     start = time.monotonic()
     waits = storage is not None and has_heartbeats(storage)
+    lost: set[int] = set()
     recover(
         study,
         getattr(objective, "tracker", None),
@@ -122,6 +143,16 @@ def optimize(
                     )
                 except BudgetReached:  # another worker took the last slot first
                     continue
+                except Exception:
+                    number = _lost_trial(study, objective, lost)
+                    if number is None:
+                        raise
+                    lost.add(number)
+                    logger.warning(
+                        "trial %d was failed by another worker, which found its heartbeat late "
+                        "(a busy host?): its retry runs it again",
+                        number,
+                    )
                 except KeyboardInterrupt:  # the trial it stopped runs again on resume, off budget
                     requeue_interrupted(study, getattr(objective, "interrupted", []))
                     raise

@@ -173,3 +173,63 @@ def test_a_run_that_ended_while_mlflow_was_down_is_finished_with_its_scores(tmp_
         member_name(k) + (f" x{v}" if v > 1 else "") for k, v in members.items()
     )
     assert "MLflow was unreachable" in run.data.tags[TAG_CLOSED]
+
+
+def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatch, caplog):
+    """A worker's heartbeat arrives late (a busy host) and another worker fails its trial as
+    stale while it trains. When the worker tells the trial's result, Optuna refuses (the trial is
+    FAIL): the worker says so in one line and runs on, the retry runs the trial again, and the
+    study ends with its budget instead of the worker dying with a traceback."""
+    import logging
+
+    from tuner.runner import run_study
+    from tuner.search.objective import Objective
+
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_GRACE_PERIOD", "2")
+    study_file = write_study(tmp_path, "late", n_trials=3)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    real_reporter, real_beat = Objective._reporter, optuna.storages.RDBStorage.record_heartbeat
+    busy = []  # while true, this worker's heartbeats do not arrive
+
+    def late_beat(storage, trial_id):
+        return None if busy else real_beat(storage, trial_id)
+
+    def fail_stale(trial) -> None:  # as another worker does, once trial 0 looks dead
+        other_storage = open_storage(url)
+        real_beat(other_storage, trial._trial_id)  # one beat, then none in time
+        busy.append(True)
+        other = optuna.load_study(study_name=trial.study.study_name, storage=other_storage)
+
+        def failed() -> bool:
+            recover(other, None, "another worker")
+            return other.trials[0].state == State.FAIL
+
+        wait_until(failed, 30, "trial 0 failed as stale by another worker", poll=0.3)
+        busy.clear()
+
+    def reporter(self, trial, estimator, run):  # trial 0 is failed after its second epoch
+        report = real_reporter(self, trial, estimator, run)
+
+        def late(epoch, logs):
+            if trial.number == 0 and epoch == 2:
+                fail_stale(trial)
+            return report(epoch, logs)
+
+        return late
+
+    monkeypatch.setattr(Objective, "_reporter", reporter)
+    monkeypatch.setattr(optuna.storages.RDBStorage, "record_heartbeat", late_beat)
+    with caplog.at_level(logging.WARNING, logger="tuner.runner"):
+        result = run_study(study_file, storage=url, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+    trials = result.study.trials
+    assert trials[0].state == State.FAIL and "history" not in trials[0].user_attrs
+    assert_no_failed_trials(result.study, expected=[0])
+    retry = trials[retry_links(trials)[0]]
+    assert retry.params == trials[0].params and retry.state in DONE
+    assert len(counted_trials(trials)) == 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "tuner.runner"]
+    assert lines == ["trial 0 was failed by another worker, which found its heartbeat late "
+                     "(a busy host?): its retry runs it again"]
+    assert result.test_scores  # the study went on to its final model

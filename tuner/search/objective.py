@@ -181,7 +181,7 @@ class Objective:
         #: Trials of this process stopped by Ctrl-C / SIGTERM
         #: (:func:`tuner.storage.recovery.requeue_interrupted` queues them again).
         self.interrupted: list[int] = []
-        #: Every trial this objective ran, by number (a worker whose trials all failed says so).
+        #: Every trial this objective started, by number (a worker whose trials all failed says so).
         self.ran: list[int] = []
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
@@ -217,6 +217,7 @@ class Objective:
         return report
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        self.ran.append(trial.number)
         run = TrialRun()
         params = suggest_params(trial, self.config.space, self.config.budget.max_epochs)
         params |= budget_params(self.config)
@@ -383,7 +384,6 @@ class Objective:
     def _record(self, trial: optuna.Trial, params, estimator, run: TrialRun) -> None:
         """Store the trial's summary in Optuna (the record of truth, from which ``tuner sync`` can
         log it later) and log it to MLflow."""
-        self.ran.append(trial.number)
         if not run.attached:
             self._attach_run(trial, run)
         run_id = run.run_id
