@@ -5,7 +5,7 @@ epoch's matrix products alone, measured in one process.
     python bench/bench_epoch_parts.py --workload a --repeats 5 --markdown
 
 The epoch is the one ``bench/bench_mlp.py`` times: one ``partial_fit`` call of our
-``MLPClassifier`` (Adam, ReLU, L2) over the whole workload. The profile runs that same code with
+``MLPClassifier`` (Adam, ReLU, L2, no ``robust_scaling``) over the whole workload. The profile runs that same code with
 timers wrapped around its parts, by replacing attributes of the live objects (each layer's
 ``forward`` and ``backward``, its activation's, the output loss, the optimizer's ``step``, the
 training loop, and ``np.dot`` as the network module sees it). Each part's time is exclusive:
@@ -103,7 +103,7 @@ def build(w: Workload, seed: int = 0, dropout: float = 0.0) -> MLPClassifier:
     clf = MLPClassifier(hidden_layer_sizes=w.hidden, activation="relu", optimizer="adam",
                         learning_rate=LEARNING_RATE, batch_size=w.batch_size, max_epochs=1,
                         tol=0.0, n_iter_no_change=10**9, l2=1e-4, random_state=seed,
-                        dtype="float32", dropout=dropout)
+                        dtype="float32", dropout=dropout, robust_scaling=False)
     epoch(clf, w)
     return clf
 

@@ -39,6 +39,26 @@ def test_robust_scale_centres_on_the_median_and_divides_by_the_interquartile_ran
     np.testing.assert_array_equal(scaled[:, 2], 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_robust_scale_in_pieces_equals_the_formula_on_the_whole_array_bit_for_bit(monkeypatch, dtype):
+    """The scaling works through X a piece of rows at a time; the pieces' edges (a piece of 3
+    rows here, 10 rows in all, so a short last piece) change no value: each is the float64
+    formula rounded once into the output's dtype."""
+    import model.scaling
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((10, 4)) * 5).astype(dtype)
+    X[0, 0] = 1e30  # far out: clipped to about 3
+    center, factor = fit_robust_scale(X)
+    whole = smooth_clip((X.astype(np.float64) - center) * factor)
+    monkeypatch.setattr(model.scaling, "CHUNK_VALUES", 12)  # 3 rows of 4 columns
+    for out_dtype in (np.float32, np.float64):
+        scaled = robust_scale(X, center, factor, dtype=out_dtype)
+        assert scaled.dtype == out_dtype
+        np.testing.assert_array_equal(scaled, whole.astype(out_dtype))
+    assert robust_scale(X[:0], center, factor).shape == (0, 4)
+
+
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
 def test_the_network_sees_the_scaled_inputs(Estimator):
     """A model with robust_scaling is the same model trained and asked on the inputs scaled by
