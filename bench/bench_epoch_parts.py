@@ -103,7 +103,8 @@ def build(w: Workload, seed: int = 0, dropout: float = 0.0) -> MLPClassifier:
     clf = MLPClassifier(hidden_layer_sizes=w.hidden, activation="relu", optimizer="adam",
                         learning_rate=LEARNING_RATE, batch_size=w.batch_size, max_epochs=1,
                         tol=0.0, n_iter_no_change=10**9, l2=1e-4, random_state=seed,
-                        dtype="float32", dropout=dropout, robust_scaling=False)
+                        dtype="float32", dropout=dropout, robust_scaling=False,
+                        lr_schedule="constant")
     epoch(clf, w)
     return clf
 
