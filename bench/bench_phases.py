@@ -40,13 +40,13 @@ def timed_functions():
     from tuner.study import metrics
     from tuner.search import objective, pruners as pruning
     from tuner.tracking import plots
-    from tuner import runner, tracking
+    from tuner import run_setup, runner, tracking
 
     return [
-        (runner, "load_splits", "load data"),
-        (runner, "open_storage", "open Optuna storage"),
-        (runner, "StudyTracker", "open MLflow store"),
-        (runner, "create_study", "create study"),
+        (run_setup, "load_splits", "load data"),
+        (run_setup, "open_storage", "open Optuna storage"),
+        (run_setup, "StudyTracker", "open MLflow store"),
+        (run_setup, "create_study", "create study"),
         (tracking.StudyTracker, "start_parent", "start parent run"),
         (runner, "optimize", "optimize (all trials)"),
         (optuna.Study, "ask", "  ask"),
@@ -58,6 +58,7 @@ def timed_functions():
         (internals.TunerRDBStorage, "flush_pending", "  storage: buffered writes"),
         (internals.TunerRDBStorage, "_get_trials", "  storage: read trials"),
         (internals.TunerRDBStorage, "get_trial", "  storage: read one trial"),
+        (runner, "build_final_model", "final model (refit, ensemble)"),
         (metrics, "test_scores", "test score"),
         (tracking.StudyTracker, "finish_parent", "finish parent run"),
         (plots, "write_study_plots", "  plots"),
