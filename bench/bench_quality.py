@@ -305,14 +305,15 @@ def print_report(rows, seeds: str, markdown: bool) -> None:
 
 def untuned_report(rows) -> str:
     """Markdown: the mean test score and fit seconds over seeds of each untuned system run."""
-    systems = list(next(iter(next(iter(rows.values())).values())))
+    systems = list(dict.fromkeys(s for by_seed in rows.values() for r in by_seed.values() for s in r))
     head = ["data set", "metric", *systems, *(f"fit s {s}" for s in systems)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, by_seed in rows.items():
         config = study_config(name, Path(tempfile.mkdtemp()))
         cells = [name, config.metric]
-        cells += [f"{_mean([r[s][0] for r in by_seed.values()]):.4f}" for s in systems]
-        cells += [f"{_mean([r[s][1] for r in by_seed.values()]):.1f}" for s in systems]
+        for i, fmt in ((0, "{:.4f}"), (1, "{:.1f}")):  # a system skipped on a data set (SVM): -
+            values = {s: [r[s][i] for r in by_seed.values() if s in r] for s in systems}
+            cells += [fmt.format(_mean(values[s])) if values[s] else "-" for s in systems]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
