@@ -15,10 +15,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .activations import get_activation
+from .checks import X_DTYPES, accepted_as_is
 from .losses import OutputLoss
 from .network import Network
 from .optimizers import OPTIMIZERS, AdamW, check_optimizer_name
-from .parameters import DTYPES, check_numeric_parameters
+from .parameters import DTYPES, NUMERIC_PARAMETERS, check_numeric_parameters
 from .scaling import fit_robust_scale, robust_scale
 from .schedules import make_schedule
 from .serialization import save as save_model
@@ -125,7 +126,8 @@ class BaseMLP(BaseEstimator):
         get_activation(self.activation)
         check_optimizer_name(self.optimizer)
         make_schedule(self.lr_schedule, 1.0, 1)
-        check_numeric_parameters(self.get_params())
+        # The parameters by name, as get_params() has them, without its signature inspection.
+        check_numeric_parameters({name: getattr(self, name) for name in NUMERIC_PARAMETERS})
         if self.early_stopping_metric not in self._monitors:
             raise ValueError(
                 f"early_stopping_metric must be one of {sorted(self._monitors)}, "
@@ -201,9 +203,10 @@ class BaseMLP(BaseEstimator):
         """Checked training arrays ``(X, Y)`` in the training dtype, ``Y`` encoded for the
         network, and the validation rows: those given, or a ``validation_fraction`` held out
         of the training rows for early stopping."""
-        X, y = validate_data(
-            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True
-        )
+        # A fitted estimator's plain arrays skip validate_data, which would return them as they
+        # are (model.checks): its generic machinery is most of a small partial_fit call's cost.
+        if first or not accepted_as_is(self, X, y):
+            X, y = validate_data(self, X, y, reset=first, dtype=X_DTYPES, multi_output=True)
         if X.shape[0] == 0:
             raise ValueError("cannot fit on empty data: X has 0 samples")
         y = self._prepare_y(y)
