@@ -109,7 +109,8 @@ class Adam(Optimizer):
         c_t = lr sqrt(1 - b2^t) (1 - b1) / ((1 - b1^t) sqrt(1 - b2))
 
     which is the same in exact arithmetic and takes 10 passes over the parameters instead of 12.
-    All constants are Python floats, so float32 parameters are updated in float32.
+    The constants are Python floats or arrays of the parameters' dtype, so float32 parameters are
+    updated in float32.
     """
 
     name = "adam"
@@ -126,23 +127,33 @@ class Adam(Optimizer):
         self.t = 0
         self.m = self._state()
         self.v = self._state()
+        # The constant factors as 0-d arrays of the parameters' dtype, made once: NumPy takes
+        # them faster than Python floats, which it would convert to that dtype on every call
+        # (the same values: a Python float meets a float32 array as a float32).
+        self._scale = math.sqrt(1.0 - self.beta2)
+        self._factors = tuple(
+            np.array(c, dtype=params.dtype)
+            for c in (self.beta1, self.beta2, self.epsilon / self._scale)
+        )
 
     def step(self, grads: np.ndarray, learning_rate: float) -> None:
         self.t += 1
-        b1, b2, buf = self.beta1, self.beta2, self._buffer
-        np.multiply(self.m, b1, out=self.m)
-        np.add(self.m, grads, out=self.m)
-        np.multiply(self.v, b2, out=self.v)
-        np.multiply(grads, grads, out=buf)
-        np.add(self.v, buf, out=self.v)
-        scale = math.sqrt(1.0 - b2)
+        b1, b2 = self.beta1, self.beta2
+        m, v, buf, params = self.m, self.v, self._buffer, self.params
+        beta1, beta2, eps = self._factors
+        # Outputs as positional arguments: NumPy parses them faster than out= keywords.
+        np.multiply(m, beta1, m)
+        np.add(m, grads, m)
+        np.multiply(v, beta2, v)
+        np.multiply(grads, grads, buf)
+        np.add(v, buf, v)
         rate = float(learning_rate) * math.sqrt(1.0 - b2**self.t) * (1.0 - b1)
-        rate /= (1.0 - b1**self.t) * scale
-        np.sqrt(self.v, out=buf)
-        np.add(buf, self.epsilon / scale, out=buf)
-        np.divide(self.m, buf, out=buf)
-        np.multiply(buf, rate, out=buf)
-        np.subtract(self.params, buf, out=self.params)
+        rate /= (1.0 - b1**self.t) * self._scale
+        np.sqrt(v, buf)
+        np.add(buf, eps, buf)
+        np.divide(m, buf, buf)
+        np.multiply(buf, rate, buf)
+        np.subtract(params, buf, params)
 
 
 class AdamW(Adam):
@@ -164,9 +175,10 @@ class AdamW(Adam):
 
     def step(self, grads: np.ndarray, learning_rate: float) -> None:
         if self.weight_decay:
-            np.multiply(self.params, self.decay_mask, out=self._buffer)
-            self._buffer *= -learning_rate * self.weight_decay
-            self.params += self._buffer
+            buf = self._buffer
+            np.multiply(self.params, self.decay_mask, buf)
+            np.multiply(buf, -learning_rate * self.weight_decay, buf)
+            np.add(self.params, buf, self.params)
         super().step(grads, learning_rate)
 
 
