@@ -95,9 +95,8 @@ class ReLU(Activation):
     def backward(self, a, grad, scratch=None):
         # The 0/1 mask goes into the scratch array in a's dtype: no boolean temporary, and a
         # same-dtype multiply (mixed bool * float loops are slower).
-        mask = np.greater(a, 0.0, out=_scratch(a, scratch))
-        grad *= mask
-        return grad
+        mask = np.greater(a, 0.0, _scratch(a, scratch))
+        return np.multiply(grad, mask, grad)
 
 
 class LeakyReLU(Activation):

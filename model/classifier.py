@@ -64,7 +64,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         index = self._class_index(y)
         if len(self.classes_) == 2:
             return (index == 1).astype(np.float64)[:, None]
-        return np.eye(len(self.classes_))[index]
+        # One-hot rows copied with take: the same rows as fancy indexing, several times faster.
+        return np.eye(len(self.classes_)).take(index, axis=0)
 
     def _class_index(self, y: np.ndarray) -> np.ndarray:
         """Each label's position in ``classes_``; ValueError naming the labels not in it.

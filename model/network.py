@@ -30,6 +30,7 @@ class Dense:
         dropout: float = 0.0,
     ) -> None:
         self.W, self.b, self.dW, self.db = W, b, dW, db
+        self._WT = W.T  # the view dJ/dX is computed with, cut once: W never moves
         self.activation = activation
         self.dropout = dropout
         self._rows = 0  # capacity of the per-batch buffers
@@ -75,9 +76,11 @@ class Dense:
         X must have the layer's dtype (``Network.forward`` sees to it): ``np.dot`` into a
         buffer is a little faster than ``np.matmul`` on small batches but does not cast.
         """
-        self._buffers(X.shape[0])
-        a = np.dot(X, self.W, out=self._z)
-        a += self.b
+        if X.shape[0] != self._n:
+            self._buffers(X.shape[0])
+        # Outputs passed positionally: NumPy parses them faster than out= keywords.
+        a = np.dot(X, self.W, self._z)
+        np.add(a, self.b, a)
         self.activation.forward(a, self._scratch)
         mask = None
         if training and self.dropout:
@@ -106,11 +109,11 @@ class Dense:
         if mask is not None:
             grad *= mask
         dz = self.activation.backward(a, grad, self._scratch)
-        np.dot(X.T, dz, out=self.dW)
-        np.dot(self._ones, dz, out=self.db)  # column sums, faster than np.sum(axis=0)
+        np.dot(X.T, dz, self.dW)
+        np.dot(self._ones, dz, self.db)  # column sums, faster than np.sum(axis=0)
         if not need_input_grad:
             return None
-        return np.dot(dz, self.W.T, out=self._dx)
+        return np.dot(dz, self._WT, self._dx)
 
 
 class Network:
@@ -158,11 +161,12 @@ class Network:
             w_at += n_in * n_out
             b_at += n_out
         self._penalty_grad = np.empty(self.n_weights, self.dtype)  # scratch for (l2 / m) W
+        self._weights = self.params[: self.n_weights]
         self._weight_grads = self.grads[: self.n_weights]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["layers"], state["_penalty_grad"], state["_weight_grads"]
+        del state["layers"], state["_penalty_grad"], state["_weights"], state["_weight_grads"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -229,10 +233,10 @@ class Network:
             grad = self.layers[k].backward(grad)
         self.layers[0].backward(grad, need_input_grad=False)  # dJ/dX of the input is not needed
         if l2:
-            w = self.weights
+            w = self._weights
             loss += 0.5 * l2 / m * float(np.dot(w, w))
-            penalty_grad = np.multiply(w, l2 / m, out=self._penalty_grad)
-            self._weight_grads += penalty_grad
+            penalty_grad = np.multiply(w, l2 / m, self._penalty_grad)
+            np.add(self._weight_grads, penalty_grad, self._weight_grads)
         return loss
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:
