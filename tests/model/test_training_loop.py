@@ -129,6 +129,17 @@ def test_batches_are_the_permuted_rows_in_order_the_last_one_shorter(monkeypatch
     np.testing.assert_array_equal(np.concatenate([Yb for _, Yb in got]), Y[perm])
 
 
+@pytest.mark.parametrize("rows", [1, 31, 32, 33, 64, 100])
+def test_batch_views_are_the_slices_of_the_buffer(rows):
+    """The batches cut from a reshaped buffer are the views slicing would cut: the same memory,
+    shape and strides, so a batch's products see the same layout bit for bit."""
+    buffer = np.empty((100, 5), np.float32)
+    views = training._batch_views(buffer, rows, 32)
+    sliced = [buffer[lo : min(lo + 32, rows)] for lo in range(0, rows, 32)]
+    assert [v.__array_interface__ for v in views] == [s.__array_interface__ for s in sliced]
+    assert all(v.flags.c_contiguous and v.base is not None for v in views)
+
+
 def test_training_holds_no_copy_of_the_data_set():
     """An epoch gathers its batches a chunk at a time into one reused buffer: memory above the
     inputs stays far below the size of X (a shuffled copy of X, or a temporary of take's, would be
