@@ -36,6 +36,21 @@ def _scratch(like: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
     return np.empty_like(like) if scratch is None else scratch
 
 
+def _read_only_zero(dtype: type) -> np.ndarray:
+    zero: np.ndarray = np.zeros((), dtype)
+    zero.flags.writeable = False
+    return zero
+
+
+#: 0 as a 0-d array of each float dtype: NumPy compares an array with it faster than with the
+#: Python float 0.0, which it converts to the array's dtype on every call (the same 0).
+_ZERO = {np.dtype(t): _read_only_zero(t) for t in (np.float16, np.float32, np.float64)}
+
+
+def _zero(like: np.ndarray) -> np.ndarray | float:
+    return _ZERO.get(like.dtype, 0.0)
+
+
 def _zeros(like: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
     """An array of zeros shaped like ``like``, for max(z, 0) and min(z, 0): NumPy's SIMD loop for
     two arrays is several times faster than its loop for an array and a scalar (same result)."""
@@ -95,7 +110,7 @@ class ReLU(Activation):
     def backward(self, a, grad, scratch=None):
         # The 0/1 mask goes into the scratch array in a's dtype: no boolean temporary, and a
         # same-dtype multiply (mixed bool * float loops are slower).
-        mask = np.greater(a, 0.0, _scratch(a, scratch))
+        mask = np.greater(a, _zero(a), _scratch(a, scratch))
         return np.multiply(grad, mask, grad)
 
 
