@@ -78,3 +78,20 @@ def test_losses_are_stable_for_extreme_logits():
         assert np.isfinite(CategoricalCrossEntropy().loss(z, np.array([[0.0, 1.0, 0.0]])))
         assert np.isfinite(BinaryCrossEntropy().loss(z, np.array([[0.0, 1.0, 1.0]])))
     assert CategoricalCrossEntropy().loss(z, np.array([[0.0, 1.0, 0.0]])) == pytest.approx(2e4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_backward_masks_exactly_where_the_activation_is_above_zero(dtype):
+    """ReLU's backward compares with a 0-d zero of the activations' dtype: the gradient is
+    grad * [a > 0] bit for bit, -0.0, NaN and infinities included."""
+    from model.activations import ReLU
+
+    rng = np.random.default_rng(0)
+    specials = [-0.0, 0.0, np.nan, np.inf, -np.inf, 1e-30, -1.0, 2.0]
+    a = np.maximum(rng.choice(specials, size=(9, 40)), 0.0).astype(dtype)
+    a[0, :8] = np.array(specials, dtype=dtype)  # -0.0 and NaN as they are
+    grad = rng.choice([-3.0, -0.0, 0.0, 1.5, np.nan], size=a.shape).astype(dtype)
+    expected = grad * (a > 0.0).astype(dtype)
+    got = ReLU().backward(a, grad.copy(), np.empty_like(a))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))

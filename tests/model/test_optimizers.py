@@ -198,3 +198,43 @@ def _split(flat: np.ndarray, est) -> list[np.ndarray]:
         out.append(flat[at : at + W.size].reshape(W.shape))
         at += W.size
     return out
+
+
+def _adam_with_python_floats(params, grads_seq, lrs, decay=0.0, mask=None):
+    """Adam's update as model.optimizers computes it (M, V unscaled sums), every constant a
+    Python float that NumPy converts to the parameters' dtype on each call."""
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    scale = np.sqrt(1.0 - b2).item()
+    for t, (g, lr) in enumerate(zip(grads_seq, lrs), start=1):
+        if decay:
+            params += params * mask * (-lr * decay)
+        m *= b1
+        m += g
+        v *= b2
+        v += g * g
+        rate = lr * np.sqrt(1.0 - b2**t).item() * (1.0 - b1) / ((1.0 - b1**t) * scale)
+        params -= m / (np.sqrt(v) + eps / scale) * rate
+    return params
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_constants_as_arrays_of_the_parameters_dtype_change_no_bit(name, dtype):
+    """Adam keeps its constant factors as 0-d arrays of the parameters' dtype (faster to pass to
+    NumPy): the updates are those with Python floats bit for bit, in float32 as in float64."""
+    rng = np.random.default_rng(0)
+    grads_seq = (rng.normal(size=(30, 50)) * rng.choice([0.0, 1e-6, 1.0], size=(30, 50)))
+    grads_seq = grads_seq.astype(dtype)
+    lrs = rng.uniform(1e-4, 1e-1, size=30).tolist()  # Python floats, as the training loop passes
+    start = rng.normal(size=50).astype(dtype)
+    mask = (np.arange(50) < 40).astype(dtype)
+    params = start.copy()
+    opt = AdamW(params, weight_decay=WD, decay_mask=mask) if name == "adamw" else Adam(params)
+    for g, lr in zip(grads_seq, lrs):
+        opt.step(g, lr)
+    expected = _adam_with_python_floats(
+        start.copy(), grads_seq, lrs, WD if name == "adamw" else 0.0, mask
+    )
+    assert params.dtype == dtype
+    np.testing.assert_array_equal(params.view(np.uint8), expected.view(np.uint8))
