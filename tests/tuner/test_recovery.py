@@ -233,3 +233,9 @@ def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatc
     assert lines == ["trial 0 was failed by another worker, which found its heartbeat late "
                      "(a busy host?): its retry runs it again"]
     assert result.test_scores  # the study went on to its final model
+    # MLflow agrees with Optuna: trial 0's run is FAILED with the reason, its retry has its own run
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    lost_run = client.get_run(trials[0].user_attrs["mlflow_run_id"])
+    assert lost_run.info.status == "FAILED" and lost_run.data.tags["optuna.state"] == "FAIL"
+    assert "heartbeat arrived late" in lost_run.data.tags["optuna.reason"]
+    assert retry.user_attrs["mlflow_run_id"] != lost_run.info.run_id

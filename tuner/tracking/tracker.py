@@ -446,6 +446,20 @@ class StudyTracker:
         except Exception:  # tracking never stops tuning
             pass
 
+    def close_lost_run(self, run_id: str) -> None:
+        """Close FAILED the run of a trial that this process ran to its end after another worker
+        had failed it (its heartbeat arrived late): the run's own end logged the state the trial
+        reached, but Optuna's trial is FAIL and its retry has a run of its own. Never raises."""
+        self.flush()  # the run's own end first, so that it cannot overwrite this one
+        try:
+            self.client.set_tag(run_id, TAG_STATE, "FAIL")
+            self.client.set_tag(
+                run_id, TAG_REASON, "failed by another worker (its heartbeat arrived late); retried"
+            )
+            self.client.set_terminated(run_id, status="FAILED")
+        except Exception:  # tracking never stops tuning
+            pass
+
     def log_trial(self, record: TrialRecord) -> str | None:
         """Log an already finished trial in one go (for ``tuner sync``); None if tracking failed."""
         run_id = self.start_trial(record.number, start_time=record.start_time)
