@@ -14,6 +14,10 @@ Workloads (``--workload``):
   with ``--trials`` parameter sets drawn once from the digits space (random sampler, seed 0)
   and enqueued, and the pruner is off, so 1 and 2 workers do the same work and the ratio
   measures parallel throughput, not sampling luck.
+- ``heavy``: as ``fixed``, with the heavier trials of issue 29's measurement: two hidden layers
+  of 256 units, batches of 256, 60 epochs, no early stopping before the end (the learning rate,
+  optimizer and the rest drawn once, as ``fixed``), so the median training seconds per trial
+  of 1 and 2 workers say how much a second worker on the host slows each trial.
 - ``tuned``: the digits study as it is (TPE, median pruner). Each run samples its own trials
   (two workers see each other's running trials), so the work differs from run to run.
 
@@ -37,6 +41,7 @@ before the policy (OpenBLAS's default of one thread per core), to measure what t
 
     .venv/bin/python bench/bench_workers.py [--trials 40] [--repeats 3] [--workload fixed] [--markdown]
     .venv/bin/python bench/bench_workers.py --launch worker --workers 1 2 4 --threads policy all
+    .venv/bin/python bench/bench_workers.py --workload heavy --trials 24 --storages sqlite
 """
 
 from __future__ import annotations
@@ -75,6 +80,27 @@ def fixed_study_file(folder: Path) -> Path:
     assert pruner in text, "studies/digits.toml's [pruner] table changed: update bench_workers.py"
     path = folder / "digits-fixed.toml"
     path.write_text(text.replace(pruner, '[pruner]\nname = "none"\n\n[result]\nstart_from_defaults = false\n'))
+    return path
+
+
+#: What ``--workload heavy`` fixes in the digits space and budget.
+HEAVY = {
+    "n_layers = {low = 1, high = 4}": "n_layers = 2",
+    "units = {low = 16, high = 256, log = true}": "units = 256",
+    "batch_size = [32, 64, 128, 256, 512]": "batch_size = 256",
+    "patience = {low = 3, high = 20}": "patience = 60",
+    "max_epochs = 40": "max_epochs = 60",
+}
+
+
+def heavy_study_file(folder: Path) -> Path:
+    """The ``fixed`` study file with :data:`HEAVY` written in."""
+    path = fixed_study_file(folder)
+    text = path.read_text()
+    for old, new in HEAVY.items():
+        assert old in text, f"studies/digits.toml no longer has {old!r}: update bench_workers.py"
+        text = text.replace(old, new)
+    path.write_text(text)
     return path
 
 
@@ -122,8 +148,8 @@ def run(storage_kind: str, workers: int, trials: int, folder: Path, workload: st
         storage = f"sqlite:///{folder}/optuna-{workers}-{uuid.uuid4().hex[:8]}.db"
     study_file = REPO / "studies/digits.toml"
     try:
-        if workload == "fixed":
-            study_file = fixed_study_file(folder)
+        if workload in ("fixed", "heavy"):
+            study_file = (fixed_study_file if workload == "fixed" else heavy_study_file)(folder)
             enqueue_fixed_trials(study_file, storage, trials)
         tracking = f"sqlite:///{folder}/mlflow-{uuid.uuid4().hex[:8]}.db"
         import mlflow
@@ -170,7 +196,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median is reported")
-    parser.add_argument("--workload", choices=("fixed", "tuned"), default="fixed")
+    parser.add_argument("--workload", choices=("fixed", "heavy", "tuned"), default="fixed")
     parser.add_argument("--launch", choices=("jobs", "worker"), default="jobs")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", choices=("policy", "all"), nargs="+", default=["policy"])

@@ -27,7 +27,6 @@ from tuner.search.resampling import uses_raw_rows
 from tuner.search.samplers import trials_started
 from tuner.storage.budget import BudgetReached, counted_trials
 from tuner.storage.recovery import dead_worker_trials, recover, requeue_interrupted
-from tuner.storage.retries import RUN_ID_ATTR
 from tuner.storage.storages import fail_stale_trials, has_heartbeats, resolve_storage_url
 from tuner.study import metrics
 from tuner.study.config import StudyConfig, load_config
@@ -87,11 +86,10 @@ def _lost_trial(study: optuna.Study, objective: Objective, handled: set[int]) ->
     return number if any(t.number == number for t in dead_worker_trials(study)) else None
 
 
-def _close_lost_run(study: optuna.Study, objective: Objective, number: int) -> None:
+def _close_lost_run(objective: Objective, number: int) -> None:
     """The MLflow run of :func:`_lost_trial` ``number``, if it has one, closed FAILED."""
     tracker = getattr(objective, "tracker", None)
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
+    run_id = getattr(objective, "run_ids", {}).get(number)
     if tracker is not None and run_id:
         tracker.close_lost_run(run_id)
 
@@ -158,7 +156,7 @@ def optimize(
                     if number is None:
                         raise
                     lost.add(number)
-                    _close_lost_run(study, objective, number)
+                    _close_lost_run(objective, number)
                     logger.warning(
                         "trial %d was failed by another worker, which found its heartbeat late "
                         "(a busy host?): its retry runs it again",

@@ -175,12 +175,28 @@ def test_a_run_that_ended_while_mlflow_was_down_is_finished_with_its_scores(tmp_
     assert "MLflow was unreachable" in run.data.tags[TAG_CLOSED]
 
 
-def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("run_created_late", [False, True])
+def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatch, caplog, run_created_late):
     """A worker's heartbeat arrives late (a busy host) and another worker fails its trial as
     stale while it trains. When the worker tells the trial's result, Optuna refuses (the trial is
     FAIL): the worker says so in one line and runs on, the retry runs the trial again, and the
-    study ends with its budget instead of the worker dying with a traceback."""
+    study ends with its budget instead of the worker dying with a traceback. Its MLflow run is
+    closed FAILED, also when the run was created too late for the storage to take its id (a slow
+    tracking store: the trial was failed before the run existed)."""
     import logging
+    import time
+
+    from tuner.tracking import StudyTracker
+
+    if run_created_late:
+        real_start = StudyTracker.start_trial
+
+        def slow_start(self, trial_number, **kwargs):
+            if trial_number == 0:
+                time.sleep(4)  # past the epoch at which trial 0 is failed below
+            return real_start(self, trial_number, **kwargs)
+
+        monkeypatch.setattr(StudyTracker, "start_trial", slow_start)
 
     from tuner.runner import run_study
     from tuner.search.objective import Objective
@@ -225,6 +241,8 @@ def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatc
 
     trials = result.study.trials
     assert trials[0].state == State.FAIL and "history" not in trials[0].user_attrs
+    if run_created_late:  # its run's id came after the failure: the storage refused it
+        assert "mlflow_run_id" not in trials[0].user_attrs
     assert_no_failed_trials(result.study, expected=[0])
     retry = trials[retry_links(trials)[0]]
     assert retry.params == trials[0].params and retry.state in DONE
@@ -235,7 +253,8 @@ def test_a_worker_whose_trial_another_worker_failed_runs_on(tmp_path, monkeypatc
     assert result.test_scores  # the study went on to its final model
     # MLflow agrees with Optuna: trial 0's run is FAILED with the reason, its retry has its own run
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    lost_run = client.get_run(trials[0].user_attrs["mlflow_run_id"])
+    runs = client.search_runs([client.get_experiment_by_name("late").experiment_id])
+    (lost_run,) = [r for r in runs if r.data.tags.get("optuna.trial_number") == "0"]
     assert lost_run.info.status == "FAILED" and lost_run.data.tags["optuna.state"] == "FAIL"
     assert "heartbeat arrived late" in lost_run.data.tags["optuna.reason"]
     assert retry.user_attrs["mlflow_run_id"] != lost_run.info.run_id

@@ -183,6 +183,9 @@ class Objective:
         self.interrupted: list[int] = []
         #: Every trial this objective started, by number (a worker whose trials all failed says so).
         self.ran: list[int] = []
+        #: Each trial's MLflow run, by number, known here even when the storage refused to store
+        #: it (a trial another worker failed: see :func:`tuner.runner.optimize`).
+        self.run_ids: dict[int, str] = {}
 
     def _epoch_value(self, estimator, logs: dict[str, float]) -> float:
         key = LOGGED_METRICS.get(self.metric)
@@ -372,6 +375,8 @@ class Objective:
         tracker, pending = self.tracker, run.pending_run
         run.run_id = tracker.wait_for_run(pending) if tracker and pending else None
         run.attached = True
+        if run.run_id:
+            self.run_ids[trial.number] = run.run_id
         if run.retry_of is not None:
             trial.set_user_attr(RETRY_OF, run.retry_of)
             if self.tracker is not None:
