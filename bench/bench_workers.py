@@ -78,8 +78,14 @@ def fixed_study_file(folder: Path) -> Path:
     text = (REPO / "studies/digits.toml").read_text()
     pruner = '[pruner]\nname = "median"\nn_warmup_steps = 5\n'
     assert pruner in text, "studies/digits.toml's [pruner] table changed: update bench_workers.py"
+    text = text.replace(pruner, '[pruner]\nname = "none"\n')
+    no_defaults_trial = "start_from_defaults = false\n"
+    if "\n[result]\n" in text:  # the study file's own [result] table takes the key
+        text = text.replace("\n[result]\n", "\n[result]\n" + no_defaults_trial)
+    else:
+        text += "\n[result]\n" + no_defaults_trial
     path = folder / "digits-fixed.toml"
-    path.write_text(text.replace(pruner, '[pruner]\nname = "none"\n\n[result]\nstart_from_defaults = false\n'))
+    path.write_text(text)
     return path
 
 
