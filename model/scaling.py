@@ -36,13 +36,18 @@ def fit_robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return center, factor
 
 
-def smooth_clip(x: np.ndarray) -> np.ndarray:
+def smooth_clip(
+    x: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """x / sqrt(1 + (x / CLIP)^2), elementwise: odd, increasing, bounded by +-CLIP.
 
     The root is ``hypot(1, x / CLIP)``, which does not overflow where (x / CLIP)^2 would (it sends
-    x = 1e200 to CLIP, not to 1e200 / inf = 0).
+    x = 1e200 to CLIP, not to 1e200 / inf = 0). ``out`` takes the result and ``scratch`` (shaped
+    like x, float) the root, instead of new arrays.
     """
-    return x / np.hypot(1.0, x / CLIP)
+    root = np.divide(x, CLIP, out=scratch)
+    np.hypot(1.0, root, out=root)
+    return np.divide(x, root, out=out)
 
 
 #: Values scaled at a time (1 MB of float64): the work arrays stay in the cache whatever the
@@ -66,7 +71,5 @@ def robust_scale(
         x, r = scaled[:n], root[:n]
         np.subtract(X[chunk], center, out=x)
         x *= factor
-        np.divide(x, CLIP, out=r)  # smooth_clip, in place: x / hypot(1, x / CLIP)
-        np.hypot(1.0, r, out=r)
-        np.divide(x, r, out=out[chunk])
+        smooth_clip(x, out=out[chunk], scratch=r)
     return out
