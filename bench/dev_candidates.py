@@ -176,21 +176,8 @@ def run_one(name: str, seed: int, work: Path) -> dict[str, Any]:
         trial_picks = {n: w for n, w in picks.items() if n != -1}
         if not trial_picks:
             row["pool"] = row["recipe"]
-        elif -1 not in picks:
-            row["pool"] = (
-                row["final"]
-                if trial_picks == fm.members
-                else test(
-                    final_mod.build_final_model(
-                        cfg,
-                        splits,
-                        study,
-                        completed,
-                        members=trial_picks,
-                        epochs={n: completed[n].epochs for n in trial_picks},
-                    ).pipeline
-                )
-            )
+        elif -1 not in picks and trial_picks == fm.members:
+            row["pool"] = row["final"]
         else:
             part = final_mod.build_final_model(
                 cfg,
@@ -200,12 +187,15 @@ def run_one(name: str, seed: int, work: Path) -> dict[str, Any]:
                 members=trial_picks,
                 epochs={n: completed[n].epochs for n in trial_picks},
             )
-            est = part.pipeline.steps[-1][1]
-            members = list(getattr(est, "estimators", [est])) + recipe
-            weights = list(getattr(est, "weights", [1.0])) + [float(picks[-1])] * len(recipe)
-            row["pool"] = test(
-                Pipeline([("p", part.pipeline.steps[0][1]), ("m", MLPEnsemble(members, weights))])
-            )
+            pipeline = part.pipeline
+            if -1 in picks:  # the trials' ensemble with the defaults' refits added
+                est = pipeline.steps[-1][1]
+                members = list(getattr(est, "estimators", [est])) + recipe
+                weights = list(getattr(est, "weights", [1.0])) + [float(picks[-1])] * len(recipe)
+                pipeline = Pipeline(
+                    [("p", pipeline.steps[0][1]), ("m", MLPEnsemble(members, weights))]
+                )
+            row["pool"] = test(pipeline)
         # the study's metric on validation rows: the ensemble's averaged outputs, the defaults'.
         if all(n in completed for n in fm.members):
             total = sum(fm.members.values())
